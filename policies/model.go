@@ -1,0 +1,109 @@
+package policies
+
+import (
+	"net/netip"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// Policy is a loaded, validated policy: every value keeps the hcl.Range it was
+// written at so later stages (rules.Decide, plan output, verification reports)
+// can point back at the source.
+type Policy struct {
+	Variables     []*Variable // sorted by Name
+	AddressGroups []*AddressGroup
+	Services      []*Service
+	Exposes       []*Expose // sorted by Name
+	Tests         []*Test   // in file order
+
+	// Files holds every parsed file by the name used in diagnostics, so the
+	// CLI can print the offending source line under each diagnostic.
+	Files map[string]*hcl.File
+}
+
+// Variable is a declared input variable and the value it resolved to.
+type Variable struct {
+	Name        string
+	Description string
+	Type        cty.Type
+	Default     cty.Value // cty.NilVal when none was declared
+	Value       cty.Value
+	DeclRange   hcl.Range
+}
+
+// Address is one source or destination as written in the policy: a single
+// address is stored as a full-length prefix (/32 or /128).
+type Address struct {
+	Prefix netip.Prefix
+	Range  hcl.Range // the expression that produced it
+}
+
+// AddressGroup is a named, flattened list of addresses; nested groups,
+// locals and variables are already resolved into Members.
+type AddressGroup struct {
+	Name      string
+	Members   []Address
+	DeclRange hcl.Range
+}
+
+// PortRange is an inclusive range of ports; a single port has First == Last.
+type PortRange struct {
+	First, Last uint16
+}
+
+// Service names a protocol and a set of ports.
+type Service struct {
+	Name      string
+	Protocol  string // "tcp" | "udp"
+	Ports     []PortRange
+	DeclRange hcl.Range
+}
+
+// Source rule kinds.
+const (
+	KindAllow = "allow"
+	KindDeny  = "deny"
+)
+
+// SourceRule is one allow or deny block of an expose.
+type SourceRule struct {
+	Kind      string // KindAllow | KindDeny
+	From      []Address
+	Comment   string
+	DeclRange hcl.Range
+}
+
+// Expose says which sources may reach a service's ports.
+type Expose struct {
+	Name string
+
+	// ServiceName is empty when protocol and ports were written inline.
+	ServiceName string
+	Protocol    string // "tcp" | "udp"
+	Ports       []PortRange
+
+	Interfaces   []string  // empty: every interface
+	Destinations []Address // empty: every local address
+	Default      string    // "drop" | "reject"
+	Log          bool
+	Loopback     bool // allow loopback traffic to the managed ports (default true)
+
+	Allow []*SourceRule
+	Deny  []*SourceRule
+
+	DeclRange hcl.Range
+}
+
+// Test is an offline expectation, checked against rules.Decide and, by
+// verify, against the real kernel.
+type Test struct {
+	Name      string
+	From      netip.Addr
+	To        string    // expose name
+	Port      uint16    // 0: the first port of the expose
+	Protocol  string    // "": the expose's protocol
+	Interface string    // "": any interface
+	Expect    string    // "allow" | "deny"
+	DeclRange hcl.Range // the test block
+}

@@ -1,0 +1,113 @@
+package rules
+
+import (
+	"net/netip"
+
+	"github.com/hashicorp/hcl/v2"
+)
+
+// Protocol is a transport protocol a port is managed for.
+type Protocol string
+
+const (
+	TCP Protocol = "tcp"
+	UDP Protocol = "udp"
+)
+
+// Verdict is what happens to a packet.
+type Verdict string
+
+const (
+	Accept Verdict = "accept"
+	Drop   Verdict = "drop"
+	Reject Verdict = "reject" // ICMP administratively prohibited
+	// Pass: no exposure manages this packet; portwarden leaves it alone.
+	Pass Verdict = "pass"
+)
+
+// PortRange is an inclusive range of ports; a single port has First == Last.
+type PortRange struct {
+	First uint16 `json:"first"`
+	Last  uint16 `json:"last"`
+}
+
+// Prefixes is a normalised prefix set: per family, merged (no overlap, no
+// adjacency that could be one prefix) and sorted, as netipx.IPSet.Prefixes
+// returns them. Two equal sets have equal Prefixes, so they compare with ==
+// element by element.
+type Prefixes struct {
+	V4 []netip.Prefix `json:"v4,omitempty"`
+	V6 []netip.Prefix `json:"v6,omitempty"`
+}
+
+// Ruleset is the backend-neutral model: what rules.Compile makes of a policy
+// and what a backend reads back from the kernel. Plans are diffs of two
+// Rulesets; verification expectations come from Ruleset.Decide.
+type Ruleset struct {
+	Exposures []Exposure `json:"exposures"` // sorted by Name
+}
+
+// Exposure is one managed service on this host.
+//
+// Evaluation of a packet (the order the kernel applies too):
+//  1. exposures are tried in Name order; the first whose Protocol, Ports,
+//     Interfaces and Destinations match the packet decides it;
+//  2. loopback traffic (input interface "lo") is accepted when Loopback;
+//  3. a source in Deny gets Default;
+//  4. a source in Allow is accepted;
+//  5. any other source gets Default.
+//
+// A packet no exposure matches gets Pass.
+type Exposure struct {
+	Name         string      `json:"name"`
+	Protocol     Protocol    `json:"protocol"`
+	Ports        []PortRange `json:"ports"`                // sorted, merged
+	Interfaces   []string    `json:"interfaces,omitempty"` // sorted, unique; empty: any
+	Destinations Prefixes    `json:"destinations"`         // empty: any local address
+	Default      Verdict     `json:"default"`              // Drop or Reject
+	Log          bool        `json:"log"`                  // log refused packets, rate-limited
+	Loopback     bool        `json:"loopback"`             // accept loopback traffic
+	Deny         Prefixes    `json:"deny"`
+	Allow        Prefixes    `json:"allow"`
+
+	// Origins tell which policy block contributed what; they exist only for
+	// a compiled Ruleset (a kernel does not store them) and are ignored by
+	// Diff and Fingerprint.
+	Origins []Origin `json:"origins,omitempty"`
+}
+
+// Origin kinds: the part of an exposure that decided a packet.
+const (
+	OriginAllow    = "allow"
+	OriginDeny     = "deny"
+	OriginDefault  = "default"
+	OriginLoopback = "loopback"
+)
+
+// Origin is a policy block that shaped an exposure, with its source range.
+type Origin struct {
+	Kind     string         `json:"kind"` // OriginAllow | OriginDeny | OriginDefault | OriginLoopback
+	Comment  string         `json:"comment,omitempty"`
+	Prefixes []netip.Prefix `json:"prefixes,omitempty"` // what the block lists, as written
+	Range    hcl.Range      `json:"range"`
+}
+
+// Packet is what Decide is asked about. A zero Destination or empty
+// Interface matches any destination or interface filter.
+type Packet struct {
+	Protocol    Protocol
+	Source      netip.Addr
+	Destination netip.Addr
+	Port        uint16
+	Interface   string
+}
+
+// Decision is Decide's answer: the verdict and what decided it.
+type Decision struct {
+	Verdict  Verdict `json:"verdict"`
+	Exposure string  `json:"exposure,omitempty"` // empty with Pass
+	// Origin is the deciding block (allow, deny, the expose's default, or
+	// the loopback rule); nil with Pass or when the Ruleset was read from a
+	// kernel and carries no origins.
+	Origin *Origin `json:"origin,omitempty"`
+}
