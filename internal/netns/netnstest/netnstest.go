@@ -1,0 +1,51 @@
+// Package netnstest gives kernel tests throwaway namespaces and the fixed
+// address plan every kernel test uses.
+//
+// Kernel tests run only as root and only inside namespaces they create.
+// Without root they skip, except under CI=true, where a kernel test that
+// cannot run fails: CI must never go green by skipping.
+package netnstest
+
+import (
+	"net/netip"
+	"os"
+	"testing"
+
+	"github.com/portwarden/portwarden/internal/netns"
+)
+
+// Address ranges reserved for tests (RFC 2544 and RFC 5180 benchmarking
+// ranges). No test uses any other address.
+var (
+	TestRangeV4 = netip.MustParsePrefix("198.18.0.0/15")
+	TestRangeV6 = netip.MustParsePrefix("2001:2::/48")
+)
+
+// RequireRoot skips (fails under CI=true) unless the test can manage
+// network namespaces and firewalls.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("kernel test needs root (CAP_NET_ADMIN) and CI=true forbids skipping: run as root")
+	}
+	t.Skip("kernel test needs root (CAP_NET_ADMIN); skipped outside CI")
+}
+
+// New creates a namespace for the test, deleted when the test ends.
+func New(t testing.TB, label string) *netns.NS {
+	t.Helper()
+	RequireRoot(t)
+	ns, err := netns.New(label)
+	if err != nil {
+		t.Fatalf("create namespace: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := ns.Close(); err != nil {
+			t.Errorf("delete namespace %s: %v", ns.Name, err)
+		}
+	})
+	return ns
+}
