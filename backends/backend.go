@@ -65,6 +65,9 @@ type Plan struct {
 	Desired *rules.Ruleset `json:"desired"`
 	Diff    rules.Diff     `json:"diff"`
 	Created time.Time      `json:"created"`
+	// Warnings are backend-specific notes for people (e.g. a source list
+	// long enough to cost per packet with iptables); they change nothing.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Empty reports whether applying the plan would write nothing.

@@ -1,12 +1,318 @@
 package iptables
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"time"
 
 	"github.com/portwarden/portwarden/backends"
+	"github.com/portwarden/portwarden/rules"
 )
 
-// New returns the iptables backend working in cfg.NetNS.
-func New(cfg backends.Config) (backends.Backend, error) {
-	return nil, fmt.Errorf("iptables backend: %w", backends.ErrUnsupported)
+// LargeSourceList is the number of source prefixes (deny plus allow, per
+// exposure and family) above which Plan warns: iptables matches sources
+// one rule at a time, so every packet to the port walks the whole list.
+const LargeSourceList = 1000
+
+// Option adjusts the backend.
+type Option func(*options)
+
+type options struct {
+	variant Variant
+	wrap    func(runner) runner
+}
+
+// WithVariant chooses the binaries instead of detecting them.
+func WithVariant(v Variant) Option { return func(o *options) { o.variant = v } }
+
+// withRunner lets tests observe or fake the binaries.
+func withRunner(wrap func(runner) runner) Option { return func(o *options) { o.wrap = wrap } }
+
+// Backend is the iptables backend. Use New.
+type Backend struct {
+	variant Variant
+	reason  string
+	run     runner
+}
+
+// New returns the iptables backend working in cfg.NetNS, with the variant
+// (nft or legacy) chosen as doc.go describes.
+func New(cfg backends.Config, opts ...Option) (backends.Backend, error) {
+	return newBackend(context.Background(), cfg, opts...)
+}
+
+func newBackend(ctx context.Context, cfg backends.Config, opts ...Option) (*Backend, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.variant != "" && o.variant != NFT && o.variant != Legacy {
+		return nil, fmt.Errorf("iptables variant %q: use nft or legacy", o.variant)
+	}
+	if cfg.NetNS != "" {
+		if _, err := os.Stat(cfg.NetNS); err != nil {
+			return nil, fmt.Errorf("network namespace %s: %w", cfg.NetNS, err)
+		}
+	}
+	if os.Geteuid() != 0 && o.wrap == nil {
+		return nil, fmt.Errorf("iptables backend: %w", backends.ErrPermission)
+	}
+	v, reason, err := chooseVariant(ctx, o.variant, cfg.NetNS)
+	if err != nil {
+		return nil, fmt.Errorf("iptables backend: %w", err)
+	}
+	var r runner = execRunner{variant: v, nsPath: cfg.NetNS}
+	if o.wrap != nil {
+		r = o.wrap(r)
+	}
+	return &Backend{variant: v, reason: reason, run: r}, nil
+}
+
+// Name is "iptables".
+func (b *Backend) Name() string { return "iptables" }
+
+// Variant is the binaries in use.
+func (b *Backend) Variant() Variant { return b.variant }
+
+// Reason says why this variant was chosen, for plan output.
+func (b *Backend) Reason() string { return b.reason }
+
+// read takes both families' owned objects from the kernel.
+func (b *Backend) read(ctx context.Context) ([2]ownedFamily, error) {
+	var owned [2]ownedFamily
+	for _, fam := range families {
+		text, err := b.run.save(ctx, fam)
+		if err != nil {
+			return owned, err
+		}
+		t, err := parseSave(text)
+		if err != nil {
+			return owned, fmt.Errorf("read the %s filter table: %w", fam, err)
+		}
+		owned[fam] = ownedOf(fam, t)
+	}
+	return owned, nil
+}
+
+// Current decodes the owned chains back into the model.
+func (b *Backend) Current(ctx context.Context) (*backends.State, error) {
+	owned, err := b.read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return decode(owned), nil
+}
+
+// Plan diffs desired against the kernel, in the model.
+func (b *Backend) Plan(ctx context.Context, desired *rules.Ruleset) (*backends.Plan, error) {
+	if desired == nil {
+		desired = &rules.Ruleset{}
+	}
+	for _, fam := range families {
+		if _, err := renderFamily(desired, fam, false); err != nil {
+			return nil, fmt.Errorf("iptables backend cannot express the policy: %w", err)
+		}
+	}
+	cur, err := b.Current(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &backends.Plan{
+		Backend:  b.Name(),
+		Current:  cur,
+		Desired:  desired,
+		Diff:     compare(cur.Ruleset, desired),
+		Created:  time.Now().UTC(),
+		Warnings: Warnings(desired),
+	}, nil
+}
+
+// Warnings are the plan notes particular to iptables: source lists long
+// enough that the per-packet cost matters.
+func Warnings(desired *rules.Ruleset) []string {
+	var out []string
+	for _, e := range desired.Exposures {
+		for _, fam := range families {
+			n := len(familyPrefixes(e.Deny, fam)) + len(familyPrefixes(e.Allow, fam))
+			if n > LargeSourceList {
+				out = append(out, fmt.Sprintf(
+					"exposure %q has %d %s source prefixes: iptables checks them one rule at a time, so every packet to its ports walks up to %d rules and each change rewrites the chain; the nftables backend (--backend nftables) keeps sources in sets with a constant per-packet cost",
+					e.Name, n, fam, n))
+			}
+		}
+	}
+	return out
+}
+
+// Apply loads the transition in one iptables-restore --noflush per family.
+func (b *Backend) Apply(ctx context.Context, plan *backends.Plan) error {
+	if plan == nil || plan.Current == nil || plan.Desired == nil {
+		return errors.New("apply: the plan is incomplete; make it with Plan")
+	}
+	owned, err := b.read(ctx)
+	if err != nil {
+		return err
+	}
+	if now := fingerprint(owned); now != plan.Current.Fingerprint {
+		return fmt.Errorf("iptables: %w", backends.ErrStalePlan)
+	}
+	if plan.Empty() {
+		return nil
+	}
+	texts := [2]string{}
+	for _, fam := range families {
+		want, err := renderFamily(plan.Desired, fam, false)
+		if err != nil {
+			return fmt.Errorf("iptables backend cannot express the policy: %w", err)
+		}
+		texts[fam] = transition(owned[fam], want)
+	}
+	for _, fam := range families {
+		if texts[fam] == "" {
+			continue
+		}
+		if err := b.run.restore(ctx, fam, texts[fam]); err != nil {
+			if fam == ipv6 && texts[ipv4] != "" {
+				return fmt.Errorf("%w (the IPv4 chains were already changed; run plan and apply again)", err)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// transition is the iptables-restore --noflush text that turns what a
+// family holds into want, touching only chains whose rules differ; "" when
+// nothing differs. Declaring an existing chain flushes it, and the whole
+// file is one commit, so packets see the old chains or the new ones.
+func transition(have ownedFamily, want familyRules) string {
+	var decl, del, add, tail []string
+	wanted := map[string]bool{}
+	for _, c := range want.chains {
+		wanted[c.name] = true
+		cur, exists := have.chains[c.name]
+		if exists && slices.Equal(lines(cur), c.rules) {
+			continue
+		}
+		decl = append(decl, ":"+c.name+" - [0:0]")
+		add = append(add, c.rules...)
+	}
+	if !(len(have.jumps) == 1 && have.jumpAtTop && have.jumps[0].line == jumpRule) {
+		for _, j := range have.jumps {
+			del = append(del, "-D"+strings.TrimPrefix(j.line, "-A"))
+		}
+		add = append(add, insertJump())
+	}
+	for _, c := range have.chainOrder {
+		if !wanted[c] {
+			decl = append(decl, ":"+c+" - [0:0]")
+			tail = append(tail, "-X "+c)
+		}
+	}
+	if len(decl)+len(del)+len(add)+len(tail) == 0 {
+		return ""
+	}
+	return commitText(decl, del, add, tail)
+}
+
+func commitText(parts ...[]string) string {
+	var b strings.Builder
+	b.WriteString("*filter\n")
+	for _, p := range parts {
+		for _, l := range p {
+			b.WriteString(l + "\n")
+		}
+	}
+	b.WriteString("COMMIT\n")
+	return b.String()
+}
+
+// Destroy removes the jumps and the owned chains, one commit per family.
+func (b *Backend) Destroy(ctx context.Context) error {
+	owned, err := b.read(ctx)
+	if err != nil {
+		return err
+	}
+	for _, fam := range families {
+		o := owned[fam]
+		if o.empty() {
+			continue
+		}
+		var decl, del, tail []string
+		for _, j := range o.jumps {
+			del = append(del, "-D"+strings.TrimPrefix(j.line, "-A"))
+		}
+		for _, c := range o.chainOrder {
+			decl = append(decl, ":"+c+" - [0:0]")
+			tail = append(tail, "-X "+c)
+		}
+		if err := b.run.restore(ctx, fam, commitText(decl, del, tail)); err != nil {
+			return fmt.Errorf("destroy: %w", err)
+		}
+	}
+	return nil
+}
+
+// Render is the desired Ruleset as iptables-restore input for both
+// families, loaded with `iptables-restore --noflush` and
+// `ip6tables-restore --noflush`.
+func (b *Backend) Render(desired *rules.Ruleset) (string, error) {
+	return Render(desired)
+}
+
+// Render is Backend.Render without a kernel (for compile).
+func Render(desired *rules.Ruleset) (string, error) {
+	if desired == nil {
+		desired = &rules.Ruleset{}
+	}
+	var sb strings.Builder
+	for _, fam := range families {
+		fr, err := renderFamily(desired, fam, false)
+		if err != nil {
+			return "", err
+		}
+		tool := "iptables-restore"
+		if fam == ipv6 {
+			tool = "ip6tables-restore"
+		}
+		fmt.Fprintf(&sb, "# portwarden %s: load with `%s --noflush`\n", fam, tool)
+		sb.WriteString(restoreText(fr))
+	}
+	for _, w := range Warnings(desired) {
+		sb.WriteString("# warning: " + w + "\n")
+	}
+	return sb.String(), nil
+}
+
+// Counters reads the counters of every owned rule.
+func (b *Backend) Counters(ctx context.Context) ([]backends.Counter, error) {
+	owned, err := b.read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []backends.Counter
+	for _, o := range owned {
+		for _, j := range o.jumps {
+			out = append(out, backends.Counter{Rule: "jump " + o.fam.short(), Packets: j.packets, Bytes: j.bytes})
+		}
+		for _, c := range o.chainOrder {
+			for _, r := range o.chains[c] {
+				spec, _ := parseRule(r.args)
+				name, kind, ok := splitComment(spec.comment)
+				if !ok {
+					kind = "foreign"
+				}
+				label := kind + " " + o.fam.short()
+				if spec.src.IsValid() {
+					label += " " + spec.src.String()
+				}
+				out = append(out, backends.Counter{Exposure: name, Rule: label, Packets: r.packets, Bytes: r.bytes})
+			}
+		}
+	}
+	return out, nil
 }

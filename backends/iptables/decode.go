@@ -1,0 +1,465 @@
+package iptables
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"go4.org/netipx"
+
+	"github.com/portwarden/portwarden/backends"
+	"github.com/portwarden/portwarden/rules"
+)
+
+// ruleSpec is an owned rule taken apart. Only the options portwarden
+// writes are understood; anything else makes the rule foreign.
+type ruleSpec struct {
+	src, dst   netip.Prefix
+	iface      string
+	proto      string
+	dports     []rules.PortRange
+	comment    string
+	limit      string
+	target     string
+	rejectWith string
+	logPrefix  string
+}
+
+// parseRule understands the options portwarden writes, nothing more.
+func parseRule(args []string) (ruleSpec, error) {
+	var r ruleSpec
+	for i := 0; i < len(args); i++ {
+		opt := args[i]
+		if opt == "!" {
+			return r, fmt.Errorf("negated match")
+		}
+		if opt == "-m" {
+			if i+1 >= len(args) {
+				return r, fmt.Errorf("-m without a module")
+			}
+			switch args[i+1] {
+			case "multiport", "comment", "limit":
+			default:
+				return r, fmt.Errorf("match module %q", args[i+1])
+			}
+			i++
+			continue
+		}
+		if i+1 >= len(args) {
+			return r, fmt.Errorf("option %s without a value", opt)
+		}
+		val := args[i+1]
+		i++
+		var err error
+		switch opt {
+		case "-s":
+			r.src, err = netip.ParsePrefix(val)
+		case "-d":
+			r.dst, err = netip.ParsePrefix(val)
+		case "-i":
+			r.iface = val
+		case "-p":
+			r.proto = val
+		case "--dports":
+			r.dports, err = parsePorts(val)
+		case "--comment":
+			r.comment = val
+		case "--limit":
+			r.limit = val
+		case "-j":
+			r.target = val
+		case "--reject-with":
+			r.rejectWith = val
+		case "--log-prefix":
+			r.logPrefix = val
+		default:
+			return r, fmt.Errorf("option %s", opt)
+		}
+		if err != nil {
+			return r, err
+		}
+	}
+	return r, nil
+}
+
+// parsePorts reads a multiport list ("27,100:200").
+func parsePorts(s string) ([]rules.PortRange, error) {
+	var out []rules.PortRange
+	for _, item := range strings.Split(s, ",") {
+		first, last, isRange := strings.Cut(item, ":")
+		a, err := strconv.ParseUint(first, 10, 16)
+		if err != nil {
+			return nil, fmt.Errorf("port %q", item)
+		}
+		b := a
+		if isRange {
+			if b, err = strconv.ParseUint(last, 10, 16); err != nil {
+				return nil, fmt.Errorf("port %q", item)
+			}
+		}
+		out = append(out, rules.PortRange{First: uint16(a), Last: uint16(b)})
+	}
+	return out, nil
+}
+
+// splitComment reads "portwarden expose=NAME KIND".
+func splitComment(c string) (name, kind string, ok bool) {
+	rest, ok := strings.CutPrefix(c, commentPrefix+" expose=")
+	if !ok {
+		return "", "", false
+	}
+	name, kind, ok = strings.Cut(rest, " ")
+	return name, kind, ok && name != "" && kind != ""
+}
+
+// ownedFamily is what portwarden owns in one family's filter table, as
+// found.
+type ownedFamily struct {
+	fam        family
+	jumps      []savedRule // INPUT rules jumping to topChain
+	jumpAtTop  bool        // the first INPUT rule is a jump to topChain
+	chainOrder []string    // owned chains in the order iptables-save printed them
+	chains     map[string][]savedRule
+}
+
+func (o ownedFamily) empty() bool { return len(o.jumps) == 0 && len(o.chainOrder) == 0 }
+
+// isOwnedChain tells portwarden's chains by name.
+func isOwnedChain(name string) bool {
+	return name == topChain || strings.HasPrefix(name, exposureChainPrefix)
+}
+
+// ownedOf extracts portwarden's objects from a family's filter table.
+func ownedOf(fam family, t savedTable) ownedFamily {
+	o := ownedFamily{fam: fam, chains: map[string][]savedRule{}}
+	for i, r := range t.rules["INPUT"] {
+		if jumpTarget(r.args) == topChain {
+			o.jumps = append(o.jumps, r)
+			if i == 0 {
+				o.jumpAtTop = true
+			}
+		}
+	}
+	for _, c := range t.chains {
+		if isOwnedChain(c) {
+			o.chainOrder = append(o.chainOrder, c)
+			o.chains[c] = t.rules[c]
+		}
+	}
+	return o
+}
+
+// jumpTarget is a rule's -j value.
+func jumpTarget(args []string) string {
+	for i := 0; i+1 < len(args); i++ {
+		if args[i] == "-j" {
+			return args[i+1]
+		}
+	}
+	return ""
+}
+
+// fingerprint identifies the owned objects of both families exactly (rule
+// text and position, not counters).
+func fingerprint(owned [2]ownedFamily) string {
+	h := sha256.New()
+	for _, o := range owned {
+		fmt.Fprintf(h, "family %s jumpAtTop=%v\n", o.fam, o.jumpAtTop)
+		for _, j := range o.jumps {
+			fmt.Fprintln(h, j.line)
+		}
+		for _, c := range o.chainOrder {
+			fmt.Fprintln(h, ":"+c)
+			for _, r := range o.chains[c] {
+				fmt.Fprintln(h, r.line)
+			}
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// exposureBuilder gathers one exposure from rules of both families.
+type exposureBuilder struct {
+	e            rules.Exposure
+	ports        []rules.PortRange
+	ifaces       map[string]bool
+	anyIface     bool
+	dests        []netip.Prefix
+	anyDest      bool
+	deny, allow  []netip.Prefix
+	matched      bool
+	sawDefault   bool
+	protocolSeen map[string]bool
+}
+
+// decoder turns owned objects into a Ruleset and drift sentences.
+type decoder struct {
+	exposures map[string]*exposureBuilder
+	drift     []string
+	reported  map[string]bool // "IPv4 PW-X": chains already explained by drift
+}
+
+func (d *decoder) builder(name string) *exposureBuilder {
+	b := d.exposures[name]
+	if b == nil {
+		b = &exposureBuilder{e: rules.Exposure{Name: name}, ifaces: map[string]bool{}, protocolSeen: map[string]bool{}}
+		d.exposures[name] = b
+	}
+	return b
+}
+
+func (d *decoder) driftf(fam family, chain, format string, args ...any) {
+	d.drift = append(d.drift, fam.String()+" "+fmt.Sprintf(format, args...))
+	if chain != "" {
+		d.reported[fam.String()+" "+chain] = true
+	}
+}
+
+// decode reads both families' owned objects back into the model.
+func decode(owned [2]ownedFamily) *backends.State {
+	d := &decoder{exposures: map[string]*exposureBuilder{}, reported: map[string]bool{}}
+	installed := false
+	for _, o := range owned {
+		if o.empty() {
+			continue
+		}
+		installed = true
+		d.decodeFamily(o)
+	}
+	rs := d.ruleset()
+	d.compareRendered(rs, owned)
+	st := &backends.State{Installed: installed, Ruleset: rs, Drift: d.drift, Fingerprint: fingerprint(owned)}
+	return st
+}
+
+func (d *decoder) decodeFamily(o ownedFamily) {
+	fam := o.fam
+	switch {
+	case len(o.jumps) == 0:
+		d.driftf(fam, "", "INPUT has no jump to %s: the owned rules are not used; apply adds it", topChain)
+	case len(o.jumps) > 1:
+		d.driftf(fam, "", "INPUT has %d jumps to %s instead of one; apply keeps one", len(o.jumps), topChain)
+	case !o.jumpAtTop:
+		d.driftf(fam, "", "the jump to %s is not the first rule of INPUT, so rules above it decide first; apply moves it to the top", topChain)
+	case o.jumps[0].line != jumpRule:
+		d.driftf(fam, "", "the jump to %s was changed by hand (%q); apply restores it", topChain, o.jumps[0].line)
+	}
+	if _, ok := o.chains[topChain]; !ok {
+		d.driftf(fam, topChain, "chain %s is missing; apply recreates it", topChain)
+	}
+	referenced := map[string]bool{}
+	for i, r := range o.chains[topChain] {
+		spec, err := parseRule(r.args)
+		name, kind, ok := splitComment(spec.comment)
+		if err != nil || !ok || kind != kindMatch || spec.target != exposureChain(name) || spec.src.IsValid() {
+			d.driftf(fam, topChain, "chain %s rule %d is not portwarden's (%s); apply removes it", topChain, i+1, r.line)
+			continue
+		}
+		referenced[spec.target] = true
+		b := d.builder(name)
+		b.matched = true
+		b.protocolSeen[spec.proto] = true
+		b.ports = append(b.ports, spec.dports...)
+		if spec.iface == "" {
+			b.anyIface = true
+		} else {
+			b.ifaces[spec.iface] = true
+		}
+		if spec.dst.IsValid() {
+			b.dests = append(b.dests, spec.dst)
+		} else {
+			b.anyDest = true
+		}
+	}
+	for _, chain := range o.chainOrder {
+		if chain == topChain {
+			continue
+		}
+		d.decodeExposureChain(fam, chain, o.chains[chain], referenced[chain])
+	}
+}
+
+func (d *decoder) decodeExposureChain(fam family, chain string, rs []savedRule, referenced bool) {
+	if !referenced && len(rs) == 0 {
+		d.driftf(fam, chain, "chain %s is empty and unused; apply removes it", chain)
+		return
+	}
+	for i, r := range rs {
+		spec, err := parseRule(r.args)
+		name, kind, ok := splitComment(spec.comment)
+		if err != nil || !ok || exposureChain(name) != chain {
+			d.driftf(fam, chain, "chain %s rule %d is not portwarden's (%s); apply removes it", chain, i+1, r.line)
+			continue
+		}
+		b := d.builder(name)
+		if !referenced && i == 0 {
+			d.driftf(fam, chain, "chain %s (exposure %s) is not used by %s; apply fixes it", chain, name, topChain)
+		}
+		switch kind {
+		case kindLoopback:
+			b.e.Loopback = b.e.Loopback || (spec.iface == "lo" && spec.target == "ACCEPT")
+		case kindDeny:
+			if spec.src.IsValid() {
+				b.deny = append(b.deny, spec.src)
+			}
+			d.setDefault(b, fam, chain, spec)
+		case kindAllow:
+			if spec.src.IsValid() && spec.target == "ACCEPT" {
+				b.allow = append(b.allow, spec.src)
+			}
+		case kindLog, kindDenyLog:
+			if spec.target == "LOG" {
+				b.e.Log = true
+			}
+		case kindDefault:
+			b.sawDefault = true
+			d.setDefault(b, fam, chain, spec)
+		default:
+			d.driftf(fam, chain, "chain %s rule %d has an unknown kind %q; apply removes it", chain, i+1, kind)
+		}
+	}
+}
+
+// setDefault reads an exposure's default from a refusing rule.
+func (d *decoder) setDefault(b *exposureBuilder, fam family, chain string, spec ruleSpec) {
+	var v rules.Verdict
+	switch spec.target {
+	case "DROP":
+		v = rules.Drop
+	case "REJECT":
+		v = rules.Reject
+	default:
+		return
+	}
+	if b.e.Default != "" && b.e.Default != v {
+		d.driftf(fam, chain, "chain %s refuses with both drop and reject; apply makes it consistent", chain)
+	}
+	b.e.Default = v
+}
+
+// ruleset normalises what the builders gathered.
+func (d *decoder) ruleset() *rules.Ruleset {
+	rs := &rules.Ruleset{Exposures: []rules.Exposure{}}
+	names := make([]string, 0, len(d.exposures))
+	for n := range d.exposures {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		b := d.exposures[n]
+		e := b.e
+		if len(b.protocolSeen) == 1 {
+			for p := range b.protocolSeen {
+				e.Protocol = rules.Protocol(p)
+			}
+		} else if len(b.protocolSeen) > 1 {
+			d.drift = append(d.drift, fmt.Sprintf("exposure %s is matched for more than one protocol; apply makes it consistent", n))
+		}
+		e.Ports = mergePorts(b.ports)
+		if !b.anyIface {
+			for i := range b.ifaces {
+				e.Interfaces = append(e.Interfaces, i)
+			}
+			sort.Strings(e.Interfaces)
+		}
+		if !b.anyDest {
+			e.Destinations = normPrefixes(b.dests)
+		}
+		e.Deny = normPrefixes(b.deny)
+		e.Allow = normPrefixes(b.allow)
+		rs.Exposures = append(rs.Exposures, e)
+	}
+	return rs
+}
+
+// compareRendered reports owned chains whose rules differ from what
+// portwarden would write for the decoded model (reordered, duplicated or
+// half-edited rules), unless drift already explains the chain.
+func (d *decoder) compareRendered(rs *rules.Ruleset, owned [2]ownedFamily) {
+	for _, o := range owned {
+		if o.empty() {
+			continue
+		}
+		want, err := renderFamily(rs, o.fam, true)
+		if err != nil {
+			d.drift = append(d.drift, fmt.Sprintf("%s: the owned rules do not form a valid policy: %v", o.fam, err))
+			continue
+		}
+		for _, c := range want.chains {
+			if d.reported[o.fam.String()+" "+c.name] {
+				continue
+			}
+			have, exists := o.chains[c.name]
+			if !exists {
+				if c.name != topChain {
+					d.driftf(o.fam, c.name, "chain %s of exposure is missing; apply recreates it", c.name)
+				}
+				continue
+			}
+			if !slices.Equal(lines(have), c.rules) {
+				d.driftf(o.fam, c.name, "chain %s is not as portwarden writes it (rules missing, added or reordered by hand); apply rewrites it", c.name)
+			}
+		}
+	}
+}
+
+func lines(rs []savedRule) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = r.line
+	}
+	return out
+}
+
+// normPrefixes merges and sorts prefixes per family, as rules.Prefixes
+// requires. Nil stays nil on each side so an empty set compares equal to
+// a compiled empty set.
+func normPrefixes(ps []netip.Prefix) rules.Prefixes {
+	var v4, v6 netipx.IPSetBuilder
+	var has4, has6 bool
+	for _, p := range ps {
+		if p.Addr().Is4() {
+			v4.AddPrefix(p.Masked())
+			has4 = true
+		} else {
+			v6.AddPrefix(p.Masked())
+			has6 = true
+		}
+	}
+	var out rules.Prefixes
+	if has4 {
+		s, _ := v4.IPSet()
+		out.V4 = s.Prefixes()
+	}
+	if has6 {
+		s, _ := v6.IPSet()
+		out.V6 = s.Prefixes()
+	}
+	return out
+}
+
+// mergePorts sorts port ranges and merges overlapping or adjacent ones.
+func mergePorts(ps []rules.PortRange) []rules.PortRange {
+	if len(ps) == 0 {
+		return nil
+	}
+	s := slices.Clone(ps)
+	sort.Slice(s, func(i, j int) bool { return s[i].First < s[j].First })
+	out := []rules.PortRange{s[0]}
+	for _, p := range s[1:] {
+		last := &out[len(out)-1]
+		if uint32(p.First) <= uint32(last.Last)+1 {
+			if p.Last > last.Last {
+				last.Last = p.Last
+			}
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}

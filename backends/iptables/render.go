@@ -1,0 +1,310 @@
+package iptables
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/portwarden/portwarden/rules"
+)
+
+// family is one of the two address families; each has its own binaries
+// (iptables, ip6tables) and its own filter table.
+type family int
+
+const (
+	ipv4 family = iota
+	ipv6
+)
+
+var families = []family{ipv4, ipv6}
+
+func (f family) String() string {
+	if f == ipv6 {
+		return "IPv6"
+	}
+	return "IPv4"
+}
+
+// short is the suffix used in counter names ("v4", "v6").
+func (f family) short() string {
+	if f == ipv6 {
+		return "v6"
+	}
+	return "v4"
+}
+
+const (
+	// topChain is the one chain INPUT jumps to; it dispatches to one chain
+	// per exposure.
+	topChain = "PORTWARDEN"
+	// exposureChainPrefix starts every per-exposure chain's name.
+	exposureChainPrefix = "PW-"
+	// commentPrefix starts the comment on every owned rule.
+	commentPrefix = "portwarden"
+	// jumpComment marks the rule in INPUT that jumps to topChain.
+	jumpComment = commentPrefix + " jump"
+	// multiportSlots is how many ports one multiport match holds (a range
+	// takes two).
+	multiportSlots = 15
+	// logLimit is the rate of LOG rules; the default burst (5) is used so
+	// that iptables-save prints the rule back exactly as written.
+	logLimit = "10/min"
+	// maxLogPrefix is the kernel's limit on a LOG prefix, in bytes.
+	maxLogPrefix = 29
+)
+
+// Rule kinds, the last word of an owned rule's comment. They are also the
+// Counter.Rule names.
+const (
+	kindMatch    = "match"
+	kindLoopback = "loopback"
+	kindDeny     = "deny"
+	kindDenyLog  = "deny-log"
+	kindAllow    = "allow"
+	kindLog      = "log"
+	kindDefault  = "default"
+)
+
+// exposureChain is the deterministic chain name of an exposure: a prefix
+// and a hash of the name, because exposure names may be longer than the
+// 28 bytes a chain name allows.
+func exposureChain(name string) string {
+	sum := sha256.Sum256([]byte(name))
+	return exposureChainPrefix + strings.ToUpper(hex.EncodeToString(sum[:5]))
+}
+
+// ruleComment is the comment of an owned rule of an exposure.
+func ruleComment(name, kind string) string {
+	return commentPrefix + " expose=" + name + " " + kind
+}
+
+// logPrefix names the exposure in kernel log lines, cut to the kernel's
+// limit.
+func logPrefix(name string) string {
+	p := "portwarden " + name
+	if len(p) > maxLogPrefix-2 {
+		p = p[:maxLogPrefix-2]
+	}
+	return p + ": "
+}
+
+// validName reports whether an exposure name can travel in a comment and
+// come back unchanged from iptables-save.
+func validName(name string) bool {
+	if name == "" || len(name) > 200 {
+		return false
+	}
+	for _, r := range name {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		case r == '_', r == '-', r == '.', r == ':', r == '/':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// chainRules is one owned chain and its rules, each rule as iptables-save
+// prints it (starting with "-A CHAIN").
+type chainRules struct {
+	name  string
+	rules []string
+}
+
+// familyRules is everything portwarden owns in one family's filter table.
+type familyRules struct {
+	chains []chainRules // topChain first, then exposure chains in Name order
+}
+
+// jumpRule is the rule at the top of INPUT, as iptables-save prints it.
+var jumpRule = "-A INPUT -m comment --comment " + quote(jumpComment) + " -j " + topChain
+
+// quote writes a string argument the way iptables-save does: in double
+// quotes when it holds a space.
+func quote(s string) string {
+	if strings.ContainsAny(s, " \t\"\\") {
+		return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+	}
+	return s
+}
+
+// renderFamily turns a Ruleset into the owned chains of one family. It
+// expects a normalised Ruleset; tolerant is for re-rendering what was
+// decoded from the kernel, where a default may be missing.
+func renderFamily(rs *rules.Ruleset, fam family, tolerant bool) (familyRules, error) {
+	top := chainRules{name: topChain}
+	var chains []chainRules
+	for i := range rs.Exposures {
+		e := &rs.Exposures[i]
+		if !validName(e.Name) {
+			return familyRules{}, fmt.Errorf("exposure %q: the iptables backend needs names of letters, digits and _ - . : / (at most 200)", e.Name)
+		}
+		chain := exposureChain(e.Name)
+		match, err := matchRules(e, fam, chain)
+		if err != nil {
+			return familyRules{}, err
+		}
+		top.rules = append(top.rules, match...)
+		body, err := exposureRules(e, fam, chain, tolerant)
+		if err != nil {
+			return familyRules{}, err
+		}
+		chains = append(chains, chainRules{name: chain, rules: body})
+	}
+	return familyRules{chains: append([]chainRules{top}, chains...)}, nil
+}
+
+// familyPrefixes picks one family's prefixes.
+func familyPrefixes(p rules.Prefixes, fam family) []netip.Prefix {
+	if fam == ipv6 {
+		return p.V6
+	}
+	return p.V4
+}
+
+// matchRules are the rules in topChain that send an exposure's packets to
+// its chain: one per destination, interface and group of 15 ports.
+func matchRules(e *rules.Exposure, fam family, chain string) ([]string, error) {
+	if e.Protocol != rules.TCP && e.Protocol != rules.UDP {
+		if e.Protocol == "" && len(e.Ports) == 0 {
+			return nil, nil // decoded from a kernel whose match rules are gone
+		}
+		return nil, fmt.Errorf("exposure %q: protocol %q is not tcp or udp", e.Name, e.Protocol)
+	}
+	dests := []string{""}
+	if len(e.Destinations.V4)+len(e.Destinations.V6) > 0 {
+		dests = nil
+		for _, p := range familyPrefixes(e.Destinations, fam) {
+			dests = append(dests, p.String())
+		}
+		// Destinations only in the other family: this family's packets
+		// never match the exposure.
+	}
+	ifaces := e.Interfaces
+	if len(ifaces) == 0 {
+		ifaces = []string{""}
+	}
+	groups := portGroups(e.Ports)
+	comment := "-m comment --comment " + quote(ruleComment(e.Name, kindMatch))
+	var out []string
+	for _, d := range dests {
+		for _, ifname := range ifaces {
+			for _, g := range groups {
+				var b strings.Builder
+				b.WriteString("-A " + topChain)
+				if d != "" {
+					b.WriteString(" -d " + d)
+				}
+				if ifname != "" {
+					b.WriteString(" -i " + ifname)
+				}
+				b.WriteString(" -p " + string(e.Protocol) + " -m multiport --dports " + g + " " + comment + " -j " + chain)
+				out = append(out, b.String())
+			}
+		}
+	}
+	return out, nil
+}
+
+// portGroups writes ports as multiport lists of at most multiportSlots.
+func portGroups(ports []rules.PortRange) []string {
+	var groups []string
+	var cur []string
+	used := 0
+	for _, p := range ports {
+		item, slots := strconv.Itoa(int(p.First)), 1
+		if p.Last != p.First {
+			item, slots = item+":"+strconv.Itoa(int(p.Last)), 2
+		}
+		if used+slots > multiportSlots {
+			groups = append(groups, strings.Join(cur, ","))
+			cur, used = nil, 0
+		}
+		cur = append(cur, item)
+		used += slots
+	}
+	if len(cur) > 0 {
+		groups = append(groups, strings.Join(cur, ","))
+	}
+	return groups
+}
+
+// verdictTarget is the -j part of a refusing rule.
+func verdictTarget(v rules.Verdict, fam family) (string, error) {
+	switch v {
+	case rules.Drop:
+		return "-j DROP", nil
+	case rules.Reject:
+		if fam == ipv6 {
+			return "-j REJECT --reject-with icmp6-adm-prohibited", nil
+		}
+		return "-j REJECT --reject-with icmp-admin-prohibited", nil
+	}
+	return "", fmt.Errorf("default %q is not drop or reject", v)
+}
+
+// exposureRules is the body of an exposure's chain: loopback, deny
+// (logged), allow, then the logged default. Every rule carries its kind in
+// the comment so Current can decode it and Counters can name it.
+func exposureRules(e *rules.Exposure, fam family, chain string, tolerant bool) ([]string, error) {
+	head := "-A " + chain
+	cmt := func(kind string) string { return "-m comment --comment " + quote(ruleComment(e.Name, kind)) }
+	logTarget := "-m limit --limit " + logLimit + " -j LOG --log-prefix " + quote(logPrefix(e.Name))
+	verdict, err := verdictTarget(e.Default, fam)
+	if err != nil {
+		if !tolerant {
+			return nil, fmt.Errorf("exposure %q: %w", e.Name, err)
+		}
+		verdict = ""
+	}
+	var out []string
+	if e.Loopback {
+		out = append(out, head+" -i lo "+cmt(kindLoopback)+" -j ACCEPT")
+	}
+	for _, p := range familyPrefixes(e.Deny, fam) {
+		if e.Log {
+			out = append(out, head+" -s "+p.String()+" "+cmt(kindDenyLog)+" "+logTarget)
+		}
+		if verdict != "" {
+			out = append(out, head+" -s "+p.String()+" "+cmt(kindDeny)+" "+verdict)
+		}
+	}
+	for _, p := range familyPrefixes(e.Allow, fam) {
+		out = append(out, head+" -s "+p.String()+" "+cmt(kindAllow)+" -j ACCEPT")
+	}
+	if e.Log {
+		out = append(out, head+" "+cmt(kindLog)+" "+logTarget)
+	}
+	if verdict != "" {
+		out = append(out, head+" "+cmt(kindDefault)+" "+verdict)
+	}
+	return out, nil
+}
+
+// restoreText is the iptables-restore input that loads a family's owned
+// chains from scratch (for Render and persistence).
+func restoreText(fr familyRules) string {
+	var b strings.Builder
+	b.WriteString("*filter\n")
+	for _, c := range fr.chains {
+		b.WriteString(":" + c.name + " - [0:0]\n")
+	}
+	for _, c := range fr.chains {
+		for _, r := range c.rules {
+			b.WriteString(r + "\n")
+		}
+	}
+	b.WriteString(insertJump() + "\n")
+	b.WriteString("COMMIT\n")
+	return b.String()
+}
+
+// insertJump puts the jump at the top of INPUT.
+func insertJump() string {
+	return "-I INPUT 1" + strings.TrimPrefix(jumpRule, "-A INPUT")
+}

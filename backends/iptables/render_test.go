@@ -1,0 +1,180 @@
+package iptables
+
+import (
+	"net/netip"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/portwarden/portwarden/rules"
+)
+
+func pfx(ss ...string) rules.Prefixes {
+	var ps []netip.Prefix
+	for _, s := range ss {
+		ps = append(ps, netip.MustParsePrefix(s))
+	}
+	return normPrefixes(ps)
+}
+
+// sampleRuleset has one exposure using every feature and one plain one.
+func sampleRuleset() *rules.Ruleset {
+	return &rules.Ruleset{Exposures: []rules.Exposure{
+		{
+			Name: "nscp", Protocol: rules.TCP,
+			Ports:        []rules.PortRange{{First: 27, Last: 27}, {First: 1000, Last: 1010}},
+			Interfaces:   []string{"pw0", "pw1"},
+			Destinations: pfx("198.18.0.1/32", "2001:2::1/128"),
+			Default:      rules.Reject, Log: true, Loopback: true,
+			Deny:  pfx("198.18.1.66/32", "2001:2:0:1::66/128"),
+			Allow: pfx("198.18.1.0/24", "2001:2:0:1::/64"),
+		},
+		{
+			Name: "syslog", Protocol: rules.UDP,
+			Ports:   []rules.PortRange{{First: 514, Last: 514}},
+			Default: rules.Drop, Loopback: true,
+			Allow: pfx("198.18.2.0/24"),
+		},
+	}}
+}
+
+func TestRenderIsDeterministicAndComplete(t *testing.T) {
+	a, err := Render(sampleRuleset())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := Render(sampleRuleset())
+	if a != b {
+		t.Fatal("Render is not deterministic")
+	}
+	for _, want := range []string{
+		"-A PORTWARDEN -d 198.18.0.1/32 -i pw0 -p tcp -m multiport --dports 27,1000:1010 -m comment --comment \"portwarden expose=nscp match\" -j " + exposureChain("nscp"),
+		"-A " + exposureChain("nscp") + " -s 198.18.1.66/32 -m comment --comment \"portwarden expose=nscp deny\" -j REJECT --reject-with icmp-admin-prohibited",
+		"-A " + exposureChain("nscp") + " -s 2001:2:0:1::66/128 -m comment --comment \"portwarden expose=nscp deny\" -j REJECT --reject-with icmp6-adm-prohibited",
+		"-A " + exposureChain("nscp") + " -m comment --comment \"portwarden expose=nscp log\" -m limit --limit 10/min -j LOG --log-prefix \"portwarden nscp: \"",
+		"-A " + exposureChain("syslog") + " -m comment --comment \"portwarden expose=syslog default\" -j DROP",
+		"-I INPUT 1 -m comment --comment \"portwarden jump\" -j PORTWARDEN",
+	} {
+		if !strings.Contains(a, want+"\n") {
+			t.Errorf("Render lacks\n%s\nin\n%s", want, a)
+		}
+	}
+	if strings.Count(a, "COMMIT\n") != 2 {
+		t.Errorf("want one commit per family:\n%s", a)
+	}
+}
+
+func TestPortGroupsRespectMultiportLimit(t *testing.T) {
+	var ports []rules.PortRange
+	for p := uint16(1); p <= 20; p++ {
+		ports = append(ports, rules.PortRange{First: p * 10, Last: p * 10})
+	}
+	ports = append(ports, rules.PortRange{First: 300, Last: 310})
+	groups := portGroups(ports)
+	if len(groups) != 2 || len(strings.Split(groups[0], ",")) != 15 || groups[1] != "160,170,180,190,200,300:310" {
+		t.Fatalf("groups = %q", groups)
+	}
+}
+
+// TestDecodeRoundTrip renders a ruleset, reads it back as iptables-save
+// would print it, and expects the same model with no drift.
+func TestDecodeRoundTrip(t *testing.T) {
+	rs := sampleRuleset()
+	owned := savedFromRuleset(t, rs)
+	st := decode(owned)
+	if len(st.Drift) != 0 {
+		t.Fatalf("unexpected drift: %q", st.Drift)
+	}
+	if !reflect.DeepEqual(st.Ruleset, rs) {
+		t.Fatalf("decoded\n%+v\nwant\n%+v", st.Ruleset, rs)
+	}
+	if d := compare(st.Ruleset, rs); !d.Empty() {
+		t.Fatalf("diff not empty: %+v", d)
+	}
+}
+
+func TestDecodeReportsDrift(t *testing.T) {
+	chain := exposureChain("nscp")
+	cases := map[string]func(o *[2]ownedFamily){
+		"jump missing": func(o *[2]ownedFamily) { o[ipv4].jumps = nil; o[ipv4].jumpAtTop = false },
+		"jump not at top": func(o *[2]ownedFamily) {
+			o[ipv6].jumpAtTop = false
+		},
+		"foreign rule in owned chain": func(o *[2]ownedFamily) {
+			o[ipv4].chains[chain] = append([]savedRule{mustRule(t, "-A "+chain+" -s 198.18.9.9/32 -j ACCEPT")}, o[ipv4].chains[chain]...)
+		},
+		"rules reordered": func(o *[2]ownedFamily) {
+			rs := o[ipv4].chains[chain]
+			rs[1], rs[len(rs)-1] = rs[len(rs)-1], rs[1]
+		},
+	}
+	for name, damage := range cases {
+		t.Run(name, func(t *testing.T) {
+			owned := savedFromRuleset(t, sampleRuleset())
+			clean := fingerprint(owned)
+			damage(&owned)
+			st := decode(owned)
+			if len(st.Drift) == 0 {
+				t.Fatalf("no drift reported")
+			}
+			if st.Fingerprint == clean {
+				t.Fatalf("fingerprint unchanged by damage")
+			}
+		})
+	}
+	t.Run("deleted allow rule shows in the model", func(t *testing.T) {
+		owned := savedFromRuleset(t, sampleRuleset())
+		rs := owned[ipv4].chains[chain]
+		var kept []savedRule
+		for _, r := range rs {
+			if !strings.Contains(r.line, "expose=nscp allow") {
+				kept = append(kept, r)
+			}
+		}
+		owned[ipv4].chains[chain] = kept
+		st := decode(owned)
+		d := compare(st.Ruleset, sampleRuleset())
+		if d.Empty() || len(d.Exposures[0].Allow.Added) != 1 {
+			t.Fatalf("diff = %+v, drift %q", d, st.Drift)
+		}
+	})
+}
+
+func mustRule(t *testing.T, line string) savedRule {
+	t.Helper()
+	args, err := splitArgs(line)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return savedRule{chain: args[1], args: args[2:], line: line}
+}
+
+// savedFromRuleset builds what iptables-save would show after loading rs.
+func savedFromRuleset(t *testing.T, rs *rules.Ruleset) [2]ownedFamily {
+	t.Helper()
+	var owned [2]ownedFamily
+	for _, fam := range families {
+		fr, err := renderFamily(rs, fam, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var text strings.Builder
+		text.WriteString("*filter\n:INPUT ACCEPT [0:0]\n")
+		for _, c := range fr.chains {
+			text.WriteString(":" + c.name + " - [0:0]\n")
+		}
+		text.WriteString("[3:180] " + jumpRule + "\n-A INPUT -j ACCEPT\n")
+		for _, c := range fr.chains {
+			for _, r := range c.rules {
+				text.WriteString("[1:60] " + r + "\n")
+			}
+		}
+		text.WriteString("COMMIT\n")
+		tab, err := parseSave(text.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		owned[fam] = ownedOf(fam, tab)
+	}
+	return owned
+}
