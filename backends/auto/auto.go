@@ -1,9 +1,20 @@
 // Package auto chooses a backend: by name, or — for "auto" — the one that
 // fits this host, and says why.
+//
+// "auto" picks nftables when nf_tables answers a netlink request in the
+// namespace and iptables-legacy holds no rules there; otherwise iptables
+// (nf_tables missing, or legacy rules that an nftables table would sit
+// beside unseen by the tools that wrote them). The reason is one sentence
+// for plan output.
 package auto
 
 import (
+	"context"
+	"errors"
 	"fmt"
+
+	nft "github.com/google/nftables"
+	"github.com/vishvananda/netns"
 
 	"github.com/portwarden/portwarden/backends"
 	"github.com/portwarden/portwarden/backends/iptables"
@@ -16,13 +27,85 @@ func Open(name string, cfg backends.Config) (backends.Backend, string, error) {
 	switch name {
 	case "nftables":
 		b, err := nftables.New(cfg)
-		return b, "chosen with --backend nftables", err
+		return b, "nftables chosen with --backend nftables", err
 	case "iptables":
 		b, err := iptables.New(cfg)
-		return b, "chosen with --backend iptables", err
+		if err != nil {
+			return nil, "", err
+		}
+		return b, "iptables chosen with --backend iptables" + variantReason(b), nil
 	case "auto", "":
-		b, err := nftables.New(cfg)
-		return b, "nf_tables is available", err
+		return openAuto(context.Background(), cfg)
 	}
 	return nil, "", fmt.Errorf("unknown backend %q: use auto, nftables or iptables", name)
+}
+
+// variantReason adds which iptables binaries and why.
+func variantReason(b backends.Backend) string {
+	if r, ok := b.(interface{ Reason() string }); ok {
+		return " (" + r.Reason() + ")"
+	}
+	return ""
+}
+
+func openAuto(ctx context.Context, cfg backends.Config) (backends.Backend, string, error) {
+	if err := probeNFTables(cfg.NetNS); err != nil {
+		b, ierr := iptables.New(cfg)
+		if ierr != nil {
+			return nil, "", fmt.Errorf("no backend works here: nf_tables: %v; iptables: %w", err, ierr)
+		}
+		return b, fmt.Sprintf("iptables, because nf_tables does not answer here (%v)%s", err, variantReason(b)), nil
+	}
+	legacy, err := iptables.LegacyRules(ctx, cfg.NetNS)
+	if err != nil {
+		return nil, "", fmt.Errorf("auto: count iptables-legacy rules: %w", err)
+	}
+	if legacy > 0 {
+		b, err := iptables.New(cfg)
+		if err != nil {
+			return nil, "", err
+		}
+		return b, fmt.Sprintf("iptables, because iptables-legacy holds %s here and portwarden stays beside them%s", plural(legacy, "rule"), variantReason(b)), nil
+	}
+	b, err := nftables.New(cfg)
+	if err != nil {
+		if errors.Is(err, backends.ErrUnsupported) {
+			ib, ierr := iptables.New(cfg)
+			if ierr == nil {
+				return ib, fmt.Sprintf("iptables, because the nftables backend is unavailable (%v)%s", err, variantReason(ib)), nil
+			}
+		}
+		return nil, "", err
+	}
+	return b, "nftables, because nf_tables works here and iptables-legacy holds no rules", nil
+}
+
+// probeNFTables asks nf_tables for its tables in the namespace at path
+// (the current one when empty): the cheapest request that proves the
+// subsystem works and that we may use it.
+func probeNFTables(path string) error {
+	var opts []nft.ConnOption
+	if path != "" {
+		h, err := netns.GetFromPath(path)
+		if err != nil {
+			return fmt.Errorf("open network namespace %s: %w", path, err)
+		}
+		defer h.Close()
+		opts = append(opts, nft.WithNetNSFd(int(h)))
+	}
+	conn, err := nft.New(opts...)
+	if err != nil {
+		return err
+	}
+	if _, err := conn.ListTables(); err != nil {
+		return fmt.Errorf("list nf_tables tables: %w", err)
+	}
+	return nil
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }

@@ -1,0 +1,109 @@
+// Package iptables is the iptables backend: it makes the filter tables of
+// IPv4 (iptables) and IPv6 (ip6tables) hold a rules.Ruleset, with either
+// the nft-based binaries (iptables-nft) or the legacy ones
+// (iptables-legacy). github.com/coreos/go-iptables finds and checks the
+// binaries; rules are read with iptables-save and written with
+// iptables-restore --noflush.
+//
+// # What it owns
+//
+// In each family's filter table:
+//
+//	INPUT          one rule, first:  -m comment --comment "portwarden jump" -j PORTWARDEN
+//	PORTWARDEN     per exposure (Name order), per destination × interface × 15 ports:
+//	               [-d DST] [-i IF] -p PROTO -m multiport --dports P,Q:R -j PW-<hash>
+//	PW-<hash>      one chain per exposure, hash = first 10 hex digits of sha256(name):
+//	               -i lo -j ACCEPT                            (loopback, when allowed)
+//	               -s DENY [-j LOG] -j DROP|REJECT            (deny beats allow)
+//	               -s ALLOW -j ACCEPT
+//	               [-j LOG] -j DROP|REJECT                    (the default)
+//
+// Every owned rule carries a comment "portwarden expose=NAME KIND" (KIND is
+// match, loopback, deny, deny-log, allow, log or default), which is how
+// Current decodes the chains back into the model and Counters names them.
+// LOG rules are limited to 10/min and their prefix names the exposure.
+// REJECT answers icmp-admin-prohibited (IPv4) or icmp6-adm-prohibited
+// (IPv6). There is no conntrack shortcut: every packet to a managed port
+// walks the chain, so revoking a source cuts its open connections. Every
+// other chain and rule (Docker's, firewalld's, an administrator's) is
+// never written: a write names only owned chains and the jump.
+//
+// # Which binaries: nft or legacy
+//
+// The two variants keep rules in different kernel subsystems; both see
+// every packet, so the choice only decides where portwarden's rules live
+// (and which tools show them). In order:
+//
+//  1. WithVariant(NFT|Legacy), then the environment variable
+//     PORTWARDEN_IPTABLES=nft|legacy: an explicit choice always wins.
+//  2. The variant that already holds portwarden's chains, so a host keeps
+//     being managed where it was first set up.
+//  3. The only variant that holds any rules (any table, both families), so
+//     portwarden sits beside Docker, firewalld or the administrator's rules
+//     and shows up in the same iptables-save.
+//  4. The variant the system's `iptables` command is (Debian's
+//     alternatives, `iptables --version` says "nf_tables" or not).
+//  5. nft.
+//
+// Legacy tables are counted from /proc/net/ip_tables_names inside the
+// namespace first, so looking does not create legacy tables where there
+// are none. Backend.Reason says which step decided.
+//
+// # Atomicity: one iptables-restore --noflush per family
+//
+// Apply writes one iptables-restore --noflush file per family. It names
+// only the chains whose rules differ from the wanted ones: declaring an
+// existing chain (":PW-X - [0:0]") flushes it, the new rules follow, the
+// jump is re-inserted only when it is missing, duplicated or not first, and
+// chains no longer wanted are flushed and deleted (-X) after nothing jumps
+// to them. The whole file is one commit: iptables-legacy replaces the
+// filter table in a single setsockopt, iptables-nft sends one nf_tables
+// batch transaction. A packet therefore sees the old chains or the new
+// ones, never a half-built chain. This was preferred to building chains
+// beside the old ones and switching the INPUT jump with -R because that
+// needs three or more separate commits (build, switch, delete), leaves
+// garbage behind when interrupted, and makes the chain names unstable; the
+// restore file keeps names deterministic and the transition one step.
+// IPv4 and IPv6 are two commits; a packet is only ever in one of them.
+//
+// An unchanged re-apply reads both tables and writes nothing. A saved plan
+// carries the fingerprint of the owned rules (text and position, not
+// counters); Apply re-reads them and refuses with backends.ErrStalePlan
+// when they changed, before writing.
+//
+// # Drift
+//
+// Current decodes the owned chains into a rules.Ruleset, so a deleted
+// allow or deny rule shows as a difference of the model. What the model
+// cannot carry is reported in State.Drift: a missing, duplicated, moved or
+// edited INPUT jump; rules in owned chains without portwarden's comment
+// (added by hand); owned chains not in the order portwarden writes; unused
+// leftover chains. Any drift makes the plan non-empty and Apply rewrites
+// the chains concerned.
+//
+// # Large source lists
+//
+// iptables matches sources one rule at a time: a packet to a managed port
+// walks loopback, the deny rules, then the allow rules until one matches,
+// so the per-packet cost grows linearly with the number of source prefixes
+// (after normalisation; adjacent addresses merge into one prefix), and
+// changing one source rewrites the exposure's chain (iptables-legacy even
+// rewrites the whole filter table). Up to a few hundred prefixes this is
+// negligible. Above LargeSourceList prefixes per exposure and family, Plan
+// (Plan.Warnings) and Render add a warning pointing to the nftables
+// backend, whose interval sets keep the per-packet cost constant. ipset was
+// not chosen: its sets live outside the filter table, so a transition
+// would need ipset and iptables-restore commits in sequence (no longer one
+// atomic step), and sets would add a second kind of owned object to
+// decode, repair and destroy, for a problem the nftables backend already
+// solves.
+//
+// Be aware:
+//   - Exposure names must be made of letters, digits and _ - . : / so that
+//     they survive the comment round trip.
+//   - Both variants see every packet: an ACCEPT in one does not stop a DROP
+//     in the other, so rules left in the variant not chosen still apply.
+//   - Rules are applied with the binaries run from a thread inside
+//     Config.NetNS; the xtables lock (legacy) is a file of the mount
+//     namespace and is waited for up to 10 seconds.
+package iptables
