@@ -112,10 +112,8 @@ func (b *Backend) Plan(ctx context.Context, desired *rules.Ruleset) (*backends.P
 	if desired == nil {
 		desired = &rules.Ruleset{}
 	}
-	for _, fam := range families {
-		if _, err := renderFamily(desired, fam, false); err != nil {
-			return nil, fmt.Errorf("iptables backend cannot express the policy: %w", err)
-		}
+	if err := validate(desired); err != nil {
+		return nil, fmt.Errorf("iptables backend cannot express the policy: %w", err)
 	}
 	cur, err := b.Current(ctx)
 	if err != nil {

@@ -127,10 +127,39 @@ var jumpRule = "-A INPUT -m comment --comment " + quote(jumpComment) + " -j " + 
 // quote writes a string argument the way iptables-save does: in double
 // quotes when it holds a space.
 func quote(s string) string {
-	if strings.ContainsAny(s, " \t\"\\") {
-		return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+	if !strings.ContainsAny(s, " \t\"\\") {
+		return s
 	}
-	return s
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		if s[i] == '"' || s[i] == '\\' {
+			b.WriteByte('\\')
+		}
+		b.WriteByte(s[i])
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// validate checks that every exposure can be written, without rendering.
+func validate(rs *rules.Ruleset) error {
+	for i := range rs.Exposures {
+		e := &rs.Exposures[i]
+		if !validName(e.Name) {
+			return fmt.Errorf("exposure %q: the iptables backend needs names of letters, digits and _ - . : / (at most 200)", e.Name)
+		}
+		if e.Protocol != rules.TCP && e.Protocol != rules.UDP {
+			return fmt.Errorf("exposure %q: protocol %q is not tcp or udp", e.Name, e.Protocol)
+		}
+		if len(e.Ports) == 0 {
+			return fmt.Errorf("exposure %q: no ports", e.Name)
+		}
+		if _, err := verdictTarget(e.Default, ipv4); err != nil {
+			return fmt.Errorf("exposure %q: %w", e.Name, err)
+		}
+	}
+	return nil
 }
 
 // renderFamily turns a Ruleset into the owned chains of one family. It
@@ -253,7 +282,11 @@ func verdictTarget(v rules.Verdict, fam family) (string, error) {
 // the comment so Current can decode it and Counters can name it.
 func exposureRules(e *rules.Exposure, fam family, chain string, tolerant bool) ([]string, error) {
 	head := "-A " + chain
-	cmt := func(kind string) string { return "-m comment --comment " + quote(ruleComment(e.Name, kind)) }
+	comments := map[string]string{}
+	for _, kind := range []string{kindLoopback, kindDeny, kindDenyLog, kindAllow, kindLog, kindDefault} {
+		comments[kind] = "-m comment --comment " + quote(ruleComment(e.Name, kind))
+	}
+	cmt := func(kind string) string { return comments[kind] }
 	logTarget := "-m limit --limit " + logLimit + " -j LOG --log-prefix " + quote(logPrefix(e.Name))
 	verdict, err := verdictTarget(e.Default, fam)
 	if err != nil {

@@ -65,6 +65,13 @@ func parseSave(text string) (savedTable, error) {
 			}
 			line = strings.TrimSpace(line[end+1:])
 		}
+		if chain, ok := foreignChain(line); ok {
+			// Only INPUT and owned chains are ever looked into; other
+			// chains' rules are kept as text, not taken apart.
+			r.chain, r.line = chain, line
+			t.rules[chain] = append(t.rules[chain], r)
+			continue
+		}
 		args, err := splitArgs(line)
 		if err != nil {
 			return t, fmt.Errorf("iptables-save line %d: %w", n+1, err)
@@ -111,4 +118,18 @@ func splitArgs(line string) ([]string, error) {
 		args = append(args, cur.String())
 	}
 	return args, nil
+}
+
+// foreignChain reports the chain of a rule line that belongs to neither
+// INPUT nor portwarden.
+func foreignChain(line string) (string, bool) {
+	rest, ok := strings.CutPrefix(line, "-A ")
+	if !ok {
+		return "", false
+	}
+	chain, _, _ := strings.Cut(rest, " ")
+	if chain == "" || chain == "INPUT" || isOwnedChain(chain) {
+		return "", false
+	}
+	return chain, true
 }
