@@ -267,6 +267,9 @@ func Render(desired *rules.Ruleset) (string, error) {
 	if desired == nil {
 		desired = &rules.Ruleset{}
 	}
+	if err := validate(desired); err != nil {
+		return "", fmt.Errorf("iptables backend cannot express the policy: %w", err)
+	}
 	var sb strings.Builder
 	for _, fam := range families {
 		fr, err := renderFamily(desired, fam, false)

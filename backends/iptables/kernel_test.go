@@ -52,8 +52,11 @@ func TestKernelConnectivity(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				var allowed, refusedPk uint64
+				var allowed, refusedPk, logged uint64
 				for _, c := range counters {
+					if strings.HasPrefix(c.Rule, "log ") || strings.HasPrefix(c.Rule, "deny-log ") {
+						logged += c.Packets
+					}
 					if strings.HasPrefix(c.Rule, "allow ") {
 						allowed += c.Packets
 					}
@@ -61,8 +64,13 @@ func TestKernelConnectivity(t *testing.T) {
 						refusedPk += c.Packets
 					}
 				}
-				if allowed == 0 || refusedPk == 0 {
-					t.Errorf("counters did not count: allowed %d refused %d in %+v", allowed, refusedPk, counters)
+				if allowed == 0 || refusedPk == 0 || logged == 0 {
+					t.Errorf("counters did not count: allowed %d refused %d logged %d in %+v", allowed, refusedPk, logged, counters)
+				}
+				for _, c := range counters {
+					if c.Exposure != "nscp" && !strings.HasPrefix(c.Rule, "jump ") {
+						t.Errorf("counter not tied to the exposure: %+v", c)
+					}
 				}
 			})
 		}

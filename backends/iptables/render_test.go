@@ -178,3 +178,40 @@ func savedFromRuleset(t *testing.T, rs *rules.Ruleset) [2]ownedFamily {
 	}
 	return owned
 }
+
+func TestWarningsForLargeSourceLists(t *testing.T) {
+	if w := Warnings(sampleRuleset()); len(w) != 0 {
+		t.Fatalf("small ruleset warned: %q", w)
+	}
+	rs := benchRuleset(2*LargeSourceList+2, false)
+	w := Warnings(rs)
+	if len(w) != 2 || !strings.Contains(w[0], "--backend nftables") || !strings.Contains(w[0], "IPv4") || !strings.Contains(w[1], "IPv6") {
+		t.Fatalf("warnings = %q", w)
+	}
+	text, err := Render(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(text, "# warning: ") {
+		t.Fatal("Render does not carry the warning")
+	}
+}
+
+func TestValidateRefusesWhatIptablesCannotCarry(t *testing.T) {
+	for name, mutate := range map[string]func(e *rules.Exposure){
+		"name with a space": func(e *rules.Exposure) { e.Name = "a b" },
+		"name with a quote": func(e *rules.Exposure) { e.Name = `a"b` },
+		"no protocol":       func(e *rules.Exposure) { e.Protocol = "sctp" },
+		"no default":        func(e *rules.Exposure) { e.Default = rules.Accept },
+		"no ports":          func(e *rules.Exposure) { e.Ports = nil },
+	} {
+		rs := sampleRuleset()
+		mutate(&rs.Exposures[0])
+		if err := validate(rs); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+		if _, err := Render(rs); err == nil {
+			t.Errorf("%s: rendered", name)
+		}
+	}
+}
