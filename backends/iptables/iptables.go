@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/portwarden/portwarden/backends"
@@ -37,6 +38,18 @@ type Backend struct {
 	variant Variant
 	reason  string
 	run     runner
+	nsPath  string
+
+	// last is the most recent read of iptables-nft rules together with the
+	// nf_tables generation it was read at; Apply reuses it instead of
+	// reading again when the generation has not moved.
+	mu   sync.Mutex
+	last *snapshot
+}
+
+type snapshot struct {
+	gen   uint32
+	owned [2]ownedFamily
 }
 
 // New returns the iptables backend working in cfg.NetNS, with the variant
@@ -69,7 +82,7 @@ func newBackend(ctx context.Context, cfg backends.Config, opts ...Option) (*Back
 	if o.wrap != nil {
 		r = o.wrap(r)
 	}
-	return &Backend{variant: v, reason: reason, run: r}, nil
+	return &Backend{variant: v, reason: reason, run: r, nsPath: cfg.NetNS}, nil
 }
 
 // Name is "iptables".
@@ -83,6 +96,42 @@ func (b *Backend) Reason() string { return b.reason }
 
 // read takes both families' owned objects from the kernel.
 func (b *Backend) read(ctx context.Context) ([2]ownedFamily, error) {
+	if b.variant != NFT {
+		return b.readTables(ctx)
+	}
+	before, err := nftGeneration(b.nsPath)
+	if err != nil {
+		return b.readTables(ctx)
+	}
+	owned, err := b.readTables(ctx)
+	if err != nil {
+		return owned, err
+	}
+	after, err := nftGeneration(b.nsPath)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.last = nil
+	if err == nil && after == before {
+		b.last = &snapshot{gen: after, owned: owned}
+	}
+	return owned, nil
+}
+
+// reread is read, unless nothing in nf_tables changed since the last read
+// whose fingerprint is fp.
+func (b *Backend) reread(ctx context.Context, fp string) ([2]ownedFamily, error) {
+	b.mu.Lock()
+	last := b.last
+	b.mu.Unlock()
+	if last != nil && fingerprint(last.owned) == fp {
+		if gen, err := nftGeneration(b.nsPath); err == nil && gen == last.gen {
+			return last.owned, nil
+		}
+	}
+	return b.read(ctx)
+}
+
+func (b *Backend) readTables(ctx context.Context) ([2]ownedFamily, error) {
 	var owned [2]ownedFamily
 	for _, fam := range families {
 		text, err := b.run.save(ctx, fam)
@@ -151,7 +200,7 @@ func (b *Backend) Apply(ctx context.Context, plan *backends.Plan) error {
 	if plan == nil || plan.Current == nil || plan.Desired == nil {
 		return errors.New("apply: the plan is incomplete; make it with Plan")
 	}
-	owned, err := b.read(ctx)
+	owned, err := b.reread(ctx, plan.Current.Fingerprint)
 	if err != nil {
 		return err
 	}

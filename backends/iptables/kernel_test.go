@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/portwarden/portwarden/backends"
+	"github.com/portwarden/portwarden/internal/netns/netnstest"
 	"github.com/portwarden/portwarden/rules"
 )
 
@@ -378,4 +379,29 @@ func TestKernelAlternatingApplyIsAtomic(t *testing.T) {
 			probes++
 		}
 	})
+}
+
+func TestKernelNFTGenerationMovesWithWrites(t *testing.T) {
+	netnstest.RequireRoot(t)
+	if checkBinaries(NFT) != nil {
+		t.Fatal("iptables-nft is not installed (the iptables package provides it)")
+	}
+	l := newLab(t, NFT)
+	g1, err := nftGeneration(l.server.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.b.Current(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if g2, _ := nftGeneration(l.server.Path()); g2 != g1 {
+		t.Fatalf("reading moved the generation %d -> %d", g1, g2)
+	}
+	l.apply(t, labRuleset(rules.Drop))
+	if g3, _ := nftGeneration(l.server.Path()); g3 == g1 {
+		t.Fatalf("apply did not move the generation (%d)", g3)
+	}
+	if l.b.last == nil {
+		t.Fatal("no snapshot kept for Apply to reuse")
+	}
 }
