@@ -131,20 +131,31 @@ func (b *Backend) reread(ctx context.Context, fp string) ([2]ownedFamily, error)
 	return b.read(ctx)
 }
 
+// readTables reads both families at once: they are separate tables and
+// separate binaries, and with large rule sets the reads dominate a plan.
 func (b *Backend) readTables(ctx context.Context) ([2]ownedFamily, error) {
 	var owned [2]ownedFamily
+	var errs [2]error
+	var wg sync.WaitGroup
 	for _, fam := range families {
-		text, err := b.run.save(ctx, fam)
-		if err != nil {
-			return owned, err
-		}
-		t, err := parseSave(text)
-		if err != nil {
-			return owned, fmt.Errorf("read the %s filter table: %w", fam, err)
-		}
-		owned[fam] = ownedOf(fam, t)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			text, err := b.run.save(ctx, fam)
+			if err != nil {
+				errs[fam] = err
+				return
+			}
+			t, err := parseSave(text)
+			if err != nil {
+				errs[fam] = fmt.Errorf("read the %s filter table: %w", fam, err)
+				return
+			}
+			owned[fam] = ownedOf(fam, t)
+		}()
 	}
-	return owned, nil
+	wg.Wait()
+	return owned, errors.Join(errs[:]...)
 }
 
 // Current decodes the owned chains back into the model.
