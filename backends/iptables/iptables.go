@@ -71,9 +71,6 @@ func newBackend(ctx context.Context, cfg backends.Config, opts ...Option) (*Back
 			return nil, fmt.Errorf("network namespace %s: %w", cfg.NetNS, err)
 		}
 	}
-	if os.Geteuid() != 0 && o.wrap == nil {
-		return nil, fmt.Errorf("iptables backend: %w", backends.ErrPermission)
-	}
 	v, reason, err := chooseVariant(ctx, o.variant, cfg.NetNS)
 	if err != nil {
 		return nil, fmt.Errorf("iptables backend: %w", err)
