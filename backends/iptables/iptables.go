@@ -253,6 +253,12 @@ func transition(have ownedFamily, want familyRules) string {
 		if exists && slices.Equal(lines(cur), c.rules) {
 			continue
 		}
+		if exists {
+			if edits, ok := editChain(c.name, lines(cur), c.rules); ok {
+				add = append(add, edits...)
+				continue
+			}
+		}
 		decl = append(decl, ":"+c.name+" - [0:0]")
 		add = append(add, c.rules...)
 	}
@@ -272,6 +278,34 @@ func transition(have ownedFamily, want familyRules) string {
 		return ""
 	}
 	return commitText(decl, del, add, tail)
+}
+
+// editChain turns have into want by deleting and inserting rules at one
+// place, when the two differ in one contiguous run (a source added or
+// removed): the kernel then changes those rules only and every other
+// rule keeps its counters. It declines when the run is long, and the
+// chain is rewritten instead.
+func editChain(chain string, have, want []string) ([]string, bool) {
+	p := 0
+	for p < len(have) && p < len(want) && have[p] == want[p] {
+		p++
+	}
+	s := 0
+	for s < len(have)-p && s < len(want)-p && have[len(have)-1-s] == want[len(want)-1-s] {
+		s++
+	}
+	del, ins := len(have)-p-s, len(want)-p-s
+	if del+ins > max(8, len(want)/4) {
+		return nil, false
+	}
+	var out []string
+	for range del {
+		out = append(out, fmt.Sprintf("-D %s %d", chain, p+1))
+	}
+	for i, r := range want[p : p+ins] {
+		out = append(out, fmt.Sprintf("-I %s %d %s", chain, p+1+i, strings.TrimPrefix(r, "-A "+chain+" ")))
+	}
+	return out, true
 }
 
 func commitText(parts ...[]string) string {

@@ -130,12 +130,36 @@ func TestKernelReapplyWritesNothing(t *testing.T) {
 		if after := l.save(t, ipv4) + l.save(t, ipv6); after != before {
 			t.Fatalf("ruleset changed by an unchanged re-apply:\n%s\n---\n%s", before, after)
 		}
-		// A one-source change rewrites one family's exposure chain only.
+		// A one-source change writes one family, and edits the chain in
+		// place: the other rules keep their counters.
+		if got := l.probe(t, l.client, allowedV4, serverV4, managedPort); got != open {
+			t.Fatalf("allowed peer: %s", got)
+		}
+		allowCount := func() uint64 {
+			cs, err := l.b.Counters(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range cs {
+				if c.Rule == "allow v4 198.18.0.2/31" {
+					return c.Packets
+				}
+			}
+			t.Fatalf("no counter for the allow rule in %+v", cs)
+			return 0
+		}
+		counted := allowCount()
+		if counted == 0 {
+			t.Fatal("allow counter did not count")
+		}
 		rs := labRuleset(rules.Drop)
 		rs.Exposures[0].Allow = pfx("198.18.0.2/31", "198.18.0.8/32", "2001:2::2/127")
 		l.apply(t, rs)
 		if n := l.writes.count(); n != 3 {
 			t.Fatalf("one v4 source change: %d writes in total, want 3", n)
+		}
+		if after := allowCount(); after < counted {
+			t.Fatalf("the unchanged allow rule lost its counters (%d -> %d): the chain was rewritten", counted, after)
 		}
 		st, err := l.b.Current(context.Background())
 		if err != nil {

@@ -3,6 +3,7 @@ package iptables
 import (
 	"net/netip"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -213,5 +214,28 @@ func TestValidateRefusesWhatIptablesCannotCarry(t *testing.T) {
 		if _, err := Render(rs); err == nil {
 			t.Errorf("%s: rendered", name)
 		}
+	}
+}
+
+func TestEditChain(t *testing.T) {
+	have := []string{"-A C a", "-A C b", "-A C c", "-A C d"}
+	edits, ok := editChain("C", have, []string{"-A C a", "-A C x", "-A C c", "-A C d"})
+	if !ok || strings.Join(edits, "|") != "-D C 2|-I C 2 x" {
+		t.Fatalf("replace one: %q %v", edits, ok)
+	}
+	edits, ok = editChain("C", have, []string{"-A C a", "-A C b", "-A C c", "-A C d", "-A C e"})
+	if !ok || strings.Join(edits, "|") != "-I C 5 e" {
+		t.Fatalf("append: %q %v", edits, ok)
+	}
+	edits, ok = editChain("C", have, []string{"-A C b", "-A C c", "-A C d"})
+	if !ok || strings.Join(edits, "|") != "-D C 1" {
+		t.Fatalf("delete first: %q %v", edits, ok)
+	}
+	long := make([]string, 40)
+	for i := range long {
+		long[i] = "-A C r" + strconv.Itoa(i)
+	}
+	if _, ok := editChain("C", nil, long); ok {
+		t.Fatal("a chain built from nothing should be rewritten, not edited")
 	}
 }
