@@ -19,11 +19,11 @@ import (
 )
 
 // benchSizes are the source-list sizes measured. PORTWARDEN_BENCH_SIZES
-// (comma-separated) replaces them, e.g. to add 100000.
+// (comma-separated) replaces them, e.g. "10,1000" for a quick run.
 func benchSizes(b *testing.B) []int {
 	env := os.Getenv("PORTWARDEN_BENCH_SIZES")
 	if env == "" {
-		return []int{10, 1000, 10000}
+		return []int{10, 1000, 10000, 100000}
 	}
 	var out []int
 	for _, f := range strings.Split(env, ",") {

@@ -66,10 +66,19 @@
 // restore file keeps names deterministic and the transition one step.
 // IPv4 and IPv6 are two commits; a packet is only ever in one of them.
 //
+// When the wanted chain differs from the installed one in one contiguous
+// run of rules (a source added or removed), the file edits that run in
+// place (-D/-I by position) instead of flushing the chain, so the kernel
+// changes only those rules and all others keep their counters; a larger
+// difference rewrites the chain. Either way it is the same single commit.
+//
 // An unchanged re-apply reads both tables and writes nothing. A saved plan
 // carries the fingerprint of the owned rules (text and position, not
 // counters); Apply re-reads them and refuses with backends.ErrStalePlan
-// when they changed, before writing.
+// when they changed, before writing. With iptables-nft the re-read is
+// skipped when the nf_tables generation (one netlink request) has not
+// moved since the plan's own read, because iptables-nft-save of 100,000
+// rules takes more than a second. Both families are read concurrently.
 //
 // # Drift
 //
@@ -86,9 +95,13 @@
 // iptables matches sources one rule at a time: a packet to a managed port
 // walks loopback, the deny rules, then the allow rules until one matches,
 // so the per-packet cost grows linearly with the number of source prefixes
-// (after normalisation; adjacent addresses merge into one prefix), and
-// changing one source rewrites the exposure's chain (iptables-legacy even
-// rewrites the whole filter table). Up to a few hundred prefixes this is
+// (after normalisation; adjacent addresses merge into one prefix).
+// BenchmarkPerPacketCost measures it: a TCP connection whose source is
+// matched by the last allow rule costs about the same as without rules up
+// to 1,000 sources, about 3 (legacy) to 10 (nft) times as much at 10,000,
+// and 50 to 80 times as much at 100,000. A change also costs reading the
+// whole owned rule set back, and iptables-legacy replaces the whole filter
+// table on every commit. Up to a few hundred prefixes all this is
 // negligible. Above LargeSourceList prefixes per exposure and family, Plan
 // (Plan.Warnings) and Render add a warning pointing to the nftables
 // backend, whose interval sets keep the per-packet cost constant. ipset was
