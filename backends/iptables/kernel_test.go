@@ -228,6 +228,13 @@ func TestKernelForeignRulesUntouched(t *testing.T) {
 		if err := l.b.Destroy(context.Background()); err != nil {
 			t.Fatal(err)
 		}
+		writes := l.writes.count()
+		if err := l.b.Destroy(context.Background()); err != nil {
+			t.Fatalf("destroy with nothing installed: %v", err)
+		}
+		if l.writes.count() != writes {
+			t.Error("destroy with nothing installed wrote")
+		}
 		for _, fam := range families {
 			if after := l.save(t, fam); after != before[fam] {
 				t.Errorf("%s ruleset after destroy differs:\nbefore\n%s\nafter\n%s", fam, before[fam], after)

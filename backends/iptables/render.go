@@ -155,6 +155,11 @@ func validate(rs *rules.Ruleset) error {
 		if len(e.Ports) == 0 {
 			return fmt.Errorf("exposure %q: no ports", e.Name)
 		}
+		for _, ifname := range e.Interfaces {
+			if !validInterface(ifname) {
+				return fmt.Errorf("exposure %q: interface %q is not a Linux interface name (1 to 15 characters, no blanks, quotes or slashes)", e.Name, ifname)
+			}
+		}
 		if _, err := verdictTarget(e.Default, ipv4); err != nil {
 			return fmt.Errorf("exposure %q: %w", e.Name, err)
 		}
@@ -340,4 +345,13 @@ func restoreText(fr familyRules) string {
 // insertJump puts the jump at the top of INPUT.
 func insertJump() string {
 	return "-I INPUT 1" + strings.TrimPrefix(jumpRule, "-A INPUT")
+}
+
+// validInterface accepts what the kernel accepts as an interface name and
+// iptables-save prints back unchanged.
+func validInterface(name string) bool {
+	if name == "" || len(name) > 15 || name == "." || name == ".." {
+		return false
+	}
+	return !strings.ContainsAny(name, " \t\n\"'\\/:")
 }

@@ -205,6 +205,8 @@ func TestValidateRefusesWhatIptablesCannotCarry(t *testing.T) {
 		"no protocol":       func(e *rules.Exposure) { e.Protocol = "sctp" },
 		"no default":        func(e *rules.Exposure) { e.Default = rules.Accept },
 		"no ports":          func(e *rules.Exposure) { e.Ports = nil },
+		"bad interface":     func(e *rules.Exposure) { e.Interfaces = []string{"eth 0"} },
+		"long interface":    func(e *rules.Exposure) { e.Interfaces = []string{"a-very-long-interface"} },
 	} {
 		rs := sampleRuleset()
 		mutate(&rs.Exposures[0])
