@@ -353,31 +353,48 @@ func (b *Backend) Render(desired *rules.Ruleset) (string, error) {
 	return Render(desired)
 }
 
-// Render is Backend.Render without a kernel (for compile).
+// Render is Backend.Render without a kernel (for compile): both families,
+// each section headed by the command that loads it.
 func Render(desired *rules.Ruleset) (string, error) {
+	v4, v6, err := RenderFamilies(desired)
+	if err != nil {
+		return "", err
+	}
+	var sb strings.Builder
+	sb.WriteString("# portwarden IPv4: load with `iptables-restore --noflush`\n")
+	sb.WriteString(v4)
+	sb.WriteString("# portwarden IPv6: load with `ip6tables-restore --noflush`\n")
+	sb.WriteString(v6)
+	if desired != nil {
+		for _, w := range Warnings(desired) {
+			sb.WriteString("# warning: " + w + "\n")
+		}
+	}
+	return sb.String(), nil
+}
+
+// RenderFamilies is the iptables-restore input for each family on its
+// own, for writing /etc/iptables/rules.v4 and rules.v6-style files: one
+// restore file cannot carry both families. The files are for loading at
+// boot into a table without portwarden's chains: loading one again
+// rebuilds the chains but inserts a second jump, which plan reports as
+// drift and apply removes.
+func RenderFamilies(desired *rules.Ruleset) (v4, v6 string, err error) {
 	if desired == nil {
 		desired = &rules.Ruleset{}
 	}
 	if err := validate(desired); err != nil {
-		return "", fmt.Errorf("iptables backend cannot express the policy: %w", err)
+		return "", "", fmt.Errorf("iptables backend cannot express the policy: %w", err)
 	}
-	var sb strings.Builder
+	var out [2]string
 	for _, fam := range families {
 		fr, err := renderFamily(desired, fam, false)
 		if err != nil {
-			return "", err
+			return "", "", err
 		}
-		tool := "iptables-restore"
-		if fam == ipv6 {
-			tool = "ip6tables-restore"
-		}
-		fmt.Fprintf(&sb, "# portwarden %s: load with `%s --noflush`\n", fam, tool)
-		sb.WriteString(restoreText(fr))
+		out[fam] = restoreText(fr)
 	}
-	for _, w := range Warnings(desired) {
-		sb.WriteString("# warning: " + w + "\n")
-	}
-	return sb.String(), nil
+	return out[ipv4], out[ipv6], nil
 }
 
 // Counters reads the counters of every owned rule.
