@@ -129,9 +129,23 @@ type ownedFamily struct {
 
 func (o ownedFamily) empty() bool { return len(o.jumps) == 0 && len(o.chainOrder) == 0 }
 
-// isOwnedChain tells portwarden's chains by name.
+// isOwnedChain tells portwarden's chains by name: PORTWARDEN, or PW-
+// followed by exactly the ten upper-case hex digits exposureChain makes,
+// so that another tool's "PW-..." chain is never taken for ours.
 func isOwnedChain(name string) bool {
-	return name == topChain || strings.HasPrefix(name, exposureChainPrefix)
+	if name == topChain {
+		return true
+	}
+	hash, ok := strings.CutPrefix(name, exposureChainPrefix)
+	if !ok || len(hash) != 10 {
+		return false
+	}
+	for _, c := range hash {
+		if !(c >= '0' && c <= '9' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
 }
 
 // ownedOf extracts portwarden's objects from a family's filter table.

@@ -180,6 +180,8 @@ var foreignSetup = [][]string{
 	{"-A", "FORWARD", "-o", "docker0", "-j", "DOCKER"},
 	{"-A", "DOCKER-ISOLATION-STAGE-1", "-i", "docker0", "!", "-o", "docker0", "-j", "RETURN"},
 	{"-N", "INPUT_direct"}, {"-N", "IN_public"}, {"-N", "IN_public_allow"},
+	// Names close to portwarden's own must not be taken for them.
+	{"-N", "PW-LOOKALIKE"}, {"-N", "PORTWARDEN2"}, {"-A", "PW-LOOKALIKE", "-j", "RETURN"},
 	{"-A", "INPUT", "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"},
 	{"-A", "INPUT", "-i", "lo", "-j", "ACCEPT"},
 	{"-A", "INPUT", "-j", "INPUT_direct"},
@@ -193,7 +195,8 @@ var foreignSetup = [][]string{
 func withoutOwned(save string) string {
 	var keep []string
 	for _, line := range strings.Split(save, "\n") {
-		if strings.Contains(line, "PORTWARDEN") || strings.Contains(line, exposureChainPrefix) {
+		if strings.Contains(line, "portwarden") || strings.HasPrefix(line, ":PORTWARDEN ") ||
+			(strings.HasPrefix(line, ":PW-") && isOwnedChain(strings.Fields(line[1:])[0])) {
 			continue
 		}
 		keep = append(keep, line)

@@ -241,3 +241,18 @@ func TestEditChain(t *testing.T) {
 		t.Fatal("a chain built from nothing should be rewritten, not edited")
 	}
 }
+
+func TestOwnedChainNames(t *testing.T) {
+	for name, want := range map[string]bool{
+		topChain:              true,
+		exposureChain("nscp"): true,
+		"PW-LOOKALIKE":        false,
+		"PW-ff3c60fd95":       false,
+		"PORTWARDEN2":         false,
+		"DOCKER":              false,
+	} {
+		if got := isOwnedChain(name); got != want {
+			t.Errorf("isOwnedChain(%q) = %v", name, got)
+		}
+	}
+}
