@@ -457,23 +457,21 @@ func normPrefixes(ps []netip.Prefix) rules.Prefixes {
 	return out
 }
 
-// mergePorts sorts port ranges and merges overlapping or adjacent ones.
+// mergePorts sorts the port ranges gathered from match rules and drops
+// repeats (each range appears once per destination and interface). It
+// keeps ranges as written rather than merging adjacent ones, so that
+// decoding returns exactly the ranges the Ruleset had, whatever
+// normalisation produced them.
 func mergePorts(ps []rules.PortRange) []rules.PortRange {
 	if len(ps) == 0 {
 		return nil
 	}
 	s := slices.Clone(ps)
-	sort.Slice(s, func(i, j int) bool { return s[i].First < s[j].First })
-	out := []rules.PortRange{s[0]}
-	for _, p := range s[1:] {
-		last := &out[len(out)-1]
-		if uint32(p.First) <= uint32(last.Last)+1 {
-			if p.Last > last.Last {
-				last.Last = p.Last
-			}
-			continue
+	slices.SortFunc(s, func(a, b rules.PortRange) int {
+		if a.First != b.First {
+			return int(a.First) - int(b.First)
 		}
-		out = append(out, p)
-	}
-	return out
+		return int(a.Last) - int(b.Last)
+	})
+	return slices.Compact(s)
 }

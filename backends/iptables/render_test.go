@@ -256,3 +256,12 @@ func TestOwnedChainNames(t *testing.T) {
 		}
 	}
 }
+
+func TestDecodeKeepsPortRangesAsWritten(t *testing.T) {
+	rs := sampleRuleset()
+	rs.Exposures[1].Ports = []rules.PortRange{{First: 27, Last: 27}, {First: 28, Last: 28}, {First: 29, Last: 40}}
+	st := decode(savedFromRuleset(t, rs))
+	if len(st.Drift) != 0 || !reflect.DeepEqual(st.Ruleset.Exposures[1].Ports, rs.Exposures[1].Ports) {
+		t.Fatalf("ports %+v, drift %q", st.Ruleset.Exposures[1].Ports, st.Drift)
+	}
+}
