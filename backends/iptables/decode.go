@@ -237,12 +237,16 @@ func (d *decoder) driftf(fam family, chain, format string, args ...any) {
 // decode reads both families' owned objects back into the model.
 func decode(owned [2]ownedFamily) *backends.State {
 	d := &decoder{exposures: map[string]*exposureBuilder{}, reported: map[string]bool{}}
-	installed := false
+	installed := !owned[ipv4].empty() || !owned[ipv6].empty()
 	for _, o := range owned {
 		if o.empty() {
+			if installed {
+				// The other family is installed: this one's packets
+				// would pass unchecked.
+				d.driftf(o.fam, "", "holds none of portwarden's chains and no jump, so its packets are not checked; apply recreates them")
+			}
 			continue
 		}
-		installed = true
 		d.decodeFamily(o)
 	}
 	rs := d.ruleset()

@@ -255,23 +255,28 @@ func TestKernelForeignRulesUntouched(t *testing.T) {
 
 func TestKernelDriftIsRepaired(t *testing.T) {
 	chain := exposureChain("nscp")
-	damages := map[string][][]string{
-		"rule deleted":   {{"-D", chain, "1"}},
-		"chain flushed":  {{"-F", chain}},
-		"hand-added":     {{"-I", chain, "1", "-s", "198.18.0.4", "-j", "ACCEPT"}},
-		"jump deleted":   {{"-D", "INPUT", "1"}},
-		"jump not first": {{"-I", "INPUT", "1", "-s", "198.18.0.4", "-j", "ACCEPT"}},
-		"top flushed":    {{"-F", topChain}},
+	type damage struct {
+		fam  family
+		cmds [][]string
+	}
+	damages := map[string]damage{
+		"rule deleted":   {ipv4, [][]string{{"-D", chain, "1"}}},
+		"chain flushed":  {ipv4, [][]string{{"-F", chain}}},
+		"hand-added":     {ipv4, [][]string{{"-I", chain, "1", "-s", "198.18.0.4", "-j", "ACCEPT"}}},
+		"jump deleted":   {ipv4, [][]string{{"-D", "INPUT", "1"}}},
+		"jump not first": {ipv4, [][]string{{"-I", "INPUT", "1", "-s", "198.18.0.4", "-j", "ACCEPT"}}},
+		"top flushed":    {ipv4, [][]string{{"-F", topChain}}},
+		"family removed": {ipv6, [][]string{{"-D", "INPUT", "1"}, {"-F", topChain}, {"-F", chain}, {"-X", topChain}, {"-X", chain}}},
 	}
 	forEachVariant(t, func(t *testing.T, v Variant) {
-		for name, cmds := range damages {
+		for name, dmg := range damages {
 			t.Run(name, func(t *testing.T) {
 				l := newLab(t, v)
 				rs := labRuleset(rules.Reject)
 				l.apply(t, rs)
-				clean := l.save(t, ipv4)
-				for _, c := range cmds {
-					l.ipt(t, ipv4, c...)
+				clean := l.save(t, dmg.fam)
+				for _, c := range dmg.cmds {
+					l.ipt(t, dmg.fam, c...)
 				}
 				p, err := l.b.Plan(context.Background(), rs)
 				if err != nil {
@@ -291,11 +296,15 @@ func TestKernelDriftIsRepaired(t *testing.T) {
 					t.Fatalf("not repaired: diff %+v drift %q", d, st.Drift)
 				}
 				if name != "jump not first" {
-					if got := l.save(t, ipv4); got != clean {
+					if got := l.save(t, dmg.fam); got != clean {
 						t.Errorf("repaired ruleset differs:\n%s\n---\n%s", clean, got)
 					}
 				}
-				if got := l.probe(t, l.client, otherV4, serverV4, managedPort); got != rejected {
+				src, dst := otherV4, serverV4
+				if dmg.fam == ipv6 {
+					src, dst = otherV6, serverV6
+				}
+				if got := l.probe(t, l.client, src, dst, managedPort); got != rejected {
 					t.Errorf("after repair other peer: %s", got)
 				}
 			})

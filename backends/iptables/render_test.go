@@ -104,6 +104,7 @@ func TestDecodeReportsDrift(t *testing.T) {
 		"foreign rule in owned chain": func(o *[2]ownedFamily) {
 			o[ipv4].chains[chain] = append([]savedRule{mustRule(t, "-A "+chain+" -s 198.18.9.9/32 -j ACCEPT")}, o[ipv4].chains[chain]...)
 		},
+		"one family gone": func(o *[2]ownedFamily) { o[ipv6] = ownedFamily{fam: ipv6, chains: map[string][]savedRule{}} },
 		"rules reordered": func(o *[2]ownedFamily) {
 			rs := o[ipv4].chains[chain]
 			rs[1], rs[len(rs)-1] = rs[len(rs)-1], rs[1]
