@@ -113,8 +113,12 @@ func splitComment(c string) (name, kind string, ok bool) {
 	if !ok {
 		return "", "", false
 	}
-	name, kind, ok = strings.Cut(rest, " ")
-	return name, kind, ok && name != "" && kind != ""
+	escaped, kind, ok := strings.Cut(rest, " ")
+	if !ok || escaped == "" || kind == "" {
+		return "", "", false
+	}
+	name, ok = unescapeName(escaped)
+	return name, kind, ok
 }
 
 // ownedFamily is what portwarden owns in one family's filter table, as

@@ -112,8 +112,13 @@
 // solves.
 //
 // Be aware:
-//   - Exposure names must be made of letters, digits and _ - . : / so that
-//     they survive the comment round trip.
+//   - Exposure names are written into comments with bytes other than
+//     letters, digits and _ - . : / as %XX, and may be up to 200 bytes so
+//     written.
+//   - With iptables-nft, the first apply on a host without an "ip filter"
+//     (or "ip6 filter") nf_tables table creates it with its base chains at
+//     policy ACCEPT, exactly as any iptables command would; destroy leaves
+//     that table, which other tools may share.
 //   - Both variants see every packet: an ACCEPT in one does not stop a DROP
 //     in the other, so rules left in the variant not chosen still apply.
 //   - Rules are applied with the binaries run from a thread inside

@@ -79,34 +79,66 @@ func exposureChain(name string) string {
 
 // ruleComment is the comment of an owned rule of an exposure.
 func ruleComment(name, kind string) string {
-	return commentPrefix + " expose=" + name + " " + kind
+	return commentPrefix + " expose=" + escapeName(name) + " " + kind
 }
 
 // logPrefix names the exposure in kernel log lines, cut to the kernel's
 // limit.
 func logPrefix(name string) string {
-	p := "portwarden " + name
+	p := "portwarden " + escapeName(name)
 	if len(p) > maxLogPrefix-2 {
 		p = p[:maxLogPrefix-2]
 	}
 	return p + ": "
 }
 
-// validName reports whether an exposure name can travel in a comment and
-// come back unchanged from iptables-save.
-func validName(name string) bool {
-	if name == "" || len(name) > 200 {
-		return false
-	}
-	for _, r := range name {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
-		case r == '_', r == '-', r == '.', r == ':', r == '/':
-		default:
-			return false
+// maxEscapedName keeps the longest comment well under the kernel's 256.
+const maxEscapedName = 200
+
+// safeNameByte is what an exposure name keeps as is in a comment; every
+// other byte (blanks, quotes, %, non-ASCII) is written %XX so the comment
+// survives iptables-save unchanged and splits cleanly.
+func safeNameByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+		c == '_' || c == '-' || c == '.' || c == ':' || c == '/'
+}
+
+func escapeName(name string) string {
+	var b strings.Builder
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; safeNameByte(c) {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
 		}
 	}
-	return true
+	return b.String()
+}
+
+func unescapeName(s string) (string, bool) {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '%' && i+2 < len(s):
+			v, err := strconv.ParseUint(s[i+1:i+3], 16, 8)
+			if err != nil {
+				return "", false
+			}
+			b.WriteByte(byte(v))
+			i += 2
+		case safeNameByte(c):
+			b.WriteByte(c)
+		default:
+			return "", false
+		}
+	}
+	return b.String(), true
+}
+
+// validName reports whether an exposure name can travel in a comment.
+func validName(name string) bool {
+	return name != "" && len(escapeName(name)) <= maxEscapedName
 }
 
 // chainRules is one owned chain and its rules, each rule as iptables-save
@@ -147,7 +179,7 @@ func validate(rs *rules.Ruleset) error {
 	for i := range rs.Exposures {
 		e := &rs.Exposures[i]
 		if !validName(e.Name) {
-			return fmt.Errorf("exposure %q: the iptables backend needs names of letters, digits and _ - . : / (at most 200)", e.Name)
+			return fmt.Errorf("exposure %q: the iptables backend needs a name of 1 to 200 characters (fewer when they are not letters, digits or _ - . : /)", e.Name)
 		}
 		if e.Protocol != rules.TCP && e.Protocol != rules.UDP {
 			return fmt.Errorf("exposure %q: protocol %q is not tcp or udp", e.Name, e.Protocol)
@@ -176,7 +208,7 @@ func renderFamily(rs *rules.Ruleset, fam family, tolerant bool) (familyRules, er
 	for i := range rs.Exposures {
 		e := &rs.Exposures[i]
 		if !validName(e.Name) {
-			return familyRules{}, fmt.Errorf("exposure %q: the iptables backend needs names of letters, digits and _ - . : / (at most 200)", e.Name)
+			return familyRules{}, fmt.Errorf("exposure %q: the iptables backend needs a name of 1 to 200 characters (fewer when they are not letters, digits or _ - . : /)", e.Name)
 		}
 		chain := exposureChain(e.Name)
 		match, err := matchRules(e, fam, chain)

@@ -201,13 +201,13 @@ func TestWarningsForLargeSourceLists(t *testing.T) {
 
 func TestValidateRefusesWhatIptablesCannotCarry(t *testing.T) {
 	for name, mutate := range map[string]func(e *rules.Exposure){
-		"name with a space": func(e *rules.Exposure) { e.Name = "a b" },
-		"name with a quote": func(e *rules.Exposure) { e.Name = `a"b` },
-		"no protocol":       func(e *rules.Exposure) { e.Protocol = "sctp" },
-		"no default":        func(e *rules.Exposure) { e.Default = rules.Accept },
-		"no ports":          func(e *rules.Exposure) { e.Ports = nil },
-		"bad interface":     func(e *rules.Exposure) { e.Interfaces = []string{"eth 0"} },
-		"long interface":    func(e *rules.Exposure) { e.Interfaces = []string{"a-very-long-interface"} },
+		"empty name":     func(e *rules.Exposure) { e.Name = "" },
+		"long name":      func(e *rules.Exposure) { e.Name = strings.Repeat("é", 40) },
+		"no protocol":    func(e *rules.Exposure) { e.Protocol = "sctp" },
+		"no default":     func(e *rules.Exposure) { e.Default = rules.Accept },
+		"no ports":       func(e *rules.Exposure) { e.Ports = nil },
+		"bad interface":  func(e *rules.Exposure) { e.Interfaces = []string{"eth 0"} },
+		"long interface": func(e *rules.Exposure) { e.Interfaces = []string{"a-very-long-interface"} },
 	} {
 		rs := sampleRuleset()
 		mutate(&rs.Exposures[0])
@@ -265,4 +265,23 @@ func TestDecodeKeepsPortRangesAsWritten(t *testing.T) {
 	if len(st.Drift) != 0 || !reflect.DeepEqual(st.Ruleset.Exposures[1].Ports, rs.Exposures[1].Ports) {
 		t.Fatalf("ports %+v, drift %q", st.Ruleset.Exposures[1].Ports, st.Drift)
 	}
+}
+
+func TestNamesSurviveTheComment(t *testing.T) {
+	for _, name := range []string{"nscp", "my service", `quote"d`, "50%", "héllo wörld", "a/b:c.d-e_f"} {
+		rs := sampleRuleset()
+		rs.Exposures[0].Name = name
+		st := decode(savedFromRuleset(t, rs))
+		if len(st.Drift) != 0 || exposureNames(st.Ruleset)[0] != name {
+			t.Errorf("%q came back as %q, drift %q", name, exposureNames(st.Ruleset)[0], st.Drift)
+		}
+	}
+}
+
+func exposureNames(rs *rules.Ruleset) []string {
+	var out []string
+	for _, e := range rs.Exposures {
+		out = append(out, e.Name)
+	}
+	return append(out, "")
 }
