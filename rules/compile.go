@@ -1,0 +1,88 @@
+package rules
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/portwarden/portwarden/policies"
+)
+
+// Compile turns a validated policy into a normalised Ruleset. The same
+// policy always gives an identical Ruleset. A prefix listed both in a deny
+// and an allow block stays in both sets: deny is checked first.
+func Compile(p *policies.Policy) (*Ruleset, error) {
+	if p == nil {
+		return nil, fmt.Errorf("compile: no policy")
+	}
+	rs := &Ruleset{Exposures: make([]Exposure, 0, len(p.Exposes))}
+	for _, x := range p.Exposes {
+		e, err := compileExpose(x)
+		if err != nil {
+			return nil, err
+		}
+		rs.Exposures = append(rs.Exposures, e)
+	}
+	rs.Normalize()
+	for i := 1; i < len(rs.Exposures); i++ {
+		if rs.Exposures[i].Name == rs.Exposures[i-1].Name {
+			return nil, fmt.Errorf("compile: two exposes are named %q", rs.Exposures[i].Name)
+		}
+	}
+	return rs, nil
+}
+
+func compileExpose(x *policies.Expose) (Exposure, error) {
+	e := Exposure{
+		Name:       x.Name,
+		Protocol:   Protocol(x.Protocol),
+		Interfaces: append([]string(nil), x.Interfaces...),
+		Default:    Verdict(x.Default),
+		Log:        x.Log,
+		Loopback:   x.Loopback,
+	}
+	if e.Protocol != TCP && e.Protocol != UDP {
+		return e, fmt.Errorf("%s: expose %q: unknown protocol %q", x.DeclRange, x.Name, x.Protocol)
+	}
+	if e.Default == "" {
+		e.Default = Drop
+	}
+	if e.Default != Drop && e.Default != Reject {
+		return e, fmt.Errorf("%s: expose %q: default must be drop or reject, not %q", x.DeclRange, x.Name, x.Default)
+	}
+	if len(x.Ports) == 0 {
+		return e, fmt.Errorf("%s: expose %q manages no port", x.DeclRange, x.Name)
+	}
+	for _, p := range x.Ports {
+		if p.First == 0 || p.First > p.Last {
+			return e, fmt.Errorf("%s: expose %q: invalid port range %d-%d", x.DeclRange, x.Name, p.First, p.Last)
+		}
+		e.Ports = append(e.Ports, PortRange{First: p.First, Last: p.Last})
+	}
+	e.Destinations = NewPrefixes(addressPrefixes(x.Destinations)...)
+	var deny, allow []netip.Prefix
+	for _, block := range x.Deny {
+		ps := addressPrefixes(block.From)
+		deny = append(deny, ps...)
+		e.Origins = append(e.Origins, Origin{Kind: OriginDeny, Comment: block.Comment, Prefixes: ps, Range: block.DeclRange})
+	}
+	for _, block := range x.Allow {
+		ps := addressPrefixes(block.From)
+		allow = append(allow, ps...)
+		e.Origins = append(e.Origins, Origin{Kind: OriginAllow, Comment: block.Comment, Prefixes: ps, Range: block.DeclRange})
+	}
+	e.Deny = NewPrefixes(deny...)
+	e.Allow = NewPrefixes(allow...)
+	if e.Loopback {
+		e.Origins = append(e.Origins, Origin{Kind: OriginLoopback, Range: x.DeclRange})
+	}
+	e.Origins = append(e.Origins, Origin{Kind: OriginDefault, Range: x.DeclRange})
+	return e, nil
+}
+
+func addressPrefixes(as []policies.Address) []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(as))
+	for _, a := range as {
+		out = append(out, a.Prefix.Masked())
+	}
+	return out
+}

@@ -1,0 +1,111 @@
+package rules
+
+import (
+	"net/netip"
+	"slices"
+
+	"go4.org/netipx"
+)
+
+// NewPrefixes builds a normalised set from any prefixes: host bits are
+// masked, overlapping and adjacent prefixes merge, and each family is
+// sorted.
+func NewPrefixes(ps ...netip.Prefix) Prefixes {
+	var v4, v6 netipx.IPSetBuilder
+	for _, p := range ps {
+		if !p.IsValid() {
+			continue
+		}
+		p = p.Masked()
+		if p.Addr().Is4() || p.Addr().Is4In6() && p.Bits() >= 96 {
+			v4.AddPrefix(unmap(p))
+		} else {
+			v6.AddPrefix(p)
+		}
+	}
+	s4, _ := v4.IPSet() // errors only report invalid input, skipped above
+	s6, _ := v6.IPSet()
+	return Prefixes{V4: s4.Prefixes(), V6: s6.Prefixes()}
+}
+
+func unmap(p netip.Prefix) netip.Prefix {
+	if p.Addr().Is4In6() {
+		return netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+	}
+	return p
+}
+
+// All returns both families, IPv4 first.
+func (p Prefixes) All() []netip.Prefix {
+	return append(slices.Clip(p.V4), p.V6...)
+}
+
+// Len is the number of prefixes in both families.
+func (p Prefixes) Len() int { return len(p.V4) + len(p.V6) }
+
+// Empty reports whether the set holds no prefix.
+func (p Prefixes) Empty() bool { return p.Len() == 0 }
+
+// Contains reports whether a is in the set.
+func (p Prefixes) Contains(a netip.Addr) bool {
+	a = a.Unmap()
+	list := p.V6
+	if a.Is4() {
+		list = p.V4
+	}
+	// Normalised prefixes are sorted and disjoint: binary search for the
+	// last prefix starting at or before a.
+	i, _ := slices.BinarySearchFunc(list, a, func(p netip.Prefix, a netip.Addr) int {
+		return p.Addr().Compare(a)
+	})
+	for _, j := range []int{i, i - 1} {
+		if j >= 0 && j < len(list) && list[j].Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// Family returns the prefixes of one family: 4 or 6.
+func (p Prefixes) Family(v int) []netip.Prefix {
+	if v == 4 {
+		return p.V4
+	}
+	return p.V6
+}
+
+func (p Prefixes) equal(o Prefixes) bool {
+	return slices.Equal(p.V4, o.V4) && slices.Equal(p.V6, o.V6)
+}
+
+// normalizePorts sorts and merges overlapping or adjacent ranges.
+func normalizePorts(in []PortRange) []PortRange {
+	ps := slices.Clone(in)
+	slices.SortFunc(ps, func(a, b PortRange) int {
+		if a.First != b.First {
+			return int(a.First) - int(b.First)
+		}
+		return int(a.Last) - int(b.Last)
+	})
+	var out []PortRange
+	for _, p := range ps {
+		if n := len(out); n > 0 && int(p.First) <= int(out[n-1].Last)+1 {
+			if p.Last > out[n-1].Last {
+				out[n-1].Last = p.Last
+			}
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// ContainsPort reports whether port is in one of the ranges.
+func ContainsPort(ranges []PortRange, port uint16) bool {
+	for _, r := range ranges {
+		if port >= r.First && port <= r.Last {
+			return true
+		}
+	}
+	return false
+}

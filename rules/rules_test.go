@@ -1,0 +1,293 @@
+package rules
+
+import (
+	"math/rand/v2"
+	"net/netip"
+	"testing"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/portwarden/portwarden/policies"
+)
+
+func addrs(ss ...string) []policies.Address {
+	var out []policies.Address
+	for _, s := range ss {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a := netip.MustParseAddr(s)
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, policies.Address{Prefix: p})
+	}
+	return out
+}
+
+func block(kind string, line int, from ...string) *policies.SourceRule {
+	return &policies.SourceRule{Kind: kind, From: addrs(from...), DeclRange: hcl.Range{Filename: "p.hcl", Start: hcl.Pos{Line: line}}}
+}
+
+func port27Policy() *policies.Policy {
+	return &policies.Policy{Exposes: []*policies.Expose{{
+		Name: "nscp", Protocol: "tcp", Ports: []policies.PortRange{{First: 27, Last: 27}},
+		Default: "drop", Loopback: true,
+		Allow: []*policies.SourceRule{block("allow", 10, "198.18.1.0/24", "2001:2:0:1::/64"), block("allow", 14, "198.18.9.9")},
+		Deny:  []*policies.SourceRule{block("deny", 20, "198.18.1.66")},
+	}, {
+		Name: "dns", Protocol: "udp", Ports: []policies.PortRange{{First: 53, Last: 53}},
+		Default: "reject", Interfaces: []string{"eth1", "eth0", "eth1"},
+		Destinations: addrs("198.18.0.1"),
+		Allow:        []*policies.SourceRule{block("allow", 30, "198.19.0.0/16")},
+	}}}
+}
+
+func TestCompileNormalises(t *testing.T) {
+	rs, err := Compile(port27Policy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs.Exposures[0].Name != "dns" || rs.Exposures[1].Name != "nscp" {
+		t.Fatalf("exposures not sorted: %v", rs.Exposures)
+	}
+	if got := rs.Exposures[0].Interfaces; len(got) != 2 || got[0] != "eth0" {
+		t.Errorf("interfaces = %v", got)
+	}
+	nscp := rs.Exposure("nscp")
+	if got := nscp.Allow.All(); len(got) != 3 || got[0].String() != "198.18.1.0/24" || got[1].String() != "198.18.9.9/32" {
+		t.Errorf("allow = %v", got)
+	}
+	again, _ := Compile(port27Policy())
+	if rs.Fingerprint() != again.Fingerprint() {
+		t.Error("compile is not deterministic")
+	}
+}
+
+func TestDecide(t *testing.T) {
+	rs, err := Compile(port27Policy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name     string
+		pkt      Packet
+		verdict  Verdict
+		kind     string
+		line     int
+		exposure string
+	}{
+		{"allowed v4", Packet{Protocol: TCP, Source: netip.MustParseAddr("198.18.1.7"), Port: 27}, Accept, OriginAllow, 10, "nscp"},
+		{"allowed v6", Packet{Protocol: TCP, Source: netip.MustParseAddr("2001:2:0:1::99"), Port: 27}, Accept, OriginAllow, 10, "nscp"},
+		{"second block", Packet{Protocol: TCP, Source: netip.MustParseAddr("198.18.9.9"), Port: 27}, Accept, OriginAllow, 14, "nscp"},
+		{"deny beats allow", Packet{Protocol: TCP, Source: netip.MustParseAddr("198.18.1.66"), Port: 27}, Drop, OriginDeny, 20, "nscp"},
+		{"default drop", Packet{Protocol: TCP, Source: netip.MustParseAddr("198.18.2.1"), Port: 27}, Drop, OriginDefault, 0, "nscp"},
+		{"loopback", Packet{Protocol: TCP, Source: netip.MustParseAddr("198.18.2.1"), Port: 27, Interface: "lo"}, Accept, OriginLoopback, 0, "nscp"},
+		{"other port passes", Packet{Protocol: TCP, Source: netip.MustParseAddr("198.18.2.1"), Port: 22}, Pass, "", 0, ""},
+		{"udp reject", Packet{Protocol: UDP, Source: netip.MustParseAddr("198.18.2.1"), Port: 53, Interface: "eth0", Destination: netip.MustParseAddr("198.18.0.1")}, Reject, OriginDefault, 0, "dns"},
+		{"other interface passes", Packet{Protocol: UDP, Source: netip.MustParseAddr("198.18.2.1"), Port: 53, Interface: "eth9"}, Pass, "", 0, ""},
+		{"other destination passes", Packet{Protocol: UDP, Source: netip.MustParseAddr("198.18.2.1"), Port: 53, Destination: netip.MustParseAddr("198.18.0.2")}, Pass, "", 0, ""},
+		{"v6 to v4-only destinations passes", Packet{Protocol: UDP, Source: netip.MustParseAddr("2001:2::1"), Port: 53}, Pass, "", 0, ""},
+		{"udp allowed", Packet{Protocol: UDP, Source: netip.MustParseAddr("198.19.3.3"), Port: 53}, Accept, OriginAllow, 30, "dns"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := rs.Decide(tc.pkt)
+			if d.Verdict != tc.verdict || d.Exposure != tc.exposure {
+				t.Fatalf("Decide = %+v, want %s by %s", d, tc.verdict, tc.exposure)
+			}
+			if tc.kind == "" {
+				if d.Origin != nil {
+					t.Fatalf("origin %+v on pass", d.Origin)
+				}
+				return
+			}
+			if d.Origin == nil || d.Origin.Kind != tc.kind || (tc.line != 0 && d.Origin.Range.Start.Line != tc.line) {
+				t.Fatalf("origin = %+v, want %s at line %d", d.Origin, tc.kind, tc.line)
+			}
+		})
+	}
+}
+
+func TestCompareElementLevel(t *testing.T) {
+	cur, _ := Compile(port27Policy())
+	p := port27Policy()
+	p.Exposes[0].Allow[1] = block("allow", 14, "198.18.9.10")
+	p.Exposes[1].Default = "drop"
+	want, _ := Compile(p)
+	d := Compare(cur, want)
+	if len(d.Exposures) != 2 {
+		t.Fatalf("diff = %+v", d)
+	}
+	dns, nscp := d.Exposures[0], d.Exposures[1]
+	if dns.Action != Update || len(dns.Attributes) != 1 || dns.Attributes[0].Name != "default" {
+		t.Errorf("dns diff = %+v", dns)
+	}
+	if nscp.Action != Update || len(nscp.Allow.Added) != 1 || len(nscp.Allow.Removed) != 1 ||
+		nscp.Allow.Added[0].String() != "198.18.9.10/32" {
+		t.Errorf("nscp diff = %+v", nscp.Allow)
+	}
+	if !Compare(want, want).Empty() {
+		t.Error("diff of a ruleset with itself is not empty")
+	}
+	created := Compare(&Ruleset{}, want)
+	if c, u, r := created.Summary(); c != 2 || u != 0 || r != 0 {
+		t.Errorf("summary = %d %d %d", c, u, r)
+	}
+	deleted := Compare(want, nil)
+	if _, _, r := deleted.Summary(); r != 2 {
+		t.Errorf("deleted summary: %+v", deleted)
+	}
+}
+
+func TestBoundarySources(t *testing.T) {
+	rs := &Ruleset{Exposures: []Exposure{{Name: "x", Allow: NewPrefixes(netip.MustParsePrefix("198.18.1.0/24"))}}}
+	got := BoundarySources(rs)
+	want := []string{"198.18.0.255", "198.18.1.0", "198.18.1.255", "198.18.2.0"}
+	if len(got) != len(want) {
+		t.Fatalf("got %v", got)
+	}
+	for i := range want {
+		if got[i].String() != want[i] {
+			t.Errorf("got %v, want %v", got, want)
+		}
+	}
+}
+
+// bruteForce evaluates the policy directly, block by block, with no prefix
+// merging: the reference Decide must agree with.
+func bruteForce(p *policies.Policy, pkt Packet) (Verdict, string) {
+	exposes := append([]*policies.Expose(nil), p.Exposes...)
+	// Exposures are evaluated in name order.
+	for i := range exposes {
+		for j := i + 1; j < len(exposes); j++ {
+			if exposes[j].Name < exposes[i].Name {
+				exposes[i], exposes[j] = exposes[j], exposes[i]
+			}
+		}
+	}
+	in := func(as []policies.Address, a netip.Addr) bool {
+		for _, x := range as {
+			if x.Prefix.Masked().Contains(a) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, x := range exposes {
+		if Protocol(x.Protocol) != pkt.Protocol {
+			continue
+		}
+		okPort := false
+		for _, r := range x.Ports {
+			okPort = okPort || (pkt.Port >= r.First && pkt.Port <= r.Last)
+		}
+		if !okPort {
+			continue
+		}
+		for _, b := range x.Deny {
+			if in(b.From, pkt.Source) {
+				return Verdict(x.Default), x.Name
+			}
+		}
+		for _, b := range x.Allow {
+			if in(b.From, pkt.Source) {
+				return Accept, x.Name
+			}
+		}
+		return Verdict(x.Default), x.Name
+	}
+	return Pass, ""
+}
+
+func randomPrefix(r *rand.Rand) netip.Prefix {
+	if r.IntN(2) == 0 {
+		a := netip.AddrFrom4([4]byte{198, 18 + byte(r.IntN(2)), byte(r.IntN(4)), byte(r.IntN(256))})
+		return netip.PrefixFrom(a, 16+r.IntN(17)).Masked()
+	}
+	var b [16]byte
+	copy(b[:], []byte{0x20, 0x01, 0, 2, 0, byte(r.IntN(3))})
+	b[15] = byte(r.IntN(256))
+	return netip.PrefixFrom(netip.AddrFrom16(b), 40+r.IntN(89)).Masked()
+}
+
+func randomAddr(r *rand.Rand, near []netip.Prefix) netip.Addr {
+	if len(near) > 0 && r.IntN(3) > 0 {
+		p := near[r.IntN(len(near))]
+		switch r.IntN(4) {
+		case 0:
+			return p.Addr()
+		case 1:
+			if a := p.Addr().Prev(); a.IsValid() {
+				return a
+			}
+		case 2:
+			return lastAddr(p)
+		default:
+			if a := lastAddr(p).Next(); a.IsValid() {
+				return a
+			}
+		}
+	}
+	return randomPrefix(r).Addr()
+}
+
+func TestDecideMatchesBruteForce(t *testing.T) {
+	r := rand.New(rand.NewPCG(27, 2026))
+	for iter := 0; iter < 300; iter++ {
+		p := &policies.Policy{}
+		var all []netip.Prefix
+		for x := 0; x < 1+r.IntN(3); x++ {
+			port := uint16(20 + r.IntN(10))
+			e := &policies.Expose{Name: string(rune('a' + r.IntN(5))), Protocol: "tcp", Ports: []policies.PortRange{{First: port, Last: port + uint16(r.IntN(3))}}, Default: []string{"drop", "reject"}[r.IntN(2)]}
+			if p.Exposes != nil && containsName(p.Exposes, e.Name) {
+				continue
+			}
+			for b := 0; b < r.IntN(4); b++ {
+				kind := []string{"allow", "deny"}[r.IntN(2)]
+				sr := &policies.SourceRule{Kind: kind}
+				for k := 0; k < 1+r.IntN(4); k++ {
+					pr := randomPrefix(r)
+					all = append(all, pr)
+					sr.From = append(sr.From, policies.Address{Prefix: pr})
+				}
+				if kind == "allow" {
+					e.Allow = append(e.Allow, sr)
+				} else {
+					e.Deny = append(e.Deny, sr)
+				}
+			}
+			p.Exposes = append(p.Exposes, e)
+		}
+		rs, err := Compile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for probe := 0; probe < 50; probe++ {
+			pkt := Packet{Protocol: TCP, Source: randomAddr(r, all), Port: uint16(20 + r.IntN(14))}
+			wantV, wantE := bruteForce(p, pkt)
+			got := rs.Decide(pkt)
+			if got.Verdict != wantV || got.Exposure != wantE {
+				t.Fatalf("iteration %d: Decide(%v:%d) = %s/%s, brute force says %s/%s", iter, pkt.Source, pkt.Port, got.Verdict, got.Exposure, wantV, wantE)
+			}
+		}
+	}
+}
+
+func containsName(es []*policies.Expose, n string) bool {
+	for _, e := range es {
+		if e.Name == n {
+			return true
+		}
+	}
+	return false
+}
+
+func BenchmarkDecide100k(b *testing.B) {
+	var ps []netip.Prefix
+	for i := 0; i < 100000; i++ {
+		ps = append(ps, netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18 + byte(i>>16&1), byte(i >> 8), byte(i)}), 32))
+	}
+	rs := &Ruleset{Exposures: []Exposure{{Name: "x", Protocol: TCP, Ports: []PortRange{{27, 27}}, Default: Drop, Allow: NewPrefixes(ps...)}}}
+	pkt := Packet{Protocol: TCP, Source: netip.MustParseAddr("198.19.0.77"), Port: 27}
+	b.ResetTimer()
+	for b.Loop() {
+		rs.Decide(pkt)
+	}
+}

@@ -1,0 +1,69 @@
+package rules
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"slices"
+	"strings"
+)
+
+// Normalize puts the Ruleset in canonical form: exposures sorted by name,
+// ports merged, interfaces sorted and unique, prefix sets merged.
+func (rs *Ruleset) Normalize() {
+	for i := range rs.Exposures {
+		e := &rs.Exposures[i]
+		e.Ports = normalizePorts(e.Ports)
+		e.Interfaces = slices.Compact(slices.Sorted(slices.Values(e.Interfaces)))
+		if len(e.Interfaces) == 0 {
+			e.Interfaces = nil
+		}
+		e.Destinations = NewPrefixes(e.Destinations.All()...)
+		e.Deny = NewPrefixes(e.Deny.All()...)
+		e.Allow = NewPrefixes(e.Allow.All()...)
+	}
+	slices.SortFunc(rs.Exposures, func(a, b Exposure) int { return strings.Compare(a.Name, b.Name) })
+}
+
+// Exposure returns the exposure called name, or nil.
+func (rs *Ruleset) Exposure(name string) *Exposure {
+	for i := range rs.Exposures {
+		if rs.Exposures[i].Name == name {
+			return &rs.Exposures[i]
+		}
+	}
+	return nil
+}
+
+// Fingerprint is a sha256 of the canonical model, Origins left out: two
+// Rulesets that put the same rules in a kernel have the same fingerprint.
+func (rs *Ruleset) Fingerprint() string {
+	canon := Ruleset{Exposures: make([]Exposure, len(rs.Exposures))}
+	for i, e := range rs.Exposures {
+		e.Origins = nil
+		canon.Exposures[i] = e
+	}
+	canon.Normalize()
+	b, err := json.Marshal(canon)
+	if err != nil {
+		// Marshal of plain strings, numbers and netip values cannot fail.
+		panic("rules: fingerprint: " + err.Error())
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// Clone returns a deep copy.
+func (rs *Ruleset) Clone() *Ruleset {
+	out := &Ruleset{Exposures: make([]Exposure, len(rs.Exposures))}
+	for i, e := range rs.Exposures {
+		e.Ports = slices.Clone(e.Ports)
+		e.Interfaces = slices.Clone(e.Interfaces)
+		e.Destinations = Prefixes{slices.Clone(e.Destinations.V4), slices.Clone(e.Destinations.V6)}
+		e.Deny = Prefixes{slices.Clone(e.Deny.V4), slices.Clone(e.Deny.V6)}
+		e.Allow = Prefixes{slices.Clone(e.Allow.V4), slices.Clone(e.Allow.V6)}
+		e.Origins = slices.Clone(e.Origins)
+		out.Exposures[i] = e
+	}
+	return out
+}
