@@ -1,0 +1,48 @@
+package policies
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/hashicorp/hcl/v2/hclwrite"
+)
+
+// WriteDiagnostics prints diagnostics for people: severity, summary,
+// file:line:col, the source line with the offending part marked, and the
+// detail.
+func WriteDiagnostics(w io.Writer, files map[string]*hcl.File, diags hcl.Diagnostics, color bool) error {
+	return hcl.NewDiagnosticTextWriter(w, files, 88, color).WriteDiagnostics(diags)
+}
+
+// FormatDiagnostic is one diagnostic on one line, in the form
+// "file:line,col-col: Summary; Detail", for golden files and logs.
+func FormatDiagnostic(d *hcl.Diagnostic) string {
+	var b strings.Builder
+	if d.Severity == hcl.DiagWarning {
+		b.WriteString("warning: ")
+	}
+	if d.Subject != nil {
+		fmt.Fprintf(&b, "%s: ", d.Subject)
+	}
+	b.WriteString(d.Summary)
+	if d.Detail != "" {
+		b.WriteString("; " + d.Detail)
+	}
+	return b.String()
+}
+
+// Format returns the canonical formatting of a native-syntax policy file.
+// JSON files are returned unchanged. Syntax errors come back as diagnostics
+// and the source unchanged.
+func Format(src []byte, filename string) ([]byte, hcl.Diagnostics) {
+	if strings.HasSuffix(filename, ".json") {
+		return src, nil
+	}
+	if _, diags := hclsyntax.ParseConfig(src, filename, hcl.InitialPos); diags.HasErrors() {
+		return src, diags
+	}
+	return hclwrite.Format(src), nil
+}
