@@ -147,7 +147,7 @@ func sortedAttrs(attrs hcl.Attributes) []*hcl.Attribute {
 
 func (d *decoder) declare(typ, name string, nameRange, def hcl.Range) hcl.Diagnostics {
 	var diags hcl.Diagnostics
-	if !hclsyntax.ValidIdentifier(name) {
+	if typ != "test" && !hclsyntax.ValidIdentifier(name) {
 		diags = append(diags, &hcl.Diagnostic{
 			Severity: hcl.DiagError, Summary: "Invalid name",
 			Detail:  fmt.Sprintf("%q is not a valid %s name: use letters, digits, underscores and dashes, starting with a letter.", name, typ),
@@ -508,6 +508,10 @@ func (d *decoder) addressList(expr hcl.Expression, what string) ([]Address, hcl.
 	}
 	var out []Address
 	for _, el := range elems {
+		if rd := d.checkRefs(el, "var", "local", "address_group"); rd.HasErrors() {
+			diags = append(diags, rd...)
+			continue
+		}
 		val, vd := el.Value(d.ctx)
 		diags = append(diags, vd...)
 		if vd.HasErrors() {
@@ -810,13 +814,9 @@ func (d *decoder) decodeExpose(b *hcl.Block) (*Expose, hcl.Diagnostics) {
 		diags = append(diags, d.decodeInterfaces(a, &e.Interfaces)...)
 	}
 	if a := attrs["destinations"]; a != nil {
-		rd := d.checkRefs(a.Expr, "var", "local", "address_group")
-		diags = append(diags, rd...)
-		if !rd.HasErrors() {
-			dst, dd := d.addressList(a.Expr, "destinations")
-			diags = append(diags, dd...)
-			e.Destinations = dst
-		}
+		dst, dd := d.addressList(a.Expr, "destinations")
+		diags = append(diags, dd...)
+		e.Destinations = dst
 	}
 	if a := attrs["default"]; a != nil {
 		dd := decodeString(a, d.ctx, &e.Default)
@@ -835,9 +835,6 @@ func (d *decoder) decodeExpose(b *hcl.Block) (*Expose, hcl.Diagnostics) {
 	for _, blk := range content.Blocks {
 		rule, rd := d.decodeSourceRule(blk)
 		diags = append(diags, rd...)
-		if rule == nil {
-			continue
-		}
 		if rule.Kind == KindAllow {
 			e.Allow = append(e.Allow, rule)
 		} else {
@@ -884,11 +881,6 @@ func (d *decoder) decodeSourceRule(b *hcl.Block) (*SourceRule, hcl.Diagnostics) 
 		diags = append(diags, decodeString(a, d.ctx, &r.Comment)...)
 	}
 	if a := content.Attributes["from"]; a != nil {
-		rd := d.checkRefs(a.Expr, "var", "local", "address_group")
-		diags = append(diags, rd...)
-		if rd.HasErrors() {
-			return nil, diags
-		}
 		from, fd := d.addressList(a.Expr, "from")
 		diags = append(diags, fd...)
 		r.From = from

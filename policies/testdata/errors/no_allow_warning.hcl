@@ -1,0 +1,4 @@
+expose "closed" {
+  protocol = "tcp"
+  ports    = [27]
+}

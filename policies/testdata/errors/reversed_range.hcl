@@ -1,0 +1,4 @@
+service "web" {
+  protocol = "tcp"
+  ports    = ["30-20"]
+}

@@ -1,0 +1,4 @@
+expose "nscp" {
+  protocol = "tcp"
+  ports = [27
+}

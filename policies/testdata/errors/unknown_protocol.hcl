@@ -1,0 +1,4 @@
+service "web" {
+  protocol = "sctp"
+  ports    = [80]
+}

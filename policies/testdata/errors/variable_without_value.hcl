@@ -1,0 +1,3 @@
+variable "office" {
+  type = list(string)
+}
