@@ -33,7 +33,7 @@ func Load(p string, opts Options) (*Policy, hcl.Diagnostics) {
 	if err != nil {
 		return &Policy{Files: map[string]*hcl.File{}}, hcl.Diagnostics{{
 			Severity: hcl.DiagError, Summary: "Cannot read policy",
-			Detail:   fmt.Sprintf("%s: %v. Pass the policy file or directory with --policy.", p, unwrapPathErr(err)),
+			Detail: fmt.Sprintf("%s: %v. Pass the policy file or directory with --policy.", p, unwrapPathErr(err)),
 		}}
 	}
 	dir, name := p, "."
@@ -159,4 +159,3 @@ func loadVarFiles(parser *hclparse.Parser, names []string) ([]*hcl.File, hcl.Dia
 	}
 	return files, diags
 }
-
