@@ -53,7 +53,7 @@ func benchRuleset(n int, extra bool) *rules.Ruleset {
 		Name: "bench", Protocol: rules.TCP,
 		Ports:   []rules.PortRange{{First: 27, Last: 27}},
 		Default: rules.Drop, Loopback: true,
-		Allow: normPrefixes(ps),
+		Allow: rules.NewPrefixes(ps...),
 	}}}
 }
 

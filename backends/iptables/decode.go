@@ -10,8 +10,6 @@ import (
 	"strconv"
 	"strings"
 
-	"go4.org/netipx"
-
 	"github.com/portwarden/portwarden/backends"
 	"github.com/portwarden/portwarden/rules"
 )
@@ -390,10 +388,10 @@ func (d *decoder) ruleset() *rules.Ruleset {
 			sort.Strings(e.Interfaces)
 		}
 		if !b.anyDest {
-			e.Destinations = normPrefixes(b.dests)
+			e.Destinations = rules.NewPrefixes(b.dests...)
 		}
-		e.Deny = normPrefixes(b.deny)
-		e.Allow = normPrefixes(b.allow)
+		e.Deny = rules.NewPrefixes(b.deny...)
+		e.Allow = rules.NewPrefixes(b.allow...)
 		rs.Exposures = append(rs.Exposures, e)
 	}
 	return rs
@@ -434,33 +432,6 @@ func lines(rs []savedRule) []string {
 	out := make([]string, len(rs))
 	for i, r := range rs {
 		out[i] = r.line
-	}
-	return out
-}
-
-// normPrefixes merges and sorts prefixes per family, as rules.Prefixes
-// requires. Nil stays nil on each side so an empty set compares equal to
-// a compiled empty set.
-func normPrefixes(ps []netip.Prefix) rules.Prefixes {
-	var v4, v6 netipx.IPSetBuilder
-	var has4, has6 bool
-	for _, p := range ps {
-		if p.Addr().Is4() {
-			v4.AddPrefix(p.Masked())
-			has4 = true
-		} else {
-			v6.AddPrefix(p.Masked())
-			has6 = true
-		}
-	}
-	var out rules.Prefixes
-	if has4 {
-		s, _ := v4.IPSet()
-		out.V4 = s.Prefixes()
-	}
-	if has6 {
-		s, _ := v6.IPSet()
-		out.V6 = s.Prefixes()
 	}
 	return out
 }

@@ -11,44 +11,6 @@ import (
 	"github.com/portwarden/portwarden/rules"
 )
 
-// referenceVerdict is the evaluation order documented on rules.Exposure,
-// for a packet arriving on the lab's interface pw0. It stands in for
-// rules.Ruleset.Decide until the rules package provides it; the test must
-// then call Decide instead, so that expectations are written once.
-func referenceVerdict(rs *rules.Ruleset, src, dst netip.Addr, port uint16) rules.Verdict {
-	for _, e := range rs.Exposures {
-		if e.Protocol != rules.TCP {
-			continue
-		}
-		if !slices.ContainsFunc(e.Ports, func(p rules.PortRange) bool { return p.First <= port && port <= p.Last }) {
-			continue
-		}
-		if len(e.Interfaces) > 0 && !slices.Contains(e.Interfaces, "pw0") {
-			continue
-		}
-		if len(e.Destinations.V4)+len(e.Destinations.V6) > 0 && !containsAddr(e.Destinations, dst) {
-			continue
-		}
-		if containsAddr(e.Deny, src) {
-			return e.Default
-		}
-		if containsAddr(e.Allow, src) {
-			return rules.Accept
-		}
-		return e.Default
-	}
-	return rules.Pass
-}
-
-func containsAddr(p rules.Prefixes, a netip.Addr) bool {
-	for _, q := range append(slices.Clone(p.V4), p.V6...) {
-		if q.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
-
 // randomRuleset builds a policy over the lab's ports and client addresses.
 func randomRuleset(r *rand.Rand, clients []netip.Addr) *rules.Ruleset {
 	rs := &rules.Ruleset{}
@@ -83,14 +45,15 @@ func randomRuleset(r *rand.Rand, clients []netip.Addr) *rules.Ruleset {
 				allow = append(allow, netip.PrefixFrom(c, c.BitLen()-2).Masked())
 			}
 		}
-		e.Allow, e.Deny = normPrefixes(allow), normPrefixes(deny)
+		e.Allow, e.Deny = rules.NewPrefixes(allow...), rules.NewPrefixes(deny...)
 		rs.Exposures = append(rs.Exposures, e)
 	}
+	rs.Normalize()
 	return rs
 }
 
 // TestKernelDifferential applies random policies and checks that every
-// probe through the kernel gets the verdict the model gives.
+// probe through the kernel gets the verdict rules.Decide gives.
 func TestKernelDifferential(t *testing.T) {
 	forEachVariant(t, func(t *testing.T, v Variant) {
 		l := newLab(t, v)
@@ -113,7 +76,9 @@ func TestKernelDifferential(t *testing.T) {
 			rs := randomRuleset(r, append(slices.Clone(clientsV4), clientsV6...))
 			l.apply(t, rs)
 			check := func(src, dst netip.Addr, port uint16) {
-				want := map[rules.Verdict]string{rules.Accept: open, rules.Pass: open, rules.Reject: rejected, rules.Drop: filtered}[referenceVerdict(rs, src, dst, port)]
+				want := map[rules.Verdict]string{rules.Accept: open, rules.Pass: open, rules.Reject: rejected, rules.Drop: filtered}[rs.Decide(rules.Packet{
+					Protocol: rules.TCP, Source: src, Destination: dst, Port: port, Interface: "pw0",
+				}).Verdict]
 				if got := l.probe(t, l.client, src, dst, int(port)); got != want {
 					t.Errorf("round %d (seed %d): %s -> %s:%d = %s, model says %s; ruleset %+v", round, seed, src, dst, port, got, want, rs.Exposures)
 				}

@@ -169,6 +169,10 @@ func (b *Backend) Plan(ctx context.Context, desired *rules.Ruleset) (*backends.P
 	if desired == nil {
 		desired = &rules.Ruleset{}
 	}
+	// A hand-built Ruleset may not be canonical; the kernel's is read back
+	// canonical, so compare like with like.
+	desired = desired.Clone()
+	desired.Normalize()
 	if err := validate(desired); err != nil {
 		return nil, fmt.Errorf("iptables backend cannot express the policy: %w", err)
 	}
@@ -180,7 +184,7 @@ func (b *Backend) Plan(ctx context.Context, desired *rules.Ruleset) (*backends.P
 		Backend:  b.Name(),
 		Current:  cur,
 		Desired:  desired,
-		Diff:     compare(cur.Ruleset, desired),
+		Diff:     rules.Compare(cur.Ruleset, desired),
 		Created:  time.Now().UTC(),
 		Warnings: Warnings(desired),
 	}, nil

@@ -165,7 +165,7 @@ func TestKernelReapplyWritesNothing(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d := compare(st.Ruleset, rs); !d.Empty() || len(st.Drift) > 0 {
+		if d := rules.Compare(st.Ruleset, rs); !d.Empty() || len(st.Drift) > 0 {
 			t.Fatalf("after change: diff %+v drift %q", d, st.Drift)
 		}
 	})
@@ -292,7 +292,7 @@ func TestKernelDriftIsRepaired(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if d := compare(st.Ruleset, rs); !d.Empty() || len(st.Drift) > 0 {
+				if d := rules.Compare(st.Ruleset, rs); !d.Empty() || len(st.Drift) > 0 {
 					t.Fatalf("not repaired: diff %+v drift %q", d, st.Drift)
 				}
 				if name != "jump not first" {

@@ -125,6 +125,6 @@ func packetCostRuleset(n int, client netip.Addr) *rules.Ruleset {
 	return &rules.Ruleset{Exposures: []rules.Exposure{{
 		Name: "cost", Protocol: rules.TCP,
 		Ports:   []rules.PortRange{{First: 27, Last: 27}},
-		Default: rules.Reject, Allow: normPrefixes(ps),
+		Default: rules.Reject, Allow: rules.NewPrefixes(ps...),
 	}}}
 }

@@ -15,7 +15,7 @@ func pfx(ss ...string) rules.Prefixes {
 	for _, s := range ss {
 		ps = append(ps, netip.MustParsePrefix(s))
 	}
-	return normPrefixes(ps)
+	return rules.NewPrefixes(ps...)
 }
 
 // sampleRuleset has one exposure using every feature and one plain one.
@@ -86,10 +86,10 @@ func TestDecodeRoundTrip(t *testing.T) {
 	if len(st.Drift) != 0 {
 		t.Fatalf("unexpected drift: %q", st.Drift)
 	}
-	if !reflect.DeepEqual(st.Ruleset, rs) {
+	if st.Ruleset.Fingerprint() != rs.Fingerprint() {
 		t.Fatalf("decoded\n%+v\nwant\n%+v", st.Ruleset, rs)
 	}
-	if d := compare(st.Ruleset, rs); !d.Empty() {
+	if d := rules.Compare(st.Ruleset, rs); !d.Empty() {
 		t.Fatalf("diff not empty: %+v", d)
 	}
 }
@@ -135,7 +135,7 @@ func TestDecodeReportsDrift(t *testing.T) {
 		}
 		owned[ipv4].chains[chain] = kept
 		st := decode(owned)
-		d := compare(st.Ruleset, sampleRuleset())
+		d := rules.Compare(st.Ruleset, sampleRuleset())
 		if d.Empty() || len(d.Exposures[0].Allow.Added) != 1 {
 			t.Fatalf("diff = %+v, drift %q", d, st.Drift)
 		}
