@@ -80,6 +80,13 @@ func BenchmarkPerPacketCost(b *testing.B) {
 				var per time.Duration
 				err := cli.Do(func() error {
 					d := net.Dialer{Timeout: 2 * time.Second}
+					for range 20 { // warm up: neighbour discovery, caches
+						c, err := d.Dial("tcp6", netip.AddrPortFrom(server, 27).String())
+						if err != nil {
+							return err
+						}
+						c.Close()
+					}
 					start := time.Now()
 					for range connects {
 						c, err := d.Dial("tcp6", netip.AddrPortFrom(server, 27).String())
