@@ -1,0 +1,373 @@
+package nftables
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/portwarden/portwarden/rules"
+	"go4.org/netipx"
+	"golang.org/x/sys/unix"
+)
+
+// ruleSpec is one rule as portwarden writes it: its comment identifies it
+// (exposure and kind) and its expressions are what the kernel must hold.
+type ruleSpec struct {
+	comment string
+	exprs   []expr.Any
+}
+
+// attrs are the exposure attributes the jump rule's comment records; the
+// rules themselves must agree with them, or the chain has drifted.
+type attrs struct {
+	protocol rules.Protocol
+	def      rules.Verdict
+	log      bool
+	loopback bool
+	ifaces   bool // the jump matches the interface set
+	dst      bool // the jump matches the destination sets
+}
+
+func attrsOf(e *rules.Exposure) attrs {
+	return attrs{protocol: e.Protocol, def: e.Default, log: e.Log, loopback: e.Loopback,
+		ifaces: len(e.Interfaces) > 0, dst: !e.Destinations.Empty()}
+}
+
+func (a attrs) String() string {
+	s := fmt.Sprintf("proto=%s default=%s", a.protocol, a.def)
+	for _, f := range []struct {
+		on   bool
+		name string
+	}{{a.log, "log"}, {a.loopback, "loopback"}, {a.ifaces, "ifaces"}, {a.dst, "dst"}} {
+		if f.on {
+			s += " " + f.name
+		}
+	}
+	return s
+}
+
+func parseAttrs(s string) (attrs, error) {
+	var a attrs
+	for _, f := range strings.Fields(s) {
+		k, v, _ := strings.Cut(f, "=")
+		switch k {
+		case "proto":
+			a.protocol = rules.Protocol(v)
+		case "default":
+			a.def = rules.Verdict(v)
+		case "log":
+			a.log = true
+		case "loopback":
+			a.loopback = true
+		case "ifaces":
+			a.ifaces = true
+		case "dst":
+			a.dst = true
+		default:
+			return a, fmt.Errorf("unknown attribute %q", f)
+		}
+	}
+	if (a.protocol != rules.TCP && a.protocol != rules.UDP) || (a.def != rules.Drop && a.def != rules.Reject) {
+		return a, fmt.Errorf("incomplete attributes %q", s)
+	}
+	return a, nil
+}
+
+// comment builds the rule comment: "portwarden <exposure> <kind>[ <attrs>]".
+func comment(exposure, kind string, extra string) string {
+	c := commentPrefix + exposure + " " + kind
+	if extra != "" {
+		c += " " + extra
+	}
+	return c
+}
+
+func parseComment(c string) (exposure, kind, extra string, ok bool) {
+	rest, ok := strings.CutPrefix(c, commentPrefix)
+	if !ok {
+		return "", "", "", false
+	}
+	parts := strings.SplitN(rest, " ", 3)
+	if len(parts) < 2 {
+		return "", "", "", false
+	}
+	if len(parts) == 3 {
+		extra = parts[2]
+	}
+	return parts[0], parts[1], extra, true
+}
+
+// userData encodes a comment the way nft does (a TLV of type
+// NFTNL_UDATA_RULE_COMMENT), so `nft list ruleset` shows it.
+func userData(comment string) []byte {
+	b := []byte{0, byte(len(comment) + 1)}
+	b = append(b, comment...)
+	return append(b, 0)
+}
+
+func commentOf(ud []byte) string {
+	for len(ud) >= 2 {
+		typ, n := ud[0], int(ud[1])
+		if len(ud) < 2+n {
+			return ""
+		}
+		if typ == 0 {
+			return strings.TrimRight(string(ud[2:2+n]), "\x00")
+		}
+		ud = ud[2+n:]
+	}
+	return ""
+}
+
+func protoNum(p rules.Protocol) byte {
+	if p == rules.UDP {
+		return unix.IPPROTO_UDP
+	}
+	return unix.IPPROTO_TCP
+}
+
+func familyMatch(fam int) []expr.Any {
+	proto := byte(unix.NFPROTO_IPV4)
+	if fam == 6 {
+		proto = unix.NFPROTO_IPV6
+	}
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+	}
+}
+
+// addrInSet matches the source (or destination) address of family fam
+// against a set.
+func addrInSet(fam int, source bool, set *nftables.Set) []expr.Any {
+	offset, length := uint32(12), uint32(4)
+	if fam == 6 {
+		offset, length = 8, 16
+	}
+	if !source {
+		offset += length
+	}
+	return append(familyMatch(fam),
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: length},
+		&expr.Lookup{SourceRegister: 1, SetName: set.Name, SetID: set.ID},
+	)
+}
+
+func verdictExprs(v rules.Verdict) []expr.Any {
+	switch v {
+	case rules.Accept:
+		return []expr.Any{&expr.Verdict{Kind: expr.VerdictAccept}}
+	case rules.Reject:
+		return []expr.Any{&expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_ADMIN_PROHIBITED}}
+	default:
+		return []expr.Any{&expr.Verdict{Kind: expr.VerdictDrop}}
+	}
+}
+
+func logExprs(exposure, why string) []expr.Any {
+	return []expr.Any{
+		&expr.Limit{Type: expr.LimitTypePkts, Rate: logRate, Unit: expr.LimitTimeMinute, Burst: logBurst},
+		&expr.Counter{},
+		&expr.Log{Key: 1<<unix.NFTA_LOG_PREFIX | 1<<unix.NFTA_LOG_LEVEL, Level: expr.LogLevelWarning, Data: []byte(logPrefix(exposure, why))},
+	}
+}
+
+func logPrefix(exposure, why string) string {
+	p := "portwarden " + exposure + " " + why + ": "
+	if len(p) > 127 {
+		p = p[:127]
+	}
+	return p
+}
+
+// exposureSets are the named sets of one exposure, keyed by role.
+type exposureSets map[string]*nftables.Set
+
+func newExposureSets(table *nftables.Table, exposure string) exposureSets {
+	sets := exposureSets{}
+	for _, role := range setRoles {
+		s := &nftables.Set{Table: table, Name: setName(exposure, role), Interval: true, KeyType: nftables.TypeIPAddr}
+		switch role {
+		case rolePorts:
+			s.KeyType = nftables.TypeInetService
+		case roleIfaces:
+			s.KeyType, s.Interval = nftables.TypeIFName, false
+		case roleDst6, roleDeny6, roleAllow6:
+			s.KeyType = nftables.TypeIP6Addr
+		}
+		sets[role] = s
+	}
+	return sets
+}
+
+// jumpRules are the base chain rules that send an exposure's packets to
+// its chain: one rule, or one per family when destinations are limited.
+func jumpRules(e *rules.Exposure, sets exposureSets) []ruleSpec {
+	a := attrsOf(e)
+	common := []expr.Any{}
+	if a.ifaces {
+		common = append(common,
+			&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+			&expr.Lookup{SourceRegister: 1, SetName: sets[roleIfaces].Name, SetID: sets[roleIfaces].ID})
+	}
+	common = append(common,
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{protoNum(e.Protocol)}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Lookup{SourceRegister: 1, SetName: sets[rolePorts].Name, SetID: sets[rolePorts].ID},
+	)
+	jump := []expr.Any{&expr.Counter{}, &expr.Verdict{Kind: expr.VerdictJump, Chain: chainName(e.Name)}}
+	if !a.dst {
+		return []ruleSpec{{comment(e.Name, "jump", a.String()), concat(common, jump)}}
+	}
+	var out []ruleSpec
+	for _, fam := range []int{4, 6} {
+		role := roleDst4
+		if fam == 6 {
+			role = roleDst6
+		}
+		out = append(out, ruleSpec{
+			comment(e.Name, fmt.Sprintf("jump%d", fam), a.String()),
+			concat(common, addrInSet(fam, false, sets[role]), jump),
+		})
+	}
+	return out
+}
+
+// chainRules are the rules of an exposure's chain, in the evaluation order
+// of rules.Exposure: loopback, deny, allow, default.
+func chainRules(e *rules.Exposure, sets exposureSets) []ruleSpec {
+	var out []ruleSpec
+	add := func(kind string, exprs ...[]expr.Any) {
+		out = append(out, ruleSpec{comment(e.Name, kind, ""), concat(exprs...)})
+	}
+	if e.Loopback {
+		add("loopback", []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte("lo\x00")},
+			&expr.Counter{},
+		}, verdictExprs(rules.Accept))
+	}
+	for _, fam := range []int{4, 6} {
+		set := sets[map[int]string{4: roleDeny4, 6: roleDeny6}[fam]]
+		if e.Log {
+			add(fmt.Sprintf("deny%d-log", fam), addrInSet(fam, true, set), logExprs(e.Name, "denied"))
+		}
+		add(fmt.Sprintf("deny%d", fam), addrInSet(fam, true, set), []expr.Any{&expr.Counter{}}, verdictExprs(e.Default))
+	}
+	for _, fam := range []int{4, 6} {
+		set := sets[map[int]string{4: roleAllow4, 6: roleAllow6}[fam]]
+		add(fmt.Sprintf("allow%d", fam), addrInSet(fam, true, set), []expr.Any{&expr.Counter{}}, verdictExprs(rules.Accept))
+	}
+	if e.Log {
+		add("default-log", logExprs(e.Name, "refused"))
+	}
+	add("default", []expr.Any{&expr.Counter{}}, verdictExprs(e.Default))
+	return out
+}
+
+func concat(parts ...[]expr.Any) []expr.Any {
+	var out []expr.Any
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out
+}
+
+// interval is an inclusive range of set keys.
+type interval struct{ first, last []byte }
+
+// wantedIntervals are the kernel set contents of one role: maximal
+// ranges, so no two intervals touch (the kernel keeps them apart).
+func wantedIntervals(e *rules.Exposure, role string) []interval {
+	switch role {
+	case rolePorts:
+		var out []interval
+		for _, p := range e.Ports {
+			out = append(out, interval{be16(p.First), be16(p.Last)})
+		}
+		return out
+	case roleIfaces:
+		var out []interval
+		for _, i := range e.Interfaces {
+			k := ifnameKey(i)
+			out = append(out, interval{k, k})
+		}
+		return out
+	}
+	var ps []netip.Prefix
+	switch role {
+	case roleDst4:
+		ps = e.Destinations.V4
+	case roleDst6:
+		ps = e.Destinations.V6
+	case roleDeny4:
+		ps = e.Deny.V4
+	case roleDeny6:
+		ps = e.Deny.V6
+	case roleAllow4:
+		ps = e.Allow.V4
+	case roleAllow6:
+		ps = e.Allow.V6
+	}
+	var b netipx.IPSetBuilder
+	for _, p := range ps {
+		b.AddPrefix(p)
+	}
+	set, _ := b.IPSet()
+	var out []interval
+	for _, r := range set.Ranges() {
+		out = append(out, interval{r.From().AsSlice(), r.To().AsSlice()})
+	}
+	return out
+}
+
+func be16(v uint16) []byte { return []byte{byte(v >> 8), byte(v)} }
+
+func ifnameKey(name string) []byte {
+	k := make([]byte, 16)
+	copy(k, name)
+	return k
+}
+
+// elements encodes intervals as kernel set elements: a start key and, for
+// interval sets, an end key one past the last, flagged as an interval end
+// (omitted when the range reaches the top of the key space).
+func elements(set *nftables.Set, ivs []interval) []nftables.SetElement {
+	var out []nftables.SetElement
+	for _, iv := range ivs {
+		out = append(out, nftables.SetElement{Key: iv.first})
+		if !set.Interval {
+			continue
+		}
+		if end, ok := increment(iv.last); ok {
+			out = append(out, nftables.SetElement{Key: end, IntervalEnd: true})
+		}
+	}
+	return out
+}
+
+// increment returns b+1 as a big-endian number, false on overflow.
+func increment(b []byte) ([]byte, bool) {
+	out := append([]byte(nil), b...)
+	for i := len(out) - 1; i >= 0; i-- {
+		out[i]++
+		if out[i] != 0 {
+			return out, true
+		}
+	}
+	return nil, false
+}
+
+func decrement(b []byte) []byte {
+	out := append([]byte(nil), b...)
+	for i := len(out) - 1; i >= 0; i-- {
+		out[i]--
+		if out[i] != 0xff {
+			break
+		}
+	}
+	return out
+}

@@ -1,0 +1,331 @@
+package nftables
+
+import (
+	"bytes"
+	"fmt"
+	"net/netip"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/portwarden/portwarden/rules"
+	"go4.org/netipx"
+)
+
+// snapshot is everything portwarden owns in the kernel, decoded.
+type snapshot struct {
+	table   *nftables.Table // nil when nothing is installed
+	sets    map[string]*nftables.Set
+	content map[string][]interval // set name → its intervals, sorted
+	chains  map[string]*nftables.Chain
+	rules   map[string][]*nftables.Rule // chain name → rules in order
+
+	ruleset *rules.Ruleset
+	drift   []string
+	// rebuild names exposures whose chain or jump rules differ from what
+	// portwarden writes; rebuildBase says the base chain does.
+	rebuild     map[string]bool
+	rebuildBase bool
+	leftChains  []string // owned chains no exposure uses
+	leftSets    []string // owned sets no exposure uses
+	// damagedSets hold elements that do not pair into intervals (an end
+	// deleted by hand): apply refills them whole instead of editing.
+	damagedSets map[string]bool
+}
+
+func (b *Backend) read(c *nftables.Conn) (*snapshot, error) {
+	s := &snapshot{
+		sets: map[string]*nftables.Set{}, content: map[string][]interval{},
+		chains: map[string]*nftables.Chain{}, rules: map[string][]*nftables.Rule{},
+		ruleset: &rules.Ruleset{Exposures: []rules.Exposure{}}, rebuild: map[string]bool{},
+		damagedSets: map[string]bool{},
+	}
+	tables, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return nil, kernelErr("list nftables tables", err)
+	}
+	for _, t := range tables {
+		if t.Name == tableName {
+			s.table = t
+		}
+	}
+	if s.table == nil {
+		return s, nil
+	}
+	sets, err := c.GetSets(s.table)
+	if err != nil {
+		return nil, kernelErr("list sets of table inet "+tableName, err)
+	}
+	for _, set := range sets {
+		s.sets[set.Name] = set
+	}
+	if !s.marked(c) {
+		return nil, fmt.Errorf("table inet %s exists but was not made by portwarden (its marker set %q is missing): "+
+			"portwarden will not adopt it; rename or delete that table (nft delete table inet %s) and apply again",
+			tableName, markerSetName, tableName)
+	}
+	for name, set := range s.sets {
+		if name == markerSetName {
+			continue
+		}
+		elems, err := c.GetSetElements(set)
+		if err != nil {
+			return nil, kernelErr("read set "+name, err)
+		}
+		ivs, ok := intervalsOf(set, elems)
+		s.content[name] = ivs
+		if !ok {
+			s.damagedSets[name] = true
+			s.driftf("set %s holds interval elements that do not pair up", name)
+		}
+	}
+	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return nil, kernelErr("list chains", err)
+	}
+	for _, ch := range chains {
+		if ch.Table.Name != tableName {
+			continue
+		}
+		s.chains[ch.Name] = ch
+		rs, err := c.GetRules(s.table, ch)
+		if err != nil {
+			return nil, kernelErr("list rules of chain "+ch.Name, err)
+		}
+		s.rules[ch.Name] = rs
+	}
+	s.decode()
+	return s, nil
+}
+
+// marked reports whether the table carries portwarden's marker element.
+func (s *snapshot) marked(c *nftables.Conn) bool {
+	m := s.sets[markerSetName]
+	if m == nil {
+		return false
+	}
+	elems, err := c.GetSetElements(m)
+	return err == nil && len(elems) == 1 && elems[0].Comment == markerComment
+}
+
+func (s *snapshot) driftf(format string, args ...any) {
+	s.drift = append(s.drift, fmt.Sprintf(format, args...))
+}
+
+// decode turns the owned objects into the model and checks every rule
+// against what portwarden would have written for that model.
+func (s *snapshot) decode() {
+	base := s.chains[baseChainName]
+	if base == nil {
+		s.driftf("the base chain %q is missing", baseChainName)
+		s.rebuildBase = true
+	} else if base.Hooknum == nil || *base.Hooknum != *nftables.ChainHookInput || base.Type != nftables.ChainTypeFilter ||
+		base.Priority == nil || *base.Priority != *nftables.ChainPriorityFilter || (base.Policy != nil && *base.Policy != nftables.ChainPolicyAccept) {
+		s.driftf("the base chain %q is not a filter chain on hook input, priority 0, policy accept", baseChainName)
+		s.rebuildBase = true
+	}
+	// Jump rules, grouped by exposure in the order they appear.
+	jumps := map[string][]*nftables.Rule{}
+	var order []string
+	for _, r := range s.rules[baseChainName] {
+		exposure, kind, extra, ok := parseComment(commentOf(r.UserData))
+		if !ok || !strings.HasPrefix(kind, "jump") {
+			s.driftf("chain %s has a rule portwarden did not write (handle %d)", baseChainName, r.Handle)
+			s.rebuildBase = true
+			continue
+		}
+		if _, seen := jumps[exposure]; !seen {
+			order = append(order, exposure)
+		}
+		jumps[exposure] = append(jumps[exposure], r)
+		_ = extra
+	}
+	if !slices.IsSorted(order) {
+		s.driftf("the jump rules of chain %s are out of order", baseChainName)
+		s.rebuildBase = true
+	}
+	usedChains := map[string]bool{baseChainName: true}
+	usedSets := map[string]bool{markerSetName: true}
+	for _, name := range order {
+		_, _, extra, _ := parseComment(commentOf(jumps[name][0].UserData))
+		a, err := parseAttrs(extra)
+		if err != nil {
+			s.driftf("the jump rule of exposure %s is damaged: %v", name, err)
+			s.rebuildBase = true
+			continue
+		}
+		usedChains[chainName(name)] = true
+		for _, role := range setRoles {
+			usedSets[setName(name, role)] = true
+		}
+		e := s.exposure(name, a)
+		s.ruleset.Exposures = append(s.ruleset.Exposures, e)
+		s.check(&e, jumps[name])
+	}
+	for name := range s.chains {
+		if !usedChains[name] {
+			s.leftChains = append(s.leftChains, name)
+			s.driftf("chain %s is not used by any exposure", name)
+		}
+	}
+	for name := range s.sets {
+		if !usedSets[name] {
+			s.leftSets = append(s.leftSets, name)
+			s.driftf("set %s is not used by any exposure", name)
+		}
+	}
+	sort.Strings(s.leftChains)
+	sort.Strings(s.leftSets)
+	sort.Strings(s.drift)
+	s.ruleset.Normalize()
+}
+
+// exposure rebuilds the model of one exposure from its attributes and the
+// contents of its sets.
+func (s *snapshot) exposure(name string, a attrs) rules.Exposure {
+	e := rules.Exposure{Name: name, Protocol: a.protocol, Default: a.def, Log: a.log, Loopback: a.loopback}
+	for _, iv := range s.content[setName(name, rolePorts)] {
+		e.Ports = append(e.Ports, rules.PortRange{First: uint16(iv.first[0])<<8 | uint16(iv.first[1]), Last: uint16(iv.last[0])<<8 | uint16(iv.last[1])})
+	}
+	if a.ifaces {
+		for _, iv := range s.content[setName(name, roleIfaces)] {
+			e.Interfaces = append(e.Interfaces, string(bytes.TrimRight(iv.first, "\x00")))
+		}
+	}
+	prefixes := func(roles ...string) rules.Prefixes {
+		var ps []netip.Prefix
+		for _, role := range roles {
+			for _, iv := range s.content[setName(name, role)] {
+				from, _ := netip.AddrFromSlice(iv.first)
+				to, _ := netip.AddrFromSlice(iv.last)
+				ps = append(ps, netipx.IPRangeFrom(from, to).Prefixes()...)
+			}
+		}
+		return rules.NewPrefixes(ps...)
+	}
+	if a.dst {
+		e.Destinations = prefixes(roleDst4, roleDst6)
+	}
+	e.Deny = prefixes(roleDeny4, roleDeny6)
+	e.Allow = prefixes(roleAllow4, roleAllow6)
+	return e
+}
+
+// check compares the kernel's rules of one exposure with the ones
+// portwarden writes for the decoded model.
+func (s *snapshot) check(e *rules.Exposure, jumps []*nftables.Rule) {
+	sets := newExposureSets(s.table, e.Name)
+	for role, set := range sets {
+		if s.sets[set.Name] == nil {
+			s.driftf("set %s of exposure %s is missing", set.Name, e.Name)
+			s.rebuild[e.Name] = true
+			delete(sets, role)
+		}
+	}
+	if len(sets) < len(setRoles) {
+		return
+	}
+	if !sameRules(jumpRules(e, sets), jumps) {
+		s.driftf("the jump rules of exposure %s were changed", e.Name)
+		s.rebuild[e.Name] = true
+	}
+	chain := chainName(e.Name)
+	if s.chains[chain] == nil {
+		s.driftf("chain %s of exposure %s is missing", chain, e.Name)
+		s.rebuild[e.Name] = true
+		return
+	}
+	if !sameRules(chainRules(e, sets), s.rules[chain]) {
+		s.driftf("the rules of chain %s were changed (want %d rules, found %d)", chain, len(chainRules(e, sets)), len(s.rules[chain]))
+		s.rebuild[e.Name] = true
+	}
+}
+
+func sameRules(want []ruleSpec, got []*nftables.Rule) bool {
+	if len(want) != len(got) {
+		return false
+	}
+	for i := range want {
+		if commentOf(got[i].UserData) != want[i].comment || !sameExprs(want[i].exprs, got[i].Exprs) {
+			return false
+		}
+	}
+	return true
+}
+
+// sameExprs compares expressions, ignoring what the kernel fills in on its
+// own: counter values and set IDs.
+func sameExprs(want, got []expr.Any) bool {
+	if len(want) != len(got) {
+		return false
+	}
+	for i := range want {
+		if !reflect.DeepEqual(canonical(want[i]), canonical(got[i])) {
+			return false
+		}
+	}
+	return true
+}
+
+func canonical(e expr.Any) expr.Any {
+	switch v := e.(type) {
+	case *expr.Counter:
+		return &expr.Counter{}
+	case *expr.Lookup:
+		c := *v
+		c.SetID = 0
+		return &c
+	case *expr.Log:
+		c := *v
+		c.Data = bytes.TrimRight(c.Data, "\x00")
+		return &c
+	}
+	return e
+}
+
+// intervalsOf decodes kernel set elements into sorted inclusive ranges.
+// ok is false when starts and ends do not alternate.
+func intervalsOf(set *nftables.Set, elems []nftables.SetElement) (ivs []interval, ok bool) {
+	sort.Slice(elems, func(i, j int) bool {
+		if c := bytes.Compare(elems[i].Key, elems[j].Key); c != 0 {
+			return c < 0
+		}
+		return elems[i].IntervalEnd && !elems[j].IntervalEnd
+	})
+	var out []interval
+	if !set.Interval {
+		for _, el := range elems {
+			out = append(out, interval{el.Key, el.Key})
+		}
+		return out, true
+	}
+	ok = true
+	var start []byte
+	for _, el := range elems {
+		switch {
+		case !el.IntervalEnd:
+			if start != nil {
+				// Two starts in a row: the packet path treats the first range as
+				// running up to the second.
+				out = append(out, interval{start, decrement(el.Key)})
+				ok = false
+			}
+			start = el.Key
+		case start != nil:
+			out = append(out, interval{start, decrement(el.Key)})
+			start = nil
+		case len(out) > 0 || !isZero(el.Key):
+			ok = false // an end with no start (a leading end at 0 is harmless)
+		}
+	}
+	if start != nil {
+		top := bytes.Repeat([]byte{0xff}, len(start))
+		out = append(out, interval{start, top})
+	}
+	return out, ok
+}
+
+func isZero(b []byte) bool { return len(bytes.Trim(b, "\x00")) == 0 }
