@@ -34,7 +34,7 @@ const (
 
 var setRoles = []string{rolePorts, roleIfaces, roleDst4, roleDst6, roleDeny4, roleDeny6, roleAllow4, roleAllow6}
 
-func chainName(exposure string) string    { return "x-" + exposure }
+func chainName(exposure string) string     { return "x-" + exposure }
 func setName(exposure, role string) string { return exposure + "-" + role }
 
 // exposureOfChain returns the exposure an owned regular chain belongs to.
