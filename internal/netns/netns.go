@@ -184,3 +184,28 @@ func Veth(a *NS, nameA string, b *NS, nameB string) error {
 func prefixToIPNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
 }
+
+// DoPath runs fn on an OS thread inside the namespace bind-mounted or
+// linked at path (/run/netns/NAME, /proc/PID/ns/net); an empty path runs fn
+// where the caller is. The thread is discarded afterwards.
+func DoPath(path string, fn func() error) error {
+	if path == "" {
+		return fn()
+	}
+	ch := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
+		h, err := vnetns.GetFromPath(path)
+		if err != nil {
+			ch <- fmt.Errorf("open network namespace %s: %w", path, err)
+			return
+		}
+		defer h.Close()
+		if err := vnetns.Set(h); err != nil {
+			ch <- fmt.Errorf("enter network namespace %s: %w", path, err)
+			return
+		}
+		ch <- fn()
+	}()
+	return <-ch
+}
