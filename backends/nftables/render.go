@@ -160,3 +160,6 @@ func renderVerdict(v rules.Verdict) string {
 func renderLog(exposure, why string) string {
 	return fmt.Sprintf("limit rate %d/minute burst %d packets counter log prefix %q", logRate, logBurst, logPrefix(exposure, why))
 }
+
+// Render is Backend.Render without a backend: rendering needs no kernel.
+func Render(desired *rules.Ruleset) (string, error) { return (&Backend{}).Render(desired) }

@@ -1,17 +1,51 @@
 package main
 
 import (
-	"errors"
+	"context"
+	"fmt"
 
 	"github.com/spf13/cobra"
 )
 
 func newDestroyCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "destroy",
-		Short: "not implemented yet",
+	var autoApprove bool
+	cmd := &cobra.Command{
+		Use:   "destroy [--auto-approve]",
+		Short: "Remove everything portwarden owns in the kernel, and nothing else",
+		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return errors.New("destroy: not implemented yet")
+			b, _, err := g.openBackend()
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			st, err := b.Current(context.Background())
+			if err != nil {
+				return withCode(exitError1, explainKernelError(err))
+			}
+			if !st.Installed {
+				if g.json {
+					return printJSON(w, map[string]any{"destroyed": false, "backend": b.Name()})
+				}
+				fmt.Fprintf(w, "Nothing to destroy: portwarden owns no %s objects here.\n", b.Name())
+				return nil
+			}
+			if !autoApprove {
+				fmt.Fprintf(w, "portwarden will remove its %s objects (%d exposure(s)); every other rule stays.\n", b.Name(), len(st.Ruleset.Exposures))
+				if err := confirm(cmd.InOrStdin(), w, "destroy"); err != nil {
+					return withCode(exitError1, err)
+				}
+			}
+			if err := b.Destroy(context.Background()); err != nil {
+				return withCode(exitError1, explainKernelError(err))
+			}
+			if g.json {
+				return printJSON(w, map[string]any{"destroyed": true, "backend": b.Name()})
+			}
+			fmt.Fprintf(w, "Destroy complete: removed portwarden's %s objects.\n", b.Name())
+			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&autoApprove, "auto-approve", false, "destroy without asking")
+	return cmd
 }

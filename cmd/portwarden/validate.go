@@ -1,7 +1,7 @@
 package main
 
 import (
-	"errors"
+	"fmt"
 
 	"github.com/spf13/cobra"
 )
@@ -9,9 +9,18 @@ import (
 func newValidateCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "validate",
-		Short: "not implemented yet",
+		Short: "Parse and check the policy (exit 0 valid, 1 invalid)",
+		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return errors.New("validate: not implemented yet")
+			pol, rs, err := g.loadPolicy(cmd)
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(cmd.OutOrStdout(), map[string]any{"valid": true, "exposures": len(rs.Exposures), "tests": len(pol.Tests)})
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "The policy is valid: %d exposure(s), %d test(s).\n", len(rs.Exposures), len(pol.Tests))
+			return nil
 		},
 	}
 }
