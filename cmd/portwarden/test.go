@@ -140,4 +140,3 @@ func writeTestJUnit(path string, results []rules.TestResult) error {
 	_, err = io.WriteString(f, "\n")
 	return err
 }
-
