@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/hashicorp/hcl/v2"
 	"github.com/portwarden/portwarden/policies"
 	"github.com/spf13/cobra"
 )
@@ -34,7 +35,7 @@ func newFmtCmd(g *globals) *cobra.Command {
 				}
 				out, diags := policies.Format(src, f)
 				if diags.HasErrors() {
-					g.writeDiagnostics(cmd.ErrOrStderr(), nil, diags)
+					g.writeDiagnostics(cmd.ErrOrStderr(), map[string]*hcl.File{f: {Bytes: src}}, diags)
 					failed = true
 					continue
 				}
