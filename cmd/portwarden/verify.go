@@ -1,17 +1,98 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
 
+	"github.com/portwarden/portwarden/verify"
 	"github.com/spf13/cobra"
 )
 
 func newVerifyCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "verify",
-		Short: "not implemented yet",
+	var sandbox, noBoundary bool
+	var target, as, junit string
+	var timeout time.Duration
+	var parallel int
+	cmd := &cobra.Command{
+		Use:   "verify (--sandbox | --target HOST [--as ADDR])",
+		Short: "Prove the policy with real connections: in a throwaway sandbox, or live against a host",
+		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return errors.New("verify: not implemented yet")
+			if sandbox == (target != "") {
+				return withCode(exitError1, errors.New("choose one: --sandbox, or --target HOST"))
+			}
+			pol, rs, err := g.loadPolicy(cmd)
+			if err != nil {
+				return err
+			}
+			// Ctrl-C and SIGTERM cancel the probes; deferred clean-up removes
+			// every sandbox namespace before the process exits.
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			var rep *verify.Report
+			if sandbox {
+				cfg := verify.SandboxConfig{Policy: pol, Ruleset: rs, Backend: g.backend, Timeout: timeout, Parallel: parallel, Boundary: !noBoundary}
+				if f, ok := cmd.ErrOrStderr().(*os.File); ok && isTerminal(f) && !g.json {
+					cfg.Progress = func(done, total int) {
+						if done%25 == 0 || done == total {
+							fmt.Fprintf(f, "\rprobing %d/%d", done, total)
+							if done == total {
+								fmt.Fprint(f, "\r\033[K")
+							}
+						}
+					}
+				}
+				rep, err = verify.Sandbox(ctx, cfg)
+			} else {
+				cfg := verify.LiveConfig{Ruleset: rs, Target: target, Timeout: timeout, Parallel: parallel}
+				if as != "" {
+					if cfg.As, err = netip.ParseAddr(as); err != nil {
+						return withCode(exitError1, fmt.Errorf("--as %q is not an IP address", as))
+					}
+				}
+				rep, err = verify.Live(ctx, cfg)
+			}
+			if err != nil {
+				return withCode(exitError1, explainKernelError(err))
+			}
+			if junit != "" {
+				f, err := os.Create(junit)
+				if err != nil {
+					return withCode(exitError1, fmt.Errorf("junit report: %w", err))
+				}
+				err = rep.WriteJUnit(f)
+				f.Close()
+				if err != nil {
+					return withCode(exitError1, err)
+				}
+			}
+			w := cmd.OutOrStdout()
+			if g.json {
+				if err := rep.WriteJSON(w); err != nil {
+					return err
+				}
+			} else {
+				rep.WriteText(w, g.color(w))
+			}
+			if rep.Failed() {
+				return silentExit(exitFailed)
+			}
+			return nil
 		},
 	}
+	f := cmd.Flags()
+	f.BoolVar(&sandbox, "sandbox", false, "verify in throwaway network namespaces with the real kernel")
+	f.BoolVar(&noBoundary, "no-boundary", false, "with --sandbox: probe only the test blocks' sources")
+	f.StringVar(&target, "target", "", "verify this live host from here")
+	f.StringVar(&as, "as", "", "with --target: the source address the policy sees for this host")
+	f.StringVar(&junit, "junit", "", "also write a JUnit XML report to this file")
+	f.DurationVar(&timeout, "timeout", verify.DefaultTimeout, "per-probe timeout")
+	f.IntVar(&parallel, "parallel", 0, "probes at once (default 128 in the sandbox, 32 live)")
+	return cmd
 }

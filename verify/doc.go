@@ -1,0 +1,16 @@
+// Package verify proves a firewall with real connections: probes that tell
+// open, closed, filtered and rejected apart; a sandbox that loads compiled
+// rules into throwaway network namespaces and probes them from every test
+// source and boundary address; live verification of a real host from this
+// one; and reports (text, JSON, JUnit).
+//
+// Expectations always come from rules.Ruleset.Decide, never written twice:
+// Accept and Pass mean open, Drop means filtered, Reject means rejected.
+//
+// Be aware:
+//   - A TCP probe that meets ICMPv6 administratively-prohibited sees the
+//     error only when the kernel retransmits the SYN (after about 1s), so
+//     probe timeouts below 1.2s turn IPv6 "rejected" into "filtered".
+//   - The sandbox never touches the host's own namespace: everything lives
+//     in pwt-sbx-* namespaces that are deleted on every path out.
+package verify

@@ -1,0 +1,184 @@
+package verify
+
+import (
+	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/portwarden/portwarden/rules"
+)
+
+// Check is one probe compared with what the policy says.
+type Check struct {
+	Probe    ProbeResult `json:"probe"`
+	Exposure string      `json:"exposure"`
+	// Why the source was probed: a test block's name, "boundary" or
+	// "nowhere" in the sandbox, "this host" live.
+	Why      string        `json:"why"`
+	Verdict  rules.Verdict `json:"verdict"` // rules.Decide's answer
+	Expected State         `json:"expected"`
+	Pass     bool          `json:"pass"`
+	Hint     string        `json:"hint,omitempty"`
+}
+
+// Report is the outcome of a verification.
+type Report struct {
+	Mode     string        `json:"mode"` // "sandbox" or "live"
+	Backend  string        `json:"backend,omitempty"`
+	Checks   []Check       `json:"checks"`
+	Skipped  []string      `json:"skipped,omitempty"` // sources that could not be probed, and why
+	Duration time.Duration `json:"duration_ns"`
+}
+
+// Failed reports whether any check did not pass.
+func (r *Report) Failed() bool {
+	for _, c := range r.Checks {
+		if !c.Pass {
+			return true
+		}
+	}
+	return false
+}
+
+// Counts returns passed, failed (wrong verdict) and errored checks.
+func (r *Report) Counts() (passed, failed, errored int) {
+	for _, c := range r.Checks {
+		switch {
+		case c.Pass:
+			passed++
+		case c.Probe.State == Error:
+			errored++
+		default:
+			failed++
+		}
+	}
+	return
+}
+
+// judge fills Expected, Pass and Hint.
+func (c *Check) judge() {
+	c.Expected = ExpectedState(c.Verdict)
+	c.Pass = c.Probe.State == c.Expected
+	if c.Pass {
+		return
+	}
+	switch {
+	case c.Probe.State == Error:
+		c.Hint = "the probe could not run: " + c.Probe.Detail
+	case c.Probe.IsNetworkUnreachable():
+		c.Hint = "the network is unreachable from here: check routing to the target, not the firewall"
+	case c.Expected == Open && c.Probe.State == Closed:
+		c.Hint = "the firewall lets this source through but nothing listens on the port: start the service"
+	case c.Expected == Open:
+		c.Hint = "the firewall refuses an allowed source: run `portwarden plan` for drift and `portwarden doctor` for foreign rules that drop it"
+	case c.Probe.State == Open || c.Probe.State == Closed:
+		c.Hint = "a refused source gets through: the policy's rules are missing or bypassed; run `portwarden plan`"
+	default:
+		c.Hint = fmt.Sprintf("refused, but %s instead of %s: the exposure's default (drop or reject) differs from the kernel's", c.Probe.State, c.Expected)
+	}
+}
+
+// WriteText prints a table: source, port, expected, observed, time, result.
+func (r *Report) WriteText(w io.Writer, color bool) {
+	paint := func(code, s string) string {
+		if !color {
+			return s
+		}
+		return "\x1b[" + code + "m" + s + "\x1b[0m"
+	}
+	if r.Backend != "" {
+		fmt.Fprintf(w, "Backend: %s\n\n", r.Backend)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SOURCE\tPORT\tEXPOSE\tEXPECTED\tOBSERVED\tTIME\tRESULT\tWHY")
+	for _, c := range r.Checks {
+		result := paint("32", "ok")
+		if !c.Pass {
+			result = paint("31", "FAIL")
+		}
+		src := "(kernel's choice)"
+		if c.Probe.Source.IsValid() {
+			src = c.Probe.Source.String()
+		}
+		fmt.Fprintf(tw, "%s\t%s/%d\t%s\t%s\t%s\t%s\t%s\t%s\n", src, c.Probe.Protocol, c.Probe.Target.Port(), c.Exposure,
+			c.Expected, c.Probe.State, c.Probe.Elapsed.Round(time.Millisecond), result, c.Why)
+	}
+	tw.Flush()
+	for _, c := range r.Checks {
+		if !c.Pass {
+			fmt.Fprintf(w, "\n%s %s -> %s: expected %s, observed %s.\n  hint: %s\n", paint("31", "FAIL"), c.Probe.Source, c.Probe.Target, c.Expected, c.Probe.State, c.Hint)
+		}
+	}
+	for _, s := range r.Skipped {
+		fmt.Fprintf(w, "skipped: %s\n", s)
+	}
+	p, f, e := r.Counts()
+	fmt.Fprintf(w, "\n%d passed, %d failed, %d errors in %s (%s)\n", p, f, e, r.Duration.Round(time.Millisecond), r.Mode)
+}
+
+// WriteJSON prints the report as JSON.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+type junitSuite struct {
+	XMLName  xml.Name    `xml:"testsuite"`
+	Name     string      `xml:"name,attr"`
+	Tests    int         `xml:"tests,attr"`
+	Failures int         `xml:"failures,attr"`
+	Errors   int         `xml:"errors,attr"`
+	Time     float64     `xml:"time,attr"`
+	Cases    []junitCase `xml:"testcase"`
+}
+
+type junitCase struct {
+	Name      string        `xml:"name,attr"`
+	ClassName string        `xml:"classname,attr"`
+	Time      float64       `xml:"time,attr"`
+	Failure   *junitProblem `xml:"failure,omitempty"`
+	Error     *junitProblem `xml:"error,omitempty"`
+}
+
+type junitProblem struct {
+	Message string `xml:"message,attr"`
+	Text    string `xml:",chardata"`
+}
+
+// WriteJUnit writes one testcase per probe: a wrong verdict is a failure,
+// a probe that could not run an error.
+func (r *Report) WriteJUnit(w io.Writer) error {
+	_, failed, errored := r.Counts()
+	s := junitSuite{Name: "portwarden verify " + r.Mode, Tests: len(r.Checks), Failures: failed, Errors: errored, Time: r.Duration.Seconds()}
+	for _, c := range r.Checks {
+		name := fmt.Sprintf("%s -> %s/%s", c.Probe.Source, c.Probe.Protocol, c.Probe.Target)
+		if c.Why != "" {
+			name += " (" + c.Why + ")"
+		}
+		jc := junitCase{Name: name, ClassName: "expose." + c.Exposure, Time: c.Probe.Elapsed.Seconds()}
+		msg := fmt.Sprintf("expected %s, observed %s", c.Expected, c.Probe.State)
+		switch {
+		case c.Pass:
+		case c.Probe.State == Error:
+			jc.Error = &junitProblem{Message: msg, Text: c.Hint}
+		default:
+			jc.Failure = &junitProblem{Message: msg, Text: c.Hint}
+		}
+		s.Cases = append(s.Cases, jc)
+	}
+	if _, err := io.WriteString(w, xml.Header); err != nil {
+		return err
+	}
+	enc := xml.NewEncoder(w)
+	enc.Indent("", "  ")
+	if err := enc.Encode(s); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, "\n")
+	return err
+}
+
