@@ -181,4 +181,3 @@ func (r *Report) WriteJUnit(w io.Writer) error {
 	_, err := io.WriteString(w, "\n")
 	return err
 }
-

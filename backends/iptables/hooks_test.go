@@ -4,36 +4,45 @@ import (
 	"context"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/portwarden/portwarden/backends"
-	"github.com/portwarden/portwarden/internal/netns"
-	"github.com/portwarden/portwarden/rules"
 )
 
 // hooks is this backend's side of the shared conformance suite
-// (backends/backendtest): how to open it in a namespace, install foreign
-// rules shaped like Docker's and firewalld's, snapshot them, observe
-// writes and damage owned objects. Until the suite exists, TestKernelHooks
-// exercises them so they are ready to hand over.
+// (backends/backendtest), for one variant: how to open it in a namespace,
+// count its writes, install foreign rules shaped like Docker's and
+// firewalld's, snapshot them, and damage owned objects.
 type hooks struct {
 	variant Variant
-	writes  *countingRunner
+	writes  atomic.Int64 // restore commits by every backend these hooks opened
 }
 
 // Open returns the backend working in nsPath, with writes counted.
 func (h *hooks) Open(t *testing.T, nsPath string) backends.Backend {
 	t.Helper()
 	b, err := newBackend(context.Background(), backends.Config{NetNS: nsPath}, WithVariant(h.variant),
-		withRunner(func(r runner) runner { h.writes = &countingRunner{runner: r}; return h.writes }))
+		withRunner(func(r runner) runner { return &sharedCounter{runner: r, n: &h.writes} }))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return b
 }
 
-// Writes is how many restore commits the last opened backend made.
-func (h *hooks) Writes() int { return h.writes.count() }
+// Writes counts iptables-restore commits: the backend's only writes.
+func (h *hooks) Writes(t *testing.T) int { return int(h.writes.Load()) }
+
+// sharedCounter counts restores into a counter shared by several backends.
+type sharedCounter struct {
+	runner
+	n *atomic.Int64
+}
+
+func (c *sharedCounter) restore(ctx context.Context, fam family, text string) error {
+	c.n.Add(1)
+	return c.runner.restore(ctx, fam, text)
+}
 
 func (h *hooks) run(t *testing.T, nsPath string, fam family, tool string, args ...string) string {
 	t.Helper()
@@ -84,90 +93,47 @@ func (h *hooks) Foreign(t *testing.T, nsPath string) string {
 	return withoutOwned(strings.Join(all, "\n"))
 }
 
-// Damage kinds every backend understands.
-const (
-	damageDeleteRule = "delete-rule"  // one allow rule of the first exposure
-	damageFlush      = "flush"        // the first exposure's chain
-	damageForeign    = "foreign-rule" // an ACCEPT added by hand in an owned chain
-	damageJump       = "delete-jump"  // the hook into INPUT
-)
+// DamageKinds are what a person might do by hand to the owned rules.
+func (h *hooks) DamageKinds() []string {
+	return []string{"delete-rule", "flush-chain", "foreign-rule", "delete-jump", "jump-not-first", "flush-top", "remove-ipv6"}
+}
 
-// Damage breaks owned objects of exposure in IPv4 the way a person would.
+// Damage breaks owned objects of exposure (in IPv4, unless the kind says
+// otherwise) with the variant's own iptables binary.
 func (h *hooks) Damage(t *testing.T, nsPath, kind, exposure string) {
 	t.Helper()
 	chain := exposureChain(exposure)
+	ipt := func(fam family, args ...string) { h.run(t, nsPath, fam, "", args...) }
 	switch kind {
-	case damageDeleteRule:
-		rulesText := h.run(t, nsPath, ipv4, "", "-S", chain)
-		for _, line := range strings.Split(rulesText, "\n") {
+	case "delete-rule": // one allow rule
+		for _, line := range strings.Split(h.run(t, nsPath, ipv4, "", "-S", chain), "\n") {
 			if strings.Contains(line, ruleComment(exposure, kindAllow)) {
 				args, err := splitArgs(strings.Replace(line, "-A ", "-D ", 1))
 				if err != nil {
 					t.Fatal(err)
 				}
-				h.run(t, nsPath, ipv4, "", args...)
+				ipt(ipv4, args...)
 				return
 			}
 		}
 		t.Fatalf("no allow rule in %s", chain)
-	case damageFlush:
-		h.run(t, nsPath, ipv4, "", "-F", chain)
-	case damageForeign:
-		h.run(t, nsPath, ipv4, "", "-I", chain, "1", "-s", "198.18.0.4", "-j", "ACCEPT")
-	case damageJump:
-		h.run(t, nsPath, ipv4, "", "-D", "INPUT", "-m", "comment", "--comment", jumpComment, "-j", topChain)
+	case "flush-chain":
+		ipt(ipv4, "-F", chain)
+	case "foreign-rule":
+		ipt(ipv4, "-I", chain, "1", "-s", "198.18.0.4", "-j", "ACCEPT")
+	case "delete-jump":
+		ipt(ipv4, "-D", "INPUT", "-m", "comment", "--comment", jumpComment, "-j", topChain)
+	case "jump-not-first":
+		ipt(ipv4, "-I", "INPUT", "1", "-s", "198.18.0.4", "-j", "ACCEPT")
+	case "flush-top":
+		ipt(ipv4, "-F", topChain)
+	case "remove-ipv6": // everything portwarden owns in IPv6, by hand
+		ipt(ipv6, "-D", "INPUT", "-m", "comment", "--comment", jumpComment, "-j", topChain)
+		ipt(ipv6, "-F", topChain)
+		ipt(ipv6, "-F", chain)
+		ipt(ipv6, "-X", topChain)
+		ipt(ipv6, "-X", chain)
 	default:
 		t.Fatalf("unknown damage %q", kind)
 	}
-}
-
-func TestKernelHooks(t *testing.T) {
-	forEachVariant(t, func(t *testing.T, v Variant) {
-		ns, err := netns.New("ipt-hooks")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { ns.Close() })
-		h := &hooks{variant: v}
-		b := h.Open(t, ns.Path())
-		h.InstallForeign(t, ns.Path())
-		foreign := h.Foreign(t, ns.Path())
-		rs := labRuleset(rules.Reject)
-		ctx := context.Background()
-		apply := func() *backends.Plan {
-			t.Helper()
-			p, err := b.Plan(ctx, rs)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := b.Apply(ctx, p); err != nil {
-				t.Fatal(err)
-			}
-			return p
-		}
-		apply()
-		if h.Foreign(t, ns.Path()) != foreign {
-			t.Fatal("apply changed foreign rules")
-		}
-		for _, kind := range []string{damageDeleteRule, damageFlush, damageForeign, damageJump} {
-			h.Damage(t, ns.Path(), kind, "nscp")
-			writes := h.Writes()
-			if p := apply(); p.Empty() {
-				t.Fatalf("%s: plan did not see the damage", kind)
-			}
-			if h.Writes() == writes {
-				t.Fatalf("%s: repair wrote nothing", kind)
-			}
-			writes = h.Writes()
-			if p := apply(); !p.Empty() || h.Writes() != writes {
-				t.Fatalf("%s: not repaired in one apply (drift %q)", kind, p.Current.Drift)
-			}
-		}
-		if err := b.Destroy(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if h.Foreign(t, ns.Path()) != foreign {
-			t.Fatal("destroy changed foreign rules")
-		}
-	})
 }
