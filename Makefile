@@ -27,5 +27,10 @@ fuzz:
 bench:
 	$(GO) test -run='^$$' -bench=. -benchtime=1x -timeout=30m ./backends/... ./verify/...
 
+# The demo builds a lab of namespaces, applies examples/port27 in it, shows
+# plan, apply and verification, and removes everything (needs root).
+demo:
+	bash examples/demo/demo.sh
+
 clean:
 	rm -rf bin
