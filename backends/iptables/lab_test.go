@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"os/exec"
 	"strings"
 	"sync"
 	"syscall"
@@ -278,15 +277,4 @@ func labRuleset(def rules.Verdict) *rules.Ruleset {
 		Deny:  pfx(deniedV4.String()+"/32", deniedV6.String()+"/128"),
 		Allow: pfx("198.18.0.2/31", "2001:2::2/127"),
 	}}}
-}
-
-// haveTools fails (or skips outside CI) when a binary the test drives is
-// missing.
-func haveTools(t *testing.T, names ...string) {
-	t.Helper()
-	for _, n := range names {
-		if _, err := exec.LookPath(n); err != nil {
-			t.Fatalf("%s is needed: %v", n, err)
-		}
-	}
 }
