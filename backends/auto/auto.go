@@ -4,8 +4,10 @@
 // "auto" picks nftables when nf_tables answers a netlink request in the
 // namespace and iptables-legacy holds no rules there; otherwise iptables
 // (nf_tables missing, or legacy rules that an nftables table would sit
-// beside unseen by the tools that wrote them). The reason is one sentence
-// for plan output.
+// beside unseen by the tools that wrote them). A namespace where
+// portwarden's iptables chains are already installed stays with iptables,
+// so switching backends is a deliberate destroy and apply. The reason is
+// one sentence for plan output.
 package auto
 
 import (
@@ -49,12 +51,29 @@ func variantReason(b backends.Backend) string {
 }
 
 func openAuto(ctx context.Context, cfg backends.Config) (backends.Backend, string, error) {
-	if err := probeNFTables(cfg.NetNS); err != nil {
+	nftInstalled, err := probeNFTables(cfg.NetNS)
+	if err != nil {
 		b, ierr := iptables.New(cfg)
 		if ierr != nil {
 			return nil, "", fmt.Errorf("no backend works here: nf_tables: %v; iptables: %w", err, ierr)
 		}
 		return b, fmt.Sprintf("iptables, because nf_tables does not answer here (%v)%s", err, variantReason(b)), nil
+	}
+	if nftInstalled {
+		b, err := nftables.New(cfg)
+		if err != nil {
+			return nil, "", err
+		}
+		return b, "nftables, because portwarden's nftables table is already installed here", nil
+	}
+	if v, ok, err := iptables.Installed(ctx, cfg.NetNS); err != nil {
+		return nil, "", fmt.Errorf("auto: look for portwarden's iptables chains: %w", err)
+	} else if ok {
+		b, err := iptables.New(cfg)
+		if err != nil {
+			return nil, "", err
+		}
+		return b, fmt.Sprintf("iptables, because portwarden's chains are already installed with iptables-%s (to move to nftables: portwarden destroy --backend iptables, then apply)", v), nil
 	}
 	legacy, err := iptables.LegacyRules(ctx, cfg.NetNS)
 	if err != nil {
@@ -80,27 +99,37 @@ func openAuto(ctx context.Context, cfg backends.Config) (backends.Backend, strin
 	return b, "nftables, because nf_tables works here and iptables-legacy holds no rules", nil
 }
 
+// nftablesTable is the table the nftables backend owns (family inet).
+const nftablesTable = "portwarden"
+
 // probeNFTables asks nf_tables for its tables in the namespace at path
 // (the current one when empty): the cheapest request that proves the
-// subsystem works and that we may use it.
-func probeNFTables(path string) error {
+// subsystem works and that we may use it. It also tells whether the
+// nftables backend's table is there.
+func probeNFTables(path string) (installed bool, err error) {
 	var opts []nft.ConnOption
 	if path != "" {
 		h, err := netns.GetFromPath(path)
 		if err != nil {
-			return fmt.Errorf("open network namespace %s: %w", path, err)
+			return false, fmt.Errorf("open network namespace %s: %w", path, err)
 		}
 		defer h.Close()
 		opts = append(opts, nft.WithNetNSFd(int(h)))
 	}
 	conn, err := nft.New(opts...)
 	if err != nil {
-		return err
+		return false, err
 	}
-	if _, err := conn.ListTables(); err != nil {
-		return fmt.Errorf("list nf_tables tables: %w", err)
+	tables, err := conn.ListTables()
+	if err != nil {
+		return false, fmt.Errorf("list nf_tables tables: %w", err)
 	}
-	return nil
+	for _, t := range tables {
+		if t.Name == nftablesTable && t.Family == nft.TableFamilyINet {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 func plural(n int, word string) string {

@@ -124,6 +124,25 @@ func LegacyRules(ctx context.Context, nsPath string) (int, error) {
 	return c.rules, err
 }
 
+// Installed reports which variant holds portwarden's chains in the
+// namespace at nsPath, if any. backends/auto uses it so that a host set up
+// with the iptables backend keeps being managed by it.
+func Installed(ctx context.Context, nsPath string) (Variant, bool, error) {
+	for _, v := range []Variant{NFT, Legacy} {
+		if checkBinaries(v) != nil {
+			continue
+		}
+		c, err := inspect(ctx, v, nsPath)
+		if err != nil {
+			return "", false, err
+		}
+		if c.owned {
+			return v, true, nil
+		}
+	}
+	return "", false, nil
+}
+
 // chooseVariant picks the binaries and says why. Order: an explicit
 // choice; the variant that already holds portwarden's chains; the only
 // variant holding any rules; the variant the system's `iptables` command
