@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -228,7 +229,7 @@ func (b *Backend) Apply(ctx context.Context, plan *backends.Plan) error {
 		if err != nil {
 			return fmt.Errorf("iptables backend cannot express the policy: %w", err)
 		}
-		texts[fam] = transition(owned[fam], want)
+		texts[fam] = transition(owned[fam], want, b.maxEditedChain())
 	}
 	for _, fam := range families {
 		if texts[fam] == "" {
@@ -248,7 +249,7 @@ func (b *Backend) Apply(ctx context.Context, plan *backends.Plan) error {
 // family holds into want, touching only chains whose rules differ; "" when
 // nothing differs. Declaring an existing chain flushes it, and the whole
 // file is one commit, so packets see the old chains or the new ones.
-func transition(have ownedFamily, want familyRules) string {
+func transition(have ownedFamily, want familyRules, maxEdited int) string {
 	var decl, del, add, tail []string
 	wanted := map[string]bool{}
 	for _, c := range want.chains {
@@ -257,7 +258,7 @@ func transition(have ownedFamily, want familyRules) string {
 		if exists && slices.Equal(lines(cur), c.rules) {
 			continue
 		}
-		if exists {
+		if exists && len(cur) <= maxEdited {
 			if edits, ok := editChain(c.name, lines(cur), c.rules); ok {
 				add = append(add, edits...)
 				continue
@@ -282,6 +283,18 @@ func transition(have ownedFamily, want familyRules) string {
 		return ""
 	}
 	return commitText(decl, del, add, tail)
+}
+
+// maxEditedChain is the longest chain edited in place rather than
+// rewritten. iptables-legacy rewrites the table either way, so editing
+// only saves work; iptables-nft-restore must first read and translate the
+// whole chain to find a rule position, which for 50,000 rules takes longer
+// (2.7 s) than reloading the chain (1 s), so long chains are rewritten.
+func (b *Backend) maxEditedChain() int {
+	if b.variant == NFT {
+		return 5000
+	}
+	return math.MaxInt
 }
 
 // editChain turns have into want by deleting and inserting rules at one
