@@ -287,12 +287,13 @@ func transition(have ownedFamily, want familyRules, maxEdited int) string {
 
 // maxEditedChain is the longest chain edited in place rather than
 // rewritten. iptables-legacy rewrites the table either way, so editing
-// only saves work; iptables-nft-restore must first read and translate the
-// whole chain to find a rule position, which for 50,000 rules takes longer
-// (2.7 s) than reloading the chain (1 s), so long chains are rewritten.
+// only saves work. iptables-nft-restore must first read and translate the
+// chain to find a rule position: faster than reloading the chain up to
+// tens of thousands of rules (20,000: 0.06 s against 0.2 s), much slower
+// beyond (50,000: 2.7 s against 1 s), so long chains are rewritten.
 func (b *Backend) maxEditedChain() int {
 	if b.variant == NFT {
-		return 5000
+		return 25000
 	}
 	return math.MaxInt
 }
