@@ -11,6 +11,11 @@ import (
 // masked, overlapping and adjacent prefixes merge, and each family is
 // sorted.
 func NewPrefixes(ps ...netip.Prefix) Prefixes {
+	// Sets read back from a kernel or normalised before are already in
+	// canonical form; checking that is linear, rebuilding is not.
+	if v4, v6, ok := splitCanonical(ps); ok {
+		return Prefixes{V4: v4, V6: v6}
+	}
 	var v4, v6 netipx.IPSetBuilder
 	for _, p := range ps {
 		if !p.IsValid() {
@@ -26,6 +31,59 @@ func NewPrefixes(ps ...netip.Prefix) Prefixes {
 	s4, _ := v4.IPSet() // errors only report invalid input, skipped above
 	s6, _ := v6.IPSet()
 	return Prefixes{V4: s4.Prefixes(), V6: s6.Prefixes()}
+}
+
+// splitCanonical returns ps split by family when ps is already canonical:
+// IPv4 then IPv6, each sorted, masked, disjoint, and the minimal prefix
+// decomposition of its maximal ranges (what netipx.IPSet.Prefixes gives).
+func splitCanonical(ps []netip.Prefix) (v4, v6 []netip.Prefix, ok bool) {
+	i := 0
+	for i < len(ps) && ps[i].Addr().Is4() {
+		i++
+	}
+	v4, v6 = ps[:i:i], ps[i:]
+	if !canonical(v4) || !canonical(v6) {
+		return nil, nil, false
+	}
+	if len(v4) == 0 {
+		v4 = nil
+	}
+	if len(v6) == 0 {
+		v6 = nil
+	}
+	return slices.Clone(v4), slices.Clone(v6), true
+}
+
+func canonical(ps []netip.Prefix) bool {
+	var buf []netip.Prefix
+	for i := 0; i < len(ps); {
+		p := ps[i]
+		if !p.IsValid() || p != p.Masked() || p.Addr().Is4In6() || p.Addr().Zone() != "" {
+			return false
+		}
+		// The maximal range starting here: prefixes that follow without a gap.
+		r := netipx.RangeOfPrefix(p)
+		j := i + 1
+		for ; j < len(ps); j++ {
+			next := ps[j]
+			if next.Addr().BitLen() != p.Addr().BitLen() || next != next.Masked() {
+				return false
+			}
+			if r.To().Next() != next.Addr() {
+				break
+			}
+			r = netipx.IPRangeFrom(r.From(), netipx.RangeOfPrefix(next).To())
+		}
+		if j < len(ps) && ps[j].Addr().Compare(r.To()) <= 0 {
+			return false // overlapping or out of order
+		}
+		buf = r.AppendPrefixes(buf[:0])
+		if !slices.Equal(buf, ps[i:j]) {
+			return false
+		}
+		i = j
+	}
+	return true
 }
 
 func unmap(p netip.Prefix) netip.Prefix {

@@ -3,7 +3,7 @@ package rules
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 )
@@ -38,19 +38,26 @@ func (rs *Ruleset) Exposure(name string) *Exposure {
 // Fingerprint is a sha256 of the canonical model, Origins left out: two
 // Rulesets that put the same rules in a kernel have the same fingerprint.
 func (rs *Ruleset) Fingerprint() string {
-	canon := Ruleset{Exposures: make([]Exposure, len(rs.Exposures))}
-	for i, e := range rs.Exposures {
-		e.Origins = nil
-		canon.Exposures[i] = e
-	}
+	canon := rs.Clone()
 	canon.Normalize()
-	b, err := json.Marshal(canon)
-	if err != nil {
-		// Marshal of plain strings, numbers and netip values cannot fail.
-		panic("rules: fingerprint: " + err.Error())
+	h := sha256.New()
+	var buf []byte
+	for _, e := range canon.Exposures {
+		buf = fmt.Appendf(buf[:0], "exposure %q %s %s log=%t loopback=%t ports=%v interfaces=%q\n",
+			e.Name, e.Protocol, e.Default, e.Log, e.Loopback, e.Ports, e.Interfaces)
+		h.Write(buf)
+		for _, set := range []struct {
+			name string
+			ps   Prefixes
+		}{{"destinations", e.Destinations}, {"deny", e.Deny}, {"allow", e.Allow}} {
+			h.Write([]byte(set.name))
+			for _, p := range set.ps.All() {
+				buf, _ = p.AppendBinary(buf[:0])
+				h.Write(buf)
+			}
+		}
 	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // Clone returns a deep copy.

@@ -1,7 +1,8 @@
 package nftables
 
 import (
-	"sort"
+	"bytes"
+	"slices"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -10,12 +11,12 @@ import (
 
 // writeTransition queues, on c, every message that turns the kernel state
 // now into want. Nothing is sent until c.Flush, which the kernel applies
-// as one transaction.
+// as one transaction. It returns what every owned set will hold.
 //
 // Order matters inside the batch: the base chain is flushed before chains
 // it jumps to are deleted, sets exist before rules refer to them, and the
 // jumps are written last, after the chains they target are complete.
-func writeTransition(c *nftables.Conn, now *snapshot, want *rules.Ruleset) error {
+func writeTransition(c *nftables.Conn, now *snapshot, want *rules.Ruleset, diff rules.Diff) (map[string][]interval, error) {
 	table := now.table
 	if table == nil {
 		table = c.AddTable(&nftables.Table{Name: tableName, Family: nftables.TableFamilyINet})
@@ -23,11 +24,10 @@ func writeTransition(c *nftables.Conn, now *snapshot, want *rules.Ruleset) error
 		// an element comment does, so the marker is one commented element.
 		marker := &nftables.Set{Table: table, Name: markerSetName, KeyType: nftables.TypeInetService, Comment: markerComment}
 		if err := c.AddSet(marker, []nftables.SetElement{{Key: []byte{0, 0}, Comment: markerComment}}); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	have := now.ruleset
-	diff := rules.Compare(have, want)
 	rebuildBase := now.rebuildBase || len(now.leftChains) > 0
 	rebuild := map[string]bool{}
 	for name := range now.rebuild {
@@ -86,14 +86,21 @@ func writeTransition(c *nftables.Conn, now *snapshot, want *rules.Ruleset) error
 	}
 
 	// Sets: created when missing, edited element by element otherwise.
+	content := map[string][]interval{}
 	allSets := map[string]exposureSets{}
 	for i := range want.Exposures {
 		e := &want.Exposures[i]
 		sets := newExposureSets(table, e.Name)
 		allSets[e.Name] = sets
+		changed := changedRoles(diff, e.Name)
 		for _, role := range setRoles {
-			if err := syncSet(c, now, sets[role], wantedIntervals(e, role)); err != nil {
-				return err
+			ivs, ok := now.content[sets[role].Name]
+			if changed[role] || !ok || now.damagedSets[sets[role].Name] {
+				ivs = wantedIntervals(e, role)
+			}
+			content[sets[role].Name] = ivs
+			if err := syncSet(c, now, sets[role], ivs); err != nil {
+				return nil, err
 			}
 		}
 	}
@@ -122,6 +129,37 @@ func writeTransition(c *nftables.Conn, now *snapshot, want *rules.Ruleset) error
 				c.AddRule(&nftables.Rule{Table: table, Chain: base, Exprs: r.exprs, UserData: userData(r.comment)})
 			}
 		}
+	}
+	return content, nil
+}
+
+// changedRoles tells which sets of an exposure the diff touches; the
+// others keep their contents, which need not be computed again.
+func changedRoles(diff rules.Diff, exposure string) map[string]bool {
+	for _, d := range diff.Exposures {
+		if d.Name != exposure {
+			continue
+		}
+		if d.Action != rules.Update {
+			return map[string]bool{rolePorts: true, roleIfaces: true, roleDst4: true, roleDst6: true, roleDeny4: true, roleDeny6: true, roleAllow4: true, roleAllow6: true}
+		}
+		out := map[string]bool{
+			rolePorts:  len(d.Ports.Added)+len(d.Ports.Removed) > 0,
+			roleIfaces: slices.ContainsFunc(d.Attributes, func(a rules.AttributeChange) bool { return a.Name == "interfaces" }),
+		}
+		for _, set := range []struct {
+			v4, v6 string
+			diff   rules.PrefixDiff
+		}{{roleDst4, roleDst6, d.Destinations}, {roleDeny4, roleDeny6, d.Deny}, {roleAllow4, roleAllow6, d.Allow}} {
+			for _, p := range append(slices.Clip(set.diff.Added), set.diff.Removed...) {
+				if p.Addr().Is4() {
+					out[set.v4] = true
+				} else {
+					out[set.v6] = true
+				}
+			}
+		}
+		return out
 	}
 	return nil
 }
@@ -158,16 +196,34 @@ func syncSet(c *nftables.Conn, now *snapshot, set *nftables.Set, want []interval
 		if existing != nil {
 			c.DelSet(existing)
 		}
-		return c.AddSet(set, elements(set, want))
-	}
-	removed, added := diffIntervals(now.content[set.Name], want)
-	if len(removed) > 0 {
-		if err := c.SetDeleteElements(set, elements(set, removed)); err != nil {
+		if err := c.AddSet(set, nil); err != nil {
 			return err
 		}
+		return inChunks(elements(set, want), func(els []nftables.SetElement) error { return c.SetAddElements(set, els) })
 	}
-	if len(added) > 0 {
-		return c.SetAddElements(set, elements(set, added))
+	removed, added := diffIntervals(now.content[set.Name], want)
+	if err := inChunks(elements(set, removed), func(els []nftables.SetElement) error { return c.SetDeleteElements(set, els) }); err != nil {
+		return err
+	}
+	return inChunks(elements(set, added), func(els []nftables.SetElement) error { return c.SetAddElements(set, els) })
+}
+
+// elementsPerMessage keeps each element message under the 64 KiB a
+// netlink attribute can hold (an IPv6 interval element takes about 50
+// bytes); the messages still travel in the one batch.
+const elementsPerMessage = 1000
+
+func inChunks(els []nftables.SetElement, fn func([]nftables.SetElement) error) error {
+	for len(els) > 0 {
+		n := min(len(els), elementsPerMessage)
+		// An interval's start and end must travel together.
+		if n < len(els) && els[n].IntervalEnd {
+			n++
+		}
+		if err := fn(els[:n]); err != nil {
+			return err
+		}
+		els = els[n:]
 	}
 	return nil
 }
@@ -176,41 +232,36 @@ func sameSetType(a, b *nftables.Set) bool {
 	return a.KeyType.Name == b.KeyType.Name && a.Interval == b.Interval
 }
 
-// diffIntervals compares two sorted interval lists.
+// diffIntervals compares two sorted interval lists in one pass.
 func diffIntervals(have, want []interval) (removed, added []interval) {
-	key := func(iv interval) string { return string(iv.first) + "\x00" + string(iv.last) }
-	inWant := map[string]bool{}
-	for _, iv := range want {
-		inWant[key(iv)] = true
-	}
-	inHave := map[string]bool{}
-	for _, iv := range have {
-		inHave[key(iv)] = true
-		if !inWant[key(iv)] {
-			removed = append(removed, iv)
-		}
-	}
-	for _, iv := range want {
-		if !inHave[key(iv)] {
-			added = append(added, iv)
+	i, j := 0, 0
+	for i < len(have) || j < len(want) {
+		switch {
+		case j == len(want):
+			removed = append(removed, have[i])
+			i++
+		case i == len(have):
+			added = append(added, want[j])
+			j++
+		default:
+			c := bytes.Compare(have[i].first, want[j].first)
+			if c == 0 {
+				c = bytes.Compare(have[i].last, want[j].last)
+			}
+			switch {
+			case c == 0:
+				i++
+				j++
+			case c < 0:
+				removed = append(removed, have[i])
+				i++
+			default:
+				added = append(added, want[j])
+				j++
+			}
 		}
 	}
 	return removed, added
-}
-
-func sortedChainNames(s *snapshot) []string {
-	names := make([]string, 0, len(s.chains))
-	for n := range s.chains {
-		names = append(names, n)
-	}
-	sort.Slice(names, func(i, j int) bool {
-		// The base chain first, then exposures by name.
-		if (names[i] == baseChainName) != (names[j] == baseChainName) {
-			return names[i] == baseChainName
-		}
-		return names[i] < names[j]
-	})
-	return names
 }
 
 func asCounter(e expr.Any) *expr.Counter {

@@ -312,14 +312,23 @@ func wantedIntervals(e *rules.Exposure, role string) []interval {
 	case roleAllow6:
 		ps = e.Allow.V6
 	}
-	var b netipx.IPSetBuilder
-	for _, p := range ps {
-		b.AddPrefix(p)
-	}
-	set, _ := b.IPSet()
+	// Normalised prefixes are sorted and disjoint: coalescing neighbours
+	// gives the maximal ranges in one pass.
 	var out []interval
-	for _, r := range set.Ranges() {
-		out = append(out, interval{r.From().AsSlice(), r.To().AsSlice()})
+	var cur netipx.IPRange
+	for _, p := range ps {
+		r := netipx.RangeOfPrefix(p)
+		if cur.IsValid() && cur.To().Next() == r.From() {
+			cur = netipx.IPRangeFrom(cur.From(), r.To())
+			continue
+		}
+		if cur.IsValid() {
+			out = append(out, interval{cur.From().AsSlice(), cur.To().AsSlice()})
+		}
+		cur = r
+	}
+	if cur.IsValid() {
+		out = append(out, interval{cur.From().AsSlice(), cur.To().AsSlice()})
 	}
 	return out
 }

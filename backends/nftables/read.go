@@ -8,9 +8,11 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	"github.com/portwarden/portwarden/internal/nfgen"
 	"github.com/portwarden/portwarden/rules"
 	"go4.org/netipx"
 )
@@ -29,11 +31,16 @@ type snapshot struct {
 	// portwarden writes; rebuildBase says the base chain does.
 	rebuild     map[string]bool
 	rebuildBase bool
+	cookie      uint64   // the namespace read, 0 when unknown
+	gen         uint32   // its nf_tables generation before the read
 	leftChains  []string // owned chains no exposure uses
 	leftSets    []string // owned sets no exposure uses
 	// damagedSets hold elements that do not pair into intervals (an end
 	// deleted by hand): apply refills them whole instead of editing.
 	damagedSets map[string]bool
+
+	once        sync.Once // computes fingerprint once: snapshots are shared
+	fingerprint string
 }
 
 func (b *Backend) read(c *nftables.Conn) (*snapshot, error) {
@@ -42,6 +49,9 @@ func (b *Backend) read(c *nftables.Conn) (*snapshot, error) {
 		chains: map[string]*nftables.Chain{}, rules: map[string][]*nftables.Rule{},
 		ruleset: &rules.Ruleset{Exposures: []rules.Exposure{}}, rebuild: map[string]bool{},
 		damagedSets: map[string]bool{},
+	}
+	if last := b.stamp(s); last != nil {
+		return last, nil
 	}
 	tables, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
 	if err != nil {
@@ -98,7 +108,41 @@ func (b *Backend) read(c *nftables.Conn) (*snapshot, error) {
 		s.rules[ch.Name] = rs
 	}
 	s.decode()
+	// Remember what was read only if nothing was written meanwhile.
+	if gen, err := nfgen.Generation(b.netns); err == nil && s.cookie != 0 && gen == s.gen {
+		b.remember(s)
+	}
 	return s, nil
+}
+
+// stamp records the namespace's cookie and generation on s, read before
+// anything else, and returns the remembered snapshot when both still
+// match: an unchanged generation proves nothing was written since.
+func (b *Backend) stamp(s *snapshot) *snapshot {
+	cookie, err1 := nfgen.Cookie(b.netns)
+	gen, err2 := nfgen.Generation(b.netns)
+	if err1 != nil || err2 != nil {
+		return nil
+	}
+	s.cookie, s.gen = cookie, gen
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.last == nil || b.last.cookie != cookie || b.last.gen != gen {
+		return nil
+	}
+	return b.last
+}
+
+func (b *Backend) remember(s *snapshot) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.last = s
+}
+
+func (b *Backend) forget() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.last = nil
 }
 
 // marked reports whether the table carries portwarden's marker element.

@@ -59,3 +59,22 @@ func Generation(nsPath string) (uint32, error) {
 	}
 	return gen, nil
 }
+
+// Cookie is the namespace's cookie: a 64-bit number the kernel never gives
+// to another namespace, unlike inode numbers, which are reused.
+func Cookie(nsPath string) (uint64, error) {
+	var cookie uint64
+	err := netns.DoPath(nsPath, func() error {
+		fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		cookie, err = unix.GetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_NETNS_COOKIE)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("read the network namespace cookie: %w", err)
+	}
+	return cookie, nil
+}
