@@ -19,6 +19,9 @@ type Check struct {
 	// "nowhere" in the sandbox, "this host" live.
 	Why      string        `json:"why"`
 	Verdict  rules.Verdict `json:"verdict"` // rules.Decide's answer
+	// TestExpect is the test block's expect ("allow" or "deny") when the
+	// source came from one: the policy must also give that verdict.
+	TestExpect string `json:"test_expect,omitempty"`
 	Expected State         `json:"expected"`
 	Pass     bool          `json:"pass"`
 	Hint     string        `json:"hint,omitempty"`
@@ -62,6 +65,11 @@ func (r *Report) Counts() (passed, failed, errored int) {
 func (c *Check) judge() {
 	c.Expected = ExpectedState(c.Verdict)
 	c.Pass = c.Probe.State == c.Expected
+	if c.TestExpect != "" && !rules.Expected(c.TestExpect, c.Verdict) {
+		c.Pass = false
+		c.Hint = fmt.Sprintf("the test expects %s but the policy gives %s: the policy itself fails this test (see portwarden test)", c.TestExpect, c.Verdict)
+		return
+	}
 	if c.Pass {
 		return
 	}

@@ -46,6 +46,7 @@ type probeTarget struct {
 	why      string
 	port     uint16 // 0: every probed port of the exposure
 	exposure string // "": every exposure
+	expect   string // a test block's expect, "" for other sources
 }
 
 // Sandbox loads cfg.Ruleset into throwaway namespaces with the real kernel
@@ -130,7 +131,7 @@ func Sandbox(ctx context.Context, cfg SandboxConfig) (rep *Report, err error) {
 				pkt := rules.Packet{Protocol: e.Protocol, Source: t.src, Destination: dst, Port: port, Interface: serverIf}
 				checks = append(checks, Check{
 					Probe:    ProbeResult{ProbeSpec: ProbeSpec{Protocol: e.Protocol, Target: netip.AddrPortFrom(dst, port), Source: t.src, Timeout: cfg.Timeout}},
-					Exposure: e.Name, Why: t.why, Verdict: rs.Decide(pkt).Verdict,
+					Exposure: e.Name, Why: t.why, Verdict: rs.Decide(pkt).Verdict, TestExpect: t.expect,
 				})
 			}
 		}
@@ -157,7 +158,7 @@ func sandboxTargets(cfg SandboxConfig, rs *rules.Ruleset) []probeTarget {
 			if !ok {
 				continue
 			}
-			out = append(out, probeTarget{src: t.From, why: "test " + fmt.Sprintf("%q", t.Name), port: pkt.Port, exposure: t.To})
+			out = append(out, probeTarget{src: t.From, why: "test " + fmt.Sprintf("%q", t.Name), port: pkt.Port, exposure: t.To, expect: t.Expect})
 		}
 	}
 	if cfg.Boundary {

@@ -7,22 +7,31 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/portwarden/portwarden/backends"
+	"github.com/portwarden/portwarden/backends/safeapply"
+	"github.com/portwarden/portwarden/policies"
+	"github.com/portwarden/portwarden/rules"
+	"github.com/portwarden/portwarden/verify"
 	"github.com/spf13/cobra"
 )
 
 func newApplyCmd(g *globals) *cobra.Command {
-	var autoApprove bool
+	var autoApprove, verifyAfter, force bool
+	var confirmTimeout, lockTimeout time.Duration
 	cmd := &cobra.Command{
-		Use:   "apply [PLANFILE] [--auto-approve]",
+		Use:   "apply [PLANFILE] [--auto-approve] [--confirm-timeout D] [--verify] [--force]",
 		Short: "Make the kernel match the policy (or a saved plan) in one atomic step",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			w := cmd.OutOrStdout()
 			var plan *backends.Plan
-			var b backends.Backend
+			var pol *policies.Policy
 			var err error
 			if len(args) == 1 {
 				// A saved plan was reviewed already: it applies as it is, and
@@ -31,16 +40,18 @@ func newApplyCmd(g *globals) *cobra.Command {
 					return withCode(exitError1, err)
 				}
 				g.backend = plan.Backend
-				if b, _, err = g.openBackend(); err != nil {
-					return err
-				}
 				autoApprove = true
+				if verifyAfter {
+					if pol, _, err = g.loadPolicy(cmd); err != nil {
+						return err
+					}
+				}
 			} else {
 				var reason string
-				if plan, reason, err = g.makePlan(cmd); err != nil {
+				if pol, _, err = g.loadPolicy(cmd); err != nil {
 					return err
 				}
-				if b, _, err = g.openBackend(); err != nil {
+				if plan, reason, err = g.makePlan(cmd); err != nil {
 					return err
 				}
 				if !g.json {
@@ -48,7 +59,16 @@ func newApplyCmd(g *globals) *cobra.Command {
 					backends.WritePlan(w, plan, g.color(w))
 				}
 			}
-			if plan.Empty() {
+			b, _, err := g.openBackend()
+			if err != nil {
+				return err
+			}
+			if err := lockoutGuard(plan.Desired, force); err != nil {
+				return withCode(exitError1, err)
+			}
+			if plan.Empty() && confirmTimeout == 0 {
+				// Nothing to write: the stale check still runs, the kernel
+				// sees no write.
 				if err := b.Apply(context.Background(), plan); err != nil {
 					return withCode(exitError1, explainKernelError(err))
 				}
@@ -59,14 +79,132 @@ func newApplyCmd(g *globals) *cobra.Command {
 					return withCode(exitError1, err)
 				}
 			}
-			if err := b.Apply(context.Background(), plan); err != nil {
+			dir, err := safeapply.Open("")
+			if err != nil {
+				return withCode(exitError1, err)
+			}
+			opts := safeapply.Options{
+				LockTimeout: lockTimeout, Command: "portwarden apply", Policy: g.policyPath,
+				ConfirmTimeout: confirmTimeout,
+				StartWatchdog:  func() (int, error) { return startWatchdog(dir) },
+			}
+			if verifyAfter {
+				opts.Verify = func(ctx context.Context, st *backends.State) (bool, string, error) {
+					rep, err := verify.Sandbox(ctx, verify.SandboxConfig{Policy: pol, Ruleset: st.Ruleset, Backend: b.Name()})
+					if err != nil {
+						return false, "", err
+					}
+					var sb strings.Builder
+					rep.WriteText(&sb, false)
+					return !rep.Failed(), sb.String(), nil
+				}
+			}
+			ctx := context.Background()
+			if err := safeapply.Apply(ctx, dir, b, plan, opts); err != nil {
+				if errors.Is(err, safeapply.ErrVerifyFailed) {
+					fmt.Fprintln(cmd.ErrOrStderr(), err)
+					return silentExit(exitFailed)
+				}
 				return withCode(exitError1, explainKernelError(err))
 			}
-			return g.reportApply(w, plan, true)
+			if err := g.reportApply(w, plan, !plan.Empty()); err != nil {
+				return err
+			}
+			if confirmTimeout == 0 {
+				return nil
+			}
+			return waitForConfirmation(ctx, cmd, dir, lockTimeout)
 		},
 	}
-	cmd.Flags().BoolVar(&autoApprove, "auto-approve", false, "apply without asking")
+	f := cmd.Flags()
+	f.BoolVar(&autoApprove, "auto-approve", false, "apply without asking")
+	f.DurationVar(&confirmTimeout, "confirm-timeout", 0, "restore the previous state unless `portwarden confirm` (or yes on the terminal) comes within this time")
+	f.BoolVar(&verifyAfter, "verify", false, "after applying, verify the policy's test blocks against the rules read back from the kernel; restore the previous state on failure")
+	f.BoolVar(&force, "force", false, "apply even if the new rules would cut this SSH session")
+	f.DurationVar(&lockTimeout, "lock-timeout", 30*time.Second, "how long to wait for another portwarden command to finish")
 	return cmd
+}
+
+// lockoutGuard refuses a policy that would cut the SSH session this
+// command runs in, unless forced.
+func lockoutGuard(rs *rules.Ruleset, force bool) error {
+	ssh := os.Getenv("SSH_CONNECTION")
+	if ssh == "" || force {
+		return nil
+	}
+	d, pkt, err := rules.Lockout(rs, ssh)
+	if err != nil || d == nil {
+		return err
+	}
+	where := "its default"
+	if d.Origin != nil {
+		where = describeOrigin(d.Origin)
+	}
+	return fmt.Errorf("refusing to apply: this SSH session (from %s to port %d) would be cut: expose %q gives %s by %s.\n"+
+		"Allow %s in the policy, or pass --force if you have another way in", pkt.Source, pkt.Port, d.Exposure, d.Verdict, where, pkt.Source)
+}
+
+// startWatchdog re-executes this binary as the rollback watchdog in a new
+// session, so it outlives this process (see backends/safeapply).
+func startWatchdog(dir *safeapply.Dir) (int, error) {
+	exe := os.Args[0]
+	if !strings.Contains(exe, "/") {
+		if p, err := exec.LookPath(exe); err == nil {
+			exe = p
+		}
+	}
+	if exe == "" || !filepath.IsAbs(exe) && !strings.Contains(exe, "/") {
+		var err error
+		if exe, err = os.Executable(); err != nil {
+			return 0, err
+		}
+	}
+	logf, err := os.OpenFile(filepath.Join(dir.Path, "watchdog.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	defer logf.Close()
+	c := exec.Command(exe, "__watchdog", "--state-dir", filepath.Dir(dir.Path))
+	c.Stdout, c.Stderr = logf, logf
+	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := c.Start(); err != nil {
+		return 0, err
+	}
+	pid := c.Process.Pid
+	c.Process.Release()
+	return pid, nil
+}
+
+// waitForConfirmation waits for `portwarden confirm` or "yes" typed here,
+// and reports whether the change stayed.
+func waitForConfirmation(ctx context.Context, cmd *cobra.Command, dir *safeapply.Dir, lockTimeout time.Duration) error {
+	p, err := dir.GetPending()
+	if err != nil || p == nil {
+		return err
+	}
+	w := cmd.OutOrStdout()
+	fmt.Fprintf(w, "\nThe change rolls back at %s unless confirmed: run `portwarden confirm`", p.Deadline.Local().Format("15:04:05"))
+	if f, ok := cmd.InOrStdin().(*os.File); ok && isTerminal(f) {
+		fmt.Fprint(w, " or type yes here: ")
+		go func() {
+			line, _ := bufio.NewReader(f).ReadString('\n')
+			if strings.TrimSpace(line) == "yes" {
+				safeapply.Confirm(dir, lockTimeout)
+			}
+		}()
+	} else {
+		fmt.Fprintln(w, ".")
+	}
+	kept, err := safeapply.WaitConfirmed(ctx, dir, p.Deadline, 30*time.Second)
+	if err != nil {
+		return withCode(exitError1, err)
+	}
+	if !kept {
+		fmt.Fprintln(w, "\nNot confirmed in time: the previous state was restored.")
+		return silentExit(exitError1)
+	}
+	fmt.Fprintln(w, "\nConfirmed: the change stays.")
+	return nil
 }
 
 func (g *globals) reportApply(w io.Writer, plan *backends.Plan, changed bool) error {

@@ -1,17 +1,77 @@
 package main
 
 import (
-	"errors"
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
 
+	"github.com/portwarden/portwarden/backends"
+	"github.com/portwarden/portwarden/backends/auto"
+	"github.com/portwarden/portwarden/backends/safeapply"
 	"github.com/spf13/cobra"
 )
 
 func newConfirmCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var lockTimeout time.Duration
+	cmd := &cobra.Command{
 		Use:   "confirm",
-		Short: "not implemented yet",
+		Short: "Keep a change applied with --confirm-timeout (otherwise it rolls back)",
+		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return errors.New("confirm: not implemented yet")
+			dir, err := safeapply.Open("")
+			if err != nil {
+				return withCode(exitError1, err)
+			}
+			p, err := safeapply.Confirm(dir, lockTimeout)
+			if err != nil {
+				return withCode(exitError1, err)
+			}
+			w := cmd.OutOrStdout()
+			if g.json {
+				return printJSON(w, map[string]any{"confirmed": p != nil})
+			}
+			if p == nil {
+				fmt.Fprintln(w, "Nothing awaits confirmation.")
+				return nil
+			}
+			fmt.Fprintf(w, "Confirmed the change applied by %s: it stays.\n", p.By)
+			return nil
 		},
 	}
+	cmd.Flags().DurationVar(&lockTimeout, "lock-timeout", 30*time.Second, "how long to wait for another portwarden command to finish")
+	return cmd
+}
+
+// newWatchdogCmd is the hidden rollback watchdog that apply
+// --confirm-timeout starts (see backends/safeapply).
+func newWatchdogCmd() *cobra.Command {
+	var stateDir string
+	cmd := &cobra.Command{
+		Use:    "__watchdog",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir, err := safeapply.Open(stateDir)
+			if err != nil {
+				return err
+			}
+			// SIGTERM comes from confirm: stop quietly.
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+			defer stop()
+			err = safeapply.Watch(ctx, dir, func(name string) (backends.Backend, error) {
+				b, _, err := auto.Open(name, backends.Config{})
+				return b, err
+			})
+			if err != nil && ctx.Err() == nil {
+				fmt.Fprintf(os.Stderr, "%s watchdog: %v\n", time.Now().Format(time.RFC3339), err)
+				return err
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&stateDir, "state-dir", "", "state directory root")
+	return cmd
 }

@@ -3,12 +3,16 @@ package main
 import (
 	"context"
 	"fmt"
+	"time"
+
+	"github.com/portwarden/portwarden/backends/safeapply"
 
 	"github.com/spf13/cobra"
 )
 
 func newDestroyCmd(g *globals) *cobra.Command {
 	var autoApprove bool
+	var lockTimeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "destroy [--auto-approve]",
 		Short: "Remove everything portwarden owns in the kernel, and nothing else",
@@ -36,6 +40,21 @@ func newDestroyCmd(g *globals) *cobra.Command {
 					return withCode(exitError1, err)
 				}
 			}
+			dir, err := safeapply.Open("")
+			if err != nil {
+				return withCode(exitError1, err)
+			}
+			lock, err := dir.Acquire(lockTimeout, "portwarden destroy")
+			if err != nil {
+				return withCode(exitError1, err)
+			}
+			defer lock.Unlock()
+			if p, err := dir.GetPending(); err != nil || p != nil {
+				if err == nil {
+					err = fmt.Errorf("%w (applied by %s): run `portwarden confirm` or wait for the rollback at %s first", safeapply.ErrPending, p.By, p.Deadline.Format(time.RFC3339))
+				}
+				return withCode(exitError1, err)
+			}
 			if err := b.Destroy(context.Background()); err != nil {
 				return withCode(exitError1, explainKernelError(err))
 			}
@@ -47,5 +66,6 @@ func newDestroyCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&autoApprove, "auto-approve", false, "destroy without asking")
+	cmd.Flags().DurationVar(&lockTimeout, "lock-timeout", 30*time.Second, "how long to wait for another portwarden command to finish")
 	return cmd
 }

@@ -1,0 +1,196 @@
+package safeapply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/portwarden/portwarden/backends"
+	"github.com/portwarden/portwarden/rules"
+)
+
+// Options shape one safe apply.
+type Options struct {
+	LockTimeout time.Duration
+	Command     string // for the lock holder's description
+	// ConfirmTimeout, when set, makes the change provisional: StartWatchdog
+	// is called before anything is written and must start a process that
+	// calls Watch.
+	ConfirmTimeout time.Duration
+	StartWatchdog  func() (pid int, err error)
+	// Verify, when set, checks the state read back after applying; a
+	// failure restores the previous state.
+	Verify func(ctx context.Context, st *backends.State) (ok bool, report string, err error)
+	Policy string // recorded in the journal
+}
+
+var (
+	// ErrPending: a change awaits confirmation.
+	ErrPending = errors.New("a change awaits confirmation")
+	// ErrVerifyFailed: verification after applying failed; the previous
+	// state was restored.
+	ErrVerifyFailed = errors.New("verification after applying failed: the previous state was restored")
+)
+
+// Apply applies plan with the lock held, a watchdog armed when asked, and
+// verification when asked.
+func Apply(ctx context.Context, d *Dir, b backends.Backend, plan *backends.Plan, opts Options) error {
+	lock, err := d.Acquire(opts.LockTimeout, opts.Command)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	if p, err := d.GetPending(); err != nil {
+		return err
+	} else if p != nil {
+		return fmt.Errorf("%w (applied by %s; it rolls back at %s): run `portwarden confirm` or wait for the rollback, then apply again",
+			ErrPending, p.By, p.Deadline.Format(time.RFC3339))
+	}
+	var previous *rules.Ruleset
+	if plan.Current != nil && plan.Current.Installed {
+		previous = plan.Current.Ruleset
+	}
+	if opts.ConfirmTimeout > 0 {
+		pend := Pending{Backend: b.Name(), Previous: previous, Deadline: time.Now().Add(opts.ConfirmTimeout).UTC(), By: Who()}
+		if err := d.SetPending(pend); err != nil {
+			return fmt.Errorf("record the change awaiting confirmation: %w", err)
+		}
+		pid, err := opts.StartWatchdog()
+		if err != nil {
+			d.ClearPending()
+			return fmt.Errorf("start the rollback watchdog (nothing was applied): %w", err)
+		}
+		pend.WatchdogPID = pid
+		if err := d.SetPending(pend); err != nil {
+			return err
+		}
+	}
+	if err := b.Apply(ctx, plan); err != nil {
+		d.disarm()
+		return err
+	}
+	if err := d.RecordApplied(Applied{Fingerprint: plan.Desired.Fingerprint(), Backend: b.Name(), When: time.Now().UTC(), By: Who(), Policy: opts.Policy}); err != nil {
+		return err
+	}
+	if opts.Verify == nil {
+		return nil
+	}
+	st, err := b.Current(ctx)
+	if err != nil {
+		return err
+	}
+	ok, report, err := opts.Verify(ctx, st)
+	if err == nil && ok {
+		return nil
+	}
+	if rerr := Restore(ctx, b, previous); rerr != nil {
+		return fmt.Errorf("verification failed and restoring the previous state failed too: %w", rerr)
+	}
+	d.disarm()
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrVerifyFailed, err)
+	}
+	return fmt.Errorf("%w\n%s", ErrVerifyFailed, report)
+}
+
+// disarm forgets a pending change and stops its watchdog.
+func (d *Dir) disarm() {
+	if p, _ := d.GetPending(); p != nil && p.WatchdogPID > 0 {
+		if proc, err := os.FindProcess(p.WatchdogPID); err == nil {
+			proc.Signal(syscall.SIGTERM)
+		}
+	}
+	d.ClearPending()
+}
+
+// Restore makes the owned state previous again: nothing installed means
+// destroy.
+func Restore(ctx context.Context, b backends.Backend, previous *rules.Ruleset) error {
+	if previous == nil || len(previous.Exposures) == 0 {
+		return b.Destroy(ctx)
+	}
+	plan, err := b.Plan(ctx, previous)
+	if err != nil {
+		return err
+	}
+	return b.Apply(ctx, plan)
+}
+
+// Confirm keeps the change awaiting confirmation.
+func Confirm(d *Dir, lockTimeout time.Duration) (*Pending, error) {
+	lock, err := d.Acquire(lockTimeout, "portwarden confirm")
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Unlock()
+	p, err := d.GetPending()
+	if err != nil || p == nil {
+		return nil, err
+	}
+	d.disarm()
+	return p, nil
+}
+
+// WaitConfirmed waits until the pending change is confirmed (true) or
+// rolled back (false), bounded by its deadline plus grace.
+func WaitConfirmed(ctx context.Context, d *Dir, deadline time.Time, grace time.Duration) (bool, error) {
+	for time.Now().Before(deadline.Add(grace)) {
+		p, err := d.GetPending()
+		if err != nil {
+			return false, err
+		}
+		if p == nil {
+			a, _ := d.LastApplied()
+			return a == nil || !a.RolledBack, nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return false, fmt.Errorf("the change was neither confirmed nor rolled back by %s: check the watchdog (state in %s)", deadline.Add(grace).Format(time.RFC3339), d.Path)
+}
+
+// Watch is the watchdog: it waits for the pending change's deadline and
+// rolls it back unless it was confirmed. open reopens the backend the
+// change was applied with.
+func Watch(ctx context.Context, d *Dir, open func(name string) (backends.Backend, error)) error {
+	p, err := d.GetPending()
+	if err != nil || p == nil {
+		return err
+	}
+	for time.Now().Before(p.Deadline) {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Until(p.Deadline)):
+		}
+	}
+	lock, err := d.Acquire(time.Minute, "portwarden rollback watchdog")
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	now, err := d.GetPending()
+	if err != nil || now == nil || !now.Deadline.Equal(p.Deadline) {
+		return err // confirmed, or replaced by a newer change with its own watchdog
+	}
+	b, err := open(now.Backend)
+	if err != nil {
+		return err
+	}
+	if err := Restore(ctx, b, now.Previous); err != nil {
+		return fmt.Errorf("rollback: %w", err)
+	}
+	fp := ""
+	if now.Previous != nil {
+		fp = now.Previous.Fingerprint()
+	}
+	d.RecordApplied(Applied{Fingerprint: fp, Backend: now.Backend, When: time.Now().UTC(), RolledBack: true,
+		By: "the rollback watchdog: " + now.By + " did not confirm by " + now.Deadline.Format(time.RFC3339)})
+	return d.ClearPending()
+}

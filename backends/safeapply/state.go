@@ -1,0 +1,147 @@
+package safeapply
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/portwarden/portwarden/internal/nfgen"
+	"github.com/portwarden/portwarden/rules"
+)
+
+// DefaultRoot is where state lives unless PORTWARDEN_STATE_DIR says
+// otherwise.
+const DefaultRoot = "/run/portwarden"
+
+// Dir is the state directory of one network namespace.
+type Dir struct{ Path string }
+
+// Open returns the state directory of the caller's network namespace
+// below root ("" for the default), creating it.
+func Open(root string) (*Dir, error) {
+	if root == "" {
+		root = os.Getenv("PORTWARDEN_STATE_DIR")
+	}
+	if root == "" {
+		root = DefaultRoot
+	}
+	cookie, err := nfgen.Cookie("")
+	if err != nil {
+		return nil, err
+	}
+	d := &Dir{Path: filepath.Join(root, "netns-"+strconv.FormatUint(cookie, 10))}
+	if err := os.MkdirAll(d.Path, 0o700); err != nil {
+		return nil, fmt.Errorf("state directory: %w", err)
+	}
+	return d, nil
+}
+
+// Applied is the journal entry of the last apply.
+type Applied struct {
+	Fingerprint string    `json:"fingerprint"` // of the desired Ruleset
+	Backend     string    `json:"backend"`
+	When        time.Time `json:"when"`
+	By          string    `json:"by"` // user, and SSH client when there is one
+	Policy      string    `json:"policy,omitempty"`
+	// RolledBack: the watchdog restored the previous state because the
+	// change was not confirmed in time.
+	RolledBack bool `json:"rolled_back,omitempty"`
+}
+
+// Pending is a change awaiting confirmation.
+type Pending struct {
+	Backend string `json:"backend"`
+	// Previous is the owned state before the change; nil when nothing was
+	// installed (rolling back then means destroying).
+	Previous    *rules.Ruleset `json:"previous"`
+	Deadline    time.Time      `json:"deadline"`
+	WatchdogPID int            `json:"watchdog_pid,omitempty"`
+	By          string         `json:"by"`
+}
+
+func (d *Dir) file(name string) string { return filepath.Join(d.Path, name) }
+
+func writeJSON(path string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(data, '\n'), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path) // atomic: a reader sees the old or the new file
+}
+
+func readJSON(path string, v any) (bool, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return false, fmt.Errorf("%s is damaged (%v): remove it", path, err)
+	}
+	return true, nil
+}
+
+// RecordApplied writes the journal entry of an apply.
+func (d *Dir) RecordApplied(a Applied) error { return writeJSON(d.file("applied.json"), a) }
+
+// LastApplied reads the journal entry, nil when there is none.
+func (d *Dir) LastApplied() (*Applied, error) {
+	var a Applied
+	ok, err := readJSON(d.file("applied.json"), &a)
+	if !ok {
+		return nil, err
+	}
+	return &a, nil
+}
+
+// SetPending records a change awaiting confirmation.
+func (d *Dir) SetPending(p Pending) error { return writeJSON(d.file("pending.json"), p) }
+
+// GetPending reads the change awaiting confirmation, nil when none.
+func (d *Dir) GetPending() (*Pending, error) {
+	var p Pending
+	ok, err := readJSON(d.file("pending.json"), &p)
+	if !ok {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// ClearPending forgets the change awaiting confirmation.
+func (d *Dir) ClearPending() error {
+	err := os.Remove(d.file("pending.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// Who describes the person or automation running this process.
+func Who() string {
+	who := os.Getenv("SUDO_USER")
+	if who == "" {
+		who = os.Getenv("USER")
+	}
+	if who == "" {
+		who = "uid " + strconv.Itoa(os.Getuid())
+	}
+	if ssh := os.Getenv("SSH_CONNECTION"); ssh != "" {
+		if f := strings.Fields(ssh); len(f) > 0 {
+			who += " (ssh from " + f[0] + ")"
+		}
+	}
+	return who
+}
+
