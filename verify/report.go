@@ -17,14 +17,14 @@ type Check struct {
 	Exposure string      `json:"exposure"`
 	// Why the source was probed: a test block's name, "boundary" or
 	// "nowhere" in the sandbox, "this host" live.
-	Why      string        `json:"why"`
-	Verdict  rules.Verdict `json:"verdict"` // rules.Decide's answer
+	Why     string        `json:"why"`
+	Verdict rules.Verdict `json:"verdict"` // rules.Decide's answer
 	// TestExpect is the test block's expect ("allow" or "deny") when the
 	// source came from one: the policy must also give that verdict.
 	TestExpect string `json:"test_expect,omitempty"`
-	Expected State         `json:"expected"`
-	Pass     bool          `json:"pass"`
-	Hint     string        `json:"hint,omitempty"`
+	Expected   State  `json:"expected"`
+	Pass       bool   `json:"pass"`
+	Hint       string `json:"hint,omitempty"`
 }
 
 // Report is the outcome of a verification.

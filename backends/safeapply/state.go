@@ -144,4 +144,3 @@ func Who() string {
 	}
 	return who
 }
-
