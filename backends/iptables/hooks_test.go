@@ -2,6 +2,7 @@ package iptables
 
 import (
 	"context"
+	"github.com/portwarden/portwarden/internal/netns"
 	"os/exec"
 	"strings"
 	"sync/atomic"
@@ -51,7 +52,7 @@ func (h *hooks) run(t *testing.T, nsPath string, fam family, tool string, args .
 		bin = "ip6tables-" + string(h.variant) + tool
 	}
 	var out []byte
-	err := inNetNS(nsPath, func() error {
+	err := netns.DoPath(nsPath, func() error {
 		var err error
 		out, err = exec.Command(bin, args...).CombinedOutput()
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/portwarden/portwarden/internal/nfgen"
 	"math"
 	"os"
 	"slices"
@@ -97,7 +98,7 @@ func (b *Backend) read(ctx context.Context) ([2]ownedFamily, error) {
 	if b.variant != NFT {
 		return b.readTables(ctx)
 	}
-	before, err := nftGeneration(b.nsPath)
+	before, err := nfgen.Generation(b.nsPath)
 	if err != nil {
 		return b.readTables(ctx)
 	}
@@ -105,7 +106,7 @@ func (b *Backend) read(ctx context.Context) ([2]ownedFamily, error) {
 	if err != nil {
 		return owned, err
 	}
-	after, err := nftGeneration(b.nsPath)
+	after, err := nfgen.Generation(b.nsPath)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.last = nil
@@ -122,7 +123,7 @@ func (b *Backend) reread(ctx context.Context, fp string) ([2]ownedFamily, error)
 	last := b.last
 	b.mu.Unlock()
 	if last != nil && fingerprint(last.owned) == fp {
-		if gen, err := nftGeneration(b.nsPath); err == nil && gen == last.gen {
+		if gen, err := nfgen.Generation(b.nsPath); err == nil && gen == last.gen {
 			return last.owned, nil
 		}
 	}

@@ -2,6 +2,7 @@ package iptables
 
 import (
 	"context"
+	"github.com/portwarden/portwarden/internal/nfgen"
 	"strings"
 	"testing"
 
@@ -156,18 +157,18 @@ func TestKernelNFTGenerationMovesWithWrites(t *testing.T) {
 		t.Fatal("iptables-nft is not installed (the iptables package provides it)")
 	}
 	l := newLab(t, NFT)
-	g1, err := nftGeneration(l.server.Path())
+	g1, err := nfgen.Generation(l.server.Path())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := l.b.Current(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if g2, _ := nftGeneration(l.server.Path()); g2 != g1 {
+	if g2, _ := nfgen.Generation(l.server.Path()); g2 != g1 {
 		t.Fatalf("reading moved the generation %d -> %d", g1, g2)
 	}
 	l.apply(t, labRuleset(rules.Drop))
-	if g3, _ := nftGeneration(l.server.Path()); g3 == g1 {
+	if g3, _ := nfgen.Generation(l.server.Path()); g3 == g1 {
 		t.Fatalf("apply did not move the generation (%d)", g3)
 	}
 	if l.b.last == nil {

@@ -5,12 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/portwarden/portwarden/internal/netns"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
-
-	"github.com/vishvananda/netns"
 
 	"github.com/portwarden/portwarden/backends"
 )
@@ -65,7 +63,7 @@ func (x execRunner) restore(ctx context.Context, fam family, text string) error 
 // exec runs a binary in the namespace and returns its standard output.
 func (x execRunner) exec(ctx context.Context, name string, stdin *strings.Reader, args ...string) (string, error) {
 	var stdout, stderr bytes.Buffer
-	err := inNetNS(x.nsPath, func() error {
+	err := netns.DoPath(x.nsPath, func() error {
 		cmd := exec.CommandContext(ctx, name, args...)
 		if stdin != nil {
 			cmd.Stdin = stdin
@@ -87,30 +85,4 @@ func (x execRunner) exec(ctx context.Context, name string, stdin *strings.Reader
 		return "", fmt.Errorf("%s %s: %w", name, strings.Join(args, " "), err)
 	}
 	return stdout.String(), nil
-}
-
-// inNetNS runs fn on an OS thread inside the namespace at path (the
-// calling thread's namespace when path is empty). Processes fn starts
-// inherit that thread's namespace. The thread is never unlocked, so Go
-// throws it away instead of reusing it elsewhere.
-func inNetNS(path string, fn func() error) error {
-	if path == "" {
-		return fn()
-	}
-	ch := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		h, err := netns.GetFromPath(path)
-		if err != nil {
-			ch <- fmt.Errorf("open network namespace %s: %w", path, err)
-			return
-		}
-		defer h.Close()
-		if err := netns.Set(h); err != nil {
-			ch <- fmt.Errorf("enter network namespace %s: %w", path, err)
-			return
-		}
-		ch <- fn()
-	}()
-	return <-ch
 }

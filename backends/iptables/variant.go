@@ -3,6 +3,7 @@ package iptables
 import (
 	"context"
 	"fmt"
+	"github.com/portwarden/portwarden/internal/netns"
 	"os"
 	"os/exec"
 	"strings"
@@ -96,7 +97,7 @@ func legacyTables(nsPath string, fam family) (int, error) {
 		file = "/proc/thread-self/net/ip6_tables_names"
 	}
 	var data []byte
-	err := inNetNS(nsPath, func() error {
+	err := netns.DoPath(nsPath, func() error {
 		var err error
 		data, err = os.ReadFile(file)
 		if os.IsNotExist(err) {

@@ -1,0 +1,60 @@
+// Package nftables is the nftables backend: it keeps portwarden's rules in
+// one table, `inet portwarden`, written and read over netlink with
+// github.com/google/nftables (no nft binary at run time).
+//
+// # What it owns
+//
+//	table inet portwarden
+//	  set portwarden.owner     one element commented "managed by portwarden":
+//	                           a same-named table without it is never adopted
+//	  set NAME-ports           inet_service, interval   the exposure's ports
+//	  set NAME-ifaces          ifname                   its interfaces (when limited)
+//	  set NAME-dst4/-dst6      addresses, interval      its destinations (when limited)
+//	  set NAME-deny4/-deny6    addresses, interval      deny sources
+//	  set NAME-allow4/-allow6  addresses, interval      allow sources
+//	  chain input              filter, hook input, priority 0 (filter), policy accept:
+//	      [iifname @NAME-ifaces] meta l4proto P th dport @NAME-ports
+//	      [ip|ip6 daddr @NAME-dst4|6] counter jump x-NAME      (exposures in name order)
+//	  chain x-NAME             the exposure, in rules.Exposure's evaluation order:
+//	      iifname "lo" counter accept                          (when loopback)
+//	      ip saddr @NAME-deny4 [limit 10/minute counter log prefix "portwarden NAME denied: "]
+//	      ip saddr @NAME-deny4 counter drop | reject with icmpx admin-prohibited
+//	      (the same for ip6 and NAME-deny6)
+//	      ip saddr @NAME-allow4 counter accept; ip6 saddr @NAME-allow6 counter accept
+//	      [limit 10/minute counter log prefix "portwarden NAME refused: "]
+//	      counter drop | reject with icmpx admin-prohibited
+//
+// Sources live in interval sets, so the per-packet cost does not grow with
+// their number. There is no conntrack shortcut: every packet to a managed
+// port walks the chain, so removing a source cuts its open connections. A
+// packet the exposure chain accepts is accepted by this table only; other
+// tables' input chains still see it (doctor reports those that refuse).
+//
+// # Reading back
+//
+// Every rule carries a comment "portwarden NAME KIND" (the jump also its
+// attributes: protocol, default, log, loopback, whether interfaces and
+// destinations are limited). Current decodes the sets' elements into the
+// model and regenerates every rule from it: any rule that differs, is
+// missing, or was added by hand, and any leftover chain or set, is drift.
+// Drift makes the plan non-empty and apply rebuilds what drifted.
+//
+// # Writing
+//
+// Apply queues every change on one netlink batch (google/nftables Flush):
+// the kernel commits it as one transaction, so a packet sees the old rules
+// or the new ones. Sets are edited element by element (an interval is a
+// start and an end-plus-one element); chains are rebuilt only when an
+// exposure's shape changes. Element messages are cut at 1,000 elements (a
+// netlink attribute holds 64 KiB) and the socket's send buffer is raised
+// so a 100,000-source batch goes in one sendmsg, as nft does.
+//
+// # Knowing nothing changed
+//
+// The kernel bumps the nf_tables generation on every committed batch in a
+// namespace, whoever sends it. A backend remembers the state it last read
+// or wrote with the namespace's cookie and the generation; while both are
+// unchanged it answers from memory, because dumping large interval sets is
+// slow in the kernel (about 1.7 s for 100,000 elements). A stale plan is
+// refused by comparing fingerprints of the freshly read state.
+package nftables
