@@ -286,8 +286,8 @@ func buildSandbox(ctx context.Context, server, peer *netns.NS, servers, sources 
 	}
 	// ICMP errors are rate-limited per destination by default; a sandbox
 	// full of rejected probes needs them all.
-	for _, sysctl := range []string{"net.ipv4.icmp_ratelimit=0", "net.ipv6.icmp.ratelimit=0"} {
-		if _, err := server.Run(ctx, "sysctl", "-q", "-w", sysctl); err != nil {
+	for _, key := range []string{"net.ipv4.icmp_ratelimit", "net.ipv6.icmp.ratelimit"} {
+		if err := server.Sysctl(key, "0"); err != nil {
 			return err
 		}
 	}

@@ -93,8 +93,8 @@ func NewLab(t *testing.T, h Hooks) *Lab {
 	}
 	// The kernel limits ICMP errors per destination; lifted in the server
 	// namespace so rejected probes stay fast.
-	for _, sysctl := range []string{"net.ipv4.icmp_ratelimit=0", "net.ipv6.icmp.ratelimit=0"} {
-		if _, err := server.Run(context.Background(), "sysctl", "-q", "-w", sysctl); err != nil {
+	for _, key := range []string{"net.ipv4.icmp_ratelimit", "net.ipv6.icmp.ratelimit"} {
+		if err := server.Sysctl(key, "0"); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -112,8 +112,8 @@ func newLab(t *testing.T, v Variant) *lab {
 	// The kernel limits ICMP errors per destination (1/s after a burst);
 	// without lifting that in the server namespace, rejected probes turn
 	// slow and get fewer.
-	for _, sysctl := range []string{"net.ipv4.icmp_ratelimit=0", "net.ipv6.icmp.ratelimit=0"} {
-		if _, err := server.Run(context.Background(), "sysctl", "-q", "-w", sysctl); err != nil {
+	for _, key := range []string{"net.ipv4.icmp_ratelimit", "net.ipv6.icmp.ratelimit"} {
+		if err := server.Sysctl(key, "0"); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"os/exec"
 	"runtime"
 	"strings"
@@ -208,4 +209,17 @@ func DoPath(path string, fn func() error) error {
 		ch <- fn()
 	}()
 	return <-ch
+}
+
+// Sysctl sets a sysctl of the namespace, e.g. "net.ipv4.icmp_ratelimit".
+// Network sysctls are per namespace: the file is opened from a thread
+// inside it.
+func (n *NS) Sysctl(key, value string) error {
+	path := "/proc/sys/" + strings.ReplaceAll(key, ".", "/")
+	return n.Do(func() error {
+		if err := os.WriteFile(path, []byte(value), 0o644); err != nil {
+			return fmt.Errorf("sysctl %s=%s in %s: %w", key, value, n.Name, err)
+		}
+		return nil
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -60,5 +61,28 @@ func TestVethConnectsTwoNamespaces(t *testing.T) {
 	// The host namespace must not have gained the veth.
 	if _, err := net.InterfaceByName("va"); err == nil {
 		t.Error("veth va appeared in the host namespace")
+	}
+}
+
+func TestSysctlStaysInTheNamespace(t *testing.T) {
+	ns := netnstest.New(t, "sysctl")
+	host, err := os.ReadFile("/proc/sys/net/ipv4/icmp_ratelimit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "0"
+	if strings.TrimSpace(string(host)) == "0" {
+		want = "500"
+	}
+	if err := ns.Sysctl("net.ipv4.icmp_ratelimit", want); err != nil {
+		t.Fatal(err)
+	}
+	out, err := ns.Run(context.Background(), "cat", "/proc/sys/net/ipv4/icmp_ratelimit")
+	if err != nil || strings.TrimSpace(string(out)) != want {
+		t.Errorf("inside: %q %v, want %s", out, err, want)
+	}
+	after, _ := os.ReadFile("/proc/sys/net/ipv4/icmp_ratelimit")
+	if string(after) != string(host) {
+		t.Errorf("the host's sysctl changed: %q -> %q", host, after)
 	}
 }
