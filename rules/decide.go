@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/portwarden/portwarden/policies"
+	"go4.org/netipx"
 )
 
 // LoopbackInterface is the interface loopback traffic arrives on.
@@ -176,16 +177,4 @@ func BoundarySources(rs *Ruleset) []netip.Addr {
 	return slices.Compact(out)
 }
 
-func lastAddr(p netip.Prefix) netip.Addr {
-	b := p.Masked().Addr().AsSlice()
-	bits := p.Bits()
-	for i := range b {
-		for j := 0; j < 8; j++ {
-			if i*8+j >= bits {
-				b[i] |= 0x80 >> j
-			}
-		}
-	}
-	a, _ := netip.AddrFromSlice(b)
-	return a
-}
+func lastAddr(p netip.Prefix) netip.Addr { return netipx.RangeOfPrefix(p).To() }

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/portwarden/portwarden/rules"
+	"go4.org/netipx"
 )
 
 // Render is the desired Ruleset as an `nft -f` script that builds the same
@@ -104,7 +105,7 @@ func renderSet(w *strings.Builder, e *rules.Exposure, role string) {
 			to, _ := netip.AddrFromSlice(iv.last)
 			if from == to {
 				elems = append(elems, from.String())
-			} else if p, ok := prefixOf(from, to); ok {
+			} else if p, ok := netipx.IPRangeFrom(from, to).Prefix(); ok {
 				elems = append(elems, p.String())
 			} else {
 				elems = append(elems, from.String()+"-"+to.String())
@@ -115,25 +116,6 @@ func renderSet(w *strings.Builder, e *rules.Exposure, role string) {
 		fmt.Fprintf(w, "\t\telements = { %s }\n", strings.Join(elems, ", "))
 	}
 	fmt.Fprintf(w, "\t}\n")
-}
-
-func prefixOf(from, to netip.Addr) (netip.Prefix, bool) {
-	for bits := 0; bits <= from.BitLen(); bits++ {
-		p := netip.PrefixFrom(from, bits)
-		if p.Masked().Addr() == from && lastOf(p) == to {
-			return p, true
-		}
-	}
-	return netip.Prefix{}, false
-}
-
-func lastOf(p netip.Prefix) netip.Addr {
-	b := p.Masked().Addr().AsSlice()
-	for i := p.Bits(); i < len(b)*8; i++ {
-		b[i/8] |= 0x80 >> (i % 8)
-	}
-	a, _ := netip.AddrFromSlice(b)
-	return a
 }
 
 func nfproto(fam int) string {
