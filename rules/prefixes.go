@@ -11,6 +11,11 @@ import (
 // masked, overlapping and adjacent prefixes merge, and each family is
 // sorted.
 func NewPrefixes(ps ...netip.Prefix) Prefixes {
+	return normalized(slices.Clone(ps))
+}
+
+// normalized is NewPrefixes for a slice the caller gives away.
+func normalized(ps []netip.Prefix) Prefixes {
 	// Sets read back from a kernel or normalised before are already in
 	// canonical form; checking that is linear, rebuilding is not.
 	if v4, v6, ok := splitCanonical(ps); ok {
@@ -51,7 +56,7 @@ func splitCanonical(ps []netip.Prefix) (v4, v6 []netip.Prefix, ok bool) {
 	if len(v6) == 0 {
 		v6 = nil
 	}
-	return slices.Clone(v4), slices.Clone(v6), true
+	return v4, v6, true
 }
 
 func canonical(ps []netip.Prefix) bool {
@@ -93,13 +98,20 @@ func unmap(p netip.Prefix) netip.Prefix {
 	return p
 }
 
-// All returns both families, IPv4 first.
+// All returns both families, IPv4 first, in a new slice.
 func (p Prefixes) All() []netip.Prefix {
-	return append(slices.Clip(p.V4), p.V6...)
+	out := make([]netip.Prefix, 0, p.Len())
+	return append(append(out, p.V4...), p.V6...)
 }
 
 // Len is the number of prefixes in both families.
 func (p Prefixes) Len() int { return len(p.V4) + len(p.V6) }
+
+// isCanonical reports whether the set is already normalised.
+func (p Prefixes) isCanonical() bool {
+	return (len(p.V4) == 0 || p.V4[0].Addr().Is4()) && canonical(p.V4) &&
+		(len(p.V6) == 0 || p.V6[0].Addr().Is6() && !p.V6[0].Addr().Is4In6()) && canonical(p.V6)
+}
 
 // Empty reports whether the set holds no prefix.
 func (p Prefixes) Empty() bool { return p.Len() == 0 }

@@ -291,3 +291,46 @@ func BenchmarkDecide100k(b *testing.B) {
 		rs.Decide(pkt)
 	}
 }
+
+func TestNewPrefixesCanonicalFastPath(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 500; i++ {
+		var ps []netip.Prefix
+		for k := 0; k < r.IntN(20); k++ {
+			ps = append(ps, randomPrefix(r))
+		}
+		once := NewPrefixes(ps...)
+		twice := NewPrefixes(once.All()...)
+		if !once.equal(twice) {
+			t.Fatalf("not idempotent: %v -> %v", once, twice)
+		}
+		if !once.isCanonical() {
+			t.Fatalf("NewPrefixes gave a non-canonical set: %v", once)
+		}
+		// Every input address is contained, and nothing outside the input.
+		for _, p := range ps {
+			if !once.Contains(p.Addr()) || !once.Contains(lastAddr(p)) {
+				t.Fatalf("%v lost %v", once, p)
+			}
+		}
+		all := once.All()
+		if len(all) > 0 {
+			all[0] = netip.MustParsePrefix("0.0.0.0/0")
+			if again := NewPrefixes(once.All()...); !again.equal(once) {
+				t.Fatal("NewPrefixes result aliases its input")
+			}
+		}
+		rs := &Ruleset{Exposures: []Exposure{{Name: "x", Allow: once}}}
+		if !rs.isNormalized() {
+			t.Fatalf("normalised ruleset not recognised: %v", once)
+		}
+	}
+	unsorted := []netip.Prefix{netip.MustParsePrefix("198.18.2.0/24"), netip.MustParsePrefix("198.18.1.0/24")}
+	if (Prefixes{V4: unsorted}).isCanonical() {
+		t.Error("unsorted set taken as canonical")
+	}
+	adjacent := []netip.Prefix{netip.MustParsePrefix("198.18.0.0/24"), netip.MustParsePrefix("198.18.1.0/24")}
+	if (Prefixes{V4: adjacent}).isCanonical() {
+		t.Error("two prefixes that make one /23 taken as canonical")
+	}
+}

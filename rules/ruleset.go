@@ -18,11 +18,30 @@ func (rs *Ruleset) Normalize() {
 		if len(e.Interfaces) == 0 {
 			e.Interfaces = nil
 		}
-		e.Destinations = NewPrefixes(e.Destinations.All()...)
-		e.Deny = NewPrefixes(e.Deny.All()...)
-		e.Allow = NewPrefixes(e.Allow.All()...)
+		// All returns a fresh slice, so it can be given away.
+		e.Destinations = normalized(e.Destinations.All())
+		e.Deny = normalized(e.Deny.All())
+		e.Allow = normalized(e.Allow.All())
 	}
 	slices.SortFunc(rs.Exposures, func(a, b Exposure) int { return strings.Compare(a.Name, b.Name) })
+}
+
+// isNormalized reports whether Normalize would change nothing, in one
+// pass and without copying.
+func (rs *Ruleset) isNormalized() bool {
+	for i, e := range rs.Exposures {
+		if i > 0 && rs.Exposures[i-1].Name >= e.Name {
+			return false
+		}
+		if !slices.IsSorted(e.Interfaces) || len(slices.Compact(slices.Clone(e.Interfaces))) != len(e.Interfaces) ||
+			!slices.Equal(normalizePorts(e.Ports), e.Ports) {
+			return false
+		}
+		if !e.Destinations.isCanonical() || !e.Deny.isCanonical() || !e.Allow.isCanonical() {
+			return false
+		}
+	}
+	return true
 }
 
 // Exposure returns the exposure called name, or nil.
@@ -38,8 +57,11 @@ func (rs *Ruleset) Exposure(name string) *Exposure {
 // Fingerprint is a sha256 of the canonical model, Origins left out: two
 // Rulesets that put the same rules in a kernel have the same fingerprint.
 func (rs *Ruleset) Fingerprint() string {
-	canon := rs.Clone()
-	canon.Normalize()
+	canon := rs
+	if !rs.isNormalized() {
+		canon = rs.Clone()
+		canon.Normalize()
+	}
 	h := sha256.New()
 	var buf []byte
 	for _, e := range canon.Exposures {
