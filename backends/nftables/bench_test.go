@@ -55,11 +55,12 @@ func timeIt(b *testing.B, rounds int, setup func() (run func() error, done func(
 	for i := 0; i < rounds; i++ {
 		run, done := setup()
 		start := time.Now()
-		if err := run(); err != nil {
+		err := run()
+		ds = append(ds, time.Since(start))
+		done() // before any Fatal: the namespace must go on every path out
+		if err != nil {
 			b.Fatal(err)
 		}
-		ds = append(ds, time.Since(start))
-		done()
 	}
 	return median(ds)
 }
