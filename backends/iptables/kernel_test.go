@@ -14,7 +14,7 @@ func TestKernelReapplyWritesNothing(t *testing.T) {
 	forEachVariant(t, func(t *testing.T, v Variant) {
 		l := newLab(t, v)
 		l.apply(t, labRuleset(rules.Drop))
-		if n := l.writes.count(); n != 2 {
+		if n := l.writes(t); n != 2 {
 			t.Fatalf("first apply wrote %d times, want 2 (one per family)", n)
 		}
 		before := l.save(t, ipv4) + l.save(t, ipv6)
@@ -22,7 +22,7 @@ func TestKernelReapplyWritesNothing(t *testing.T) {
 		if !p.Empty() {
 			t.Fatalf("re-plan not empty: %+v drift %q", p.Diff, p.Current.Drift)
 		}
-		if n := l.writes.count(); n != 2 {
+		if n := l.writes(t); n != 2 {
 			t.Fatalf("unchanged re-apply wrote (%d writes in total)", n)
 		}
 		if after := l.save(t, ipv4) + l.save(t, ipv6); after != before {
@@ -53,7 +53,7 @@ func TestKernelReapplyWritesNothing(t *testing.T) {
 		rs := labRuleset(rules.Drop)
 		rs.Exposures[0].Allow = pfx("198.18.0.2/31", "198.18.0.8/32", "2001:2::2/127")
 		l.apply(t, rs)
-		if n := l.writes.count(); n != 3 {
+		if n := l.writes(t); n != 3 {
 			t.Fatalf("one v4 source change: %d writes in total, want 3", n)
 		}
 		if after := allowCount(); after < counted {
@@ -129,11 +129,11 @@ func TestKernelForeignRulesUntouched(t *testing.T) {
 		if err := l.b.Destroy(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		writes := l.writes.count()
+		writes := l.writes(t)
 		if err := l.b.Destroy(context.Background()); err != nil {
 			t.Fatalf("destroy with nothing installed: %v", err)
 		}
-		if l.writes.count() != writes {
+		if l.writes(t) != writes {
 			t.Error("destroy with nothing installed wrote")
 		}
 		for _, fam := range families {
