@@ -227,3 +227,26 @@ func TestJudgeHints(t *testing.T) {
 		}
 	}
 }
+
+func TestSandboxUDP(t *testing.T) {
+	netnstest.RequireRoot(t)
+	rs := &rules.Ruleset{Exposures: []rules.Exposure{
+		{Name: "dns", Protocol: rules.UDP, Ports: []rules.PortRange{{First: 53, Last: 53}}, Default: rules.Reject,
+			Allow: rules.NewPrefixes(netip.MustParsePrefix("198.18.1.0/24"), netip.MustParsePrefix("2001:2:0:1::/64"))},
+		{Name: "syslog", Protocol: rules.UDP, Ports: []rules.PortRange{{First: 514, Last: 514}}, Default: rules.Drop,
+			Allow: rules.NewPrefixes(netip.MustParsePrefix("198.18.1.0/24"))},
+	}}
+	rep, err := Sandbox(context.Background(), SandboxConfig{Ruleset: rs, Backend: "nftables", Boundary: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[State]bool{}
+	for _, c := range rep.Checks {
+		seen[c.Probe.State] = true
+	}
+	if rep.Failed() || !seen[Open] || !seen[Rejected] || !seen[Filtered] {
+		var b strings.Builder
+		rep.WriteText(&b, false)
+		t.Fatalf("UDP sandbox verification (states seen %v):\n%s", seen, b.String())
+	}
+}
