@@ -59,7 +59,11 @@ func Live(ctx context.Context, cfg LiveConfig) (*Report, error) {
 			if cfg.Bind {
 				spec.Source = src
 			}
-			checks = append(checks, Check{Probe: ProbeResult{ProbeSpec: spec}, Exposure: e.Name, Why: "as " + src.String(), Verdict: rs.Decide(pkt).Verdict})
+			why := "this host's source toward the target"
+			if cfg.As.IsValid() {
+				why = "--as"
+			}
+			checks = append(checks, Check{Probe: ProbeResult{ProbeSpec: spec}, From: src, Exposure: e.Name, Why: why, Verdict: rs.Decide(pkt).Verdict})
 		}
 	}
 	sem := make(chan struct{}, cfg.Parallel)

@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
+	"net/netip"
 	"text/tabwriter"
 	"time"
 
@@ -13,8 +14,11 @@ import (
 
 // Check is one probe compared with what the policy says.
 type Check struct {
-	Probe    ProbeResult `json:"probe"`
-	Exposure string      `json:"exposure"`
+	Probe ProbeResult `json:"probe"`
+	// From is the source address the policy was asked about: the probe's
+	// bound source, or the address the kernel picks toward the target.
+	From     netip.Addr `json:"from"`
+	Exposure string     `json:"exposure"`
 	// Why the source was probed: a test block's name, "boundary" or
 	// "nowhere" in the sandbox, "this host" live.
 	Why     string        `json:"why"`
@@ -107,17 +111,14 @@ func (r *Report) WriteText(w io.Writer, color bool) {
 		if !c.Pass {
 			result = paint("31", "FAIL")
 		}
-		src := "(kernel's choice)"
-		if c.Probe.Source.IsValid() {
-			src = c.Probe.Source.String()
-		}
+		src := c.From.String()
 		fmt.Fprintf(tw, "%s\t%s/%d\t%s\t%s\t%s\t%s\t%s\t%s\n", src, c.Probe.Protocol, c.Probe.Target.Port(), c.Exposure,
 			c.Expected, c.Probe.State, c.Probe.Elapsed.Round(time.Millisecond), result, c.Why)
 	}
 	tw.Flush()
 	for _, c := range r.Checks {
 		if !c.Pass {
-			fmt.Fprintf(w, "\n%s %s -> %s: expected %s, observed %s.\n  hint: %s\n", paint("31", "FAIL"), c.Probe.Source, c.Probe.Target, c.Expected, c.Probe.State, c.Hint)
+			fmt.Fprintf(w, "\n%s %s -> %s: expected %s, observed %s.\n  hint: %s\n", paint("31", "FAIL"), c.From, c.Probe.Target, c.Expected, c.Probe.State, c.Hint)
 		}
 	}
 	for _, s := range r.Skipped {
@@ -163,7 +164,7 @@ func (r *Report) WriteJUnit(w io.Writer) error {
 	_, failed, errored := r.Counts()
 	s := junitSuite{Name: "portwarden verify " + r.Mode, Tests: len(r.Checks), Failures: failed, Errors: errored, Time: r.Duration.Seconds()}
 	for _, c := range r.Checks {
-		name := fmt.Sprintf("%s -> %s/%s", c.Probe.Source, c.Probe.Protocol, c.Probe.Target)
+		name := fmt.Sprintf("%s -> %s/%s", c.From, c.Probe.Protocol, c.Probe.Target)
 		if c.Why != "" {
 			name += " (" + c.Why + ")"
 		}

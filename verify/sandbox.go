@@ -130,8 +130,8 @@ func Sandbox(ctx context.Context, cfg SandboxConfig) (rep *Report, err error) {
 			for _, port := range probedPorts(e, t.port) {
 				pkt := rules.Packet{Protocol: e.Protocol, Source: t.src, Destination: dst, Port: port, Interface: serverIf}
 				checks = append(checks, Check{
-					Probe:    ProbeResult{ProbeSpec: ProbeSpec{Protocol: e.Protocol, Target: netip.AddrPortFrom(dst, port), Source: t.src, Timeout: cfg.Timeout}},
-					Exposure: e.Name, Why: t.why, Verdict: rs.Decide(pkt).Verdict, TestExpect: t.expect,
+					Probe: ProbeResult{ProbeSpec: ProbeSpec{Protocol: e.Protocol, Target: netip.AddrPortFrom(dst, port), Source: t.src, Timeout: cfg.Timeout}},
+					From:  t.src, Exposure: e.Name, Why: t.why, Verdict: rs.Decide(pkt).Verdict, TestExpect: t.expect,
 				})
 			}
 		}
