@@ -16,6 +16,9 @@ func Compile(p *policies.Policy) (*Ruleset, error) {
 	}
 	rs := &Ruleset{Exposures: make([]Exposure, 0, len(p.Exposes))}
 	for _, x := range p.Exposes {
+		if x == nil {
+			continue
+		}
 		e, err := compileExpose(x)
 		if err != nil {
 			return nil, err
@@ -79,10 +82,17 @@ func compileExpose(x *policies.Expose) (Exposure, error) {
 	return e, nil
 }
 
+// addressPrefixes lists the prefixes of addresses as written, masked, with
+// IPv4-mapped IPv6 prefixes turned into IPv4 ones: sources are unmapped
+// before matching, so an Origin must hold the form they are compared with.
 func addressPrefixes(as []policies.Address) []netip.Prefix {
 	out := make([]netip.Prefix, 0, len(as))
 	for _, a := range as {
-		out = append(out, a.Prefix.Masked())
+		p := a.Prefix.Masked()
+		if p.Addr().Is4In6() && p.Bits() >= 96 {
+			p = unmap(p)
+		}
+		out = append(out, p)
 	}
 	return out
 }
