@@ -79,6 +79,7 @@ func compileExpose(x *policies.Expose) (Exposure, error) {
 		e.Origins = append(e.Origins, Origin{Kind: OriginLoopback, Range: x.DeclRange})
 	}
 	e.Origins = append(e.Origins, Origin{Kind: OriginDefault, Range: x.DeclRange})
+	e.index = newOriginIndex(e.Origins)
 	return e, nil
 }
 

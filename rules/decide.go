@@ -62,6 +62,12 @@ func familyOf(a netip.Addr) int {
 
 func (e *Exposure) decision(v Verdict, kind string, src netip.Addr) Decision {
 	d := Decision{Verdict: v, Exposure: e.Name}
+	if (kind == OriginAllow || kind == OriginDeny) && e.index != nil && e.index.origins == len(e.Origins) {
+		if i := e.index.lookup(kind, src); i >= 0 {
+			d.Origin = &e.Origins[i]
+		}
+		return d
+	}
 	for i := range e.Origins {
 		o := &e.Origins[i]
 		if o.Kind != kind {

@@ -74,6 +74,10 @@ type Exposure struct {
 	// a compiled Ruleset (a kernel does not store them) and are ignored by
 	// Diff and Fingerprint.
 	Origins []Origin `json:"origins,omitempty"`
+
+	// index finds the deciding block among Origins quickly; built by
+	// Compile, nil otherwise (Decide then scans Origins).
+	index *originIndex
 }
 
 // Origin kinds: the part of an exposure that decided a packet.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -295,10 +296,20 @@ func TestDecideMatchesReference(t *testing.T) {
 		if err != nil {
 			t.Fatalf("iteration %d: Compile: %v", iter, err)
 		}
+		// The same rules without the origin index: Decide must find the
+		// same deciding block by scanning.
+		scanned := rs.Clone()
+		for i := range scanned.Exposures {
+			scanned.Exposures[i].index = nil
+		}
 		for range packetsPerPolicy {
 			pkt := randomPacket(r, written)
 			want := referenceDecide(p, pkt)
 			got := rs.Decide(pkt)
+			if viaScan := scanned.Decide(pkt); viaScan.Verdict != got.Verdict ||
+				(viaScan.Origin == nil) != (got.Origin == nil) || got.Origin != nil && got.Origin.Range != viaScan.Origin.Range {
+				t.Fatalf("iteration %d: Decide(%+v) with the origin index = %+v, by scanning = %+v", iter, pkt, got, viaScan)
+			}
 			verdicts[string(got.Verdict)+"/"+want.kind]++
 			if got.Verdict != want.verdict || got.Exposure != want.exposure {
 				t.Fatalf("iteration %d: Decide(%+v) = %s by %q, the reference says %s by %q",
@@ -344,7 +355,7 @@ func TestCompileIsDeterministic(t *testing.T) {
 			t.Fatal(err)
 		}
 		b, _ := Compile(p)
-		if fmt.Sprintf("%+v", a) != fmt.Sprintf("%+v", b) {
+		if !reflect.DeepEqual(a, b) {
 			t.Fatalf("iteration %d: two compiles differ", iter)
 		}
 		for _, x := range p.Exposes {
