@@ -111,7 +111,9 @@ type TestResult struct {
 	Problem string `json:"problem,omitempty"`
 }
 
-// Expected reports whether a verdict satisfies a test's expect value.
+// Expected reports whether a verdict satisfies a test's expect value. Pass
+// satisfies "allow": portwarden leaves an unmanaged packet alone, so a real
+// probe gets through, and verification must agree with the offline test.
 func Expected(expect string, v Verdict) bool {
 	switch expect {
 	case "allow":
