@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 	"time"
@@ -30,31 +31,54 @@ var ErrLocked = errors.New("another portwarden command holds the lock")
 // Acquire takes the namespace's lock, waiting up to timeout. On time-out
 // the error names the holder.
 func (d *Dir) Acquire(timeout time.Duration, command string) (*Lock, error) {
-	f, err := os.OpenFile(d.file("lock"), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("lock: %w", err)
-	}
 	deadline := time.Now().Add(timeout)
 	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) {
-			f.Close()
-			return nil, fmt.Errorf("lock: %w", err)
+		l, err := d.tryAcquire(command, true)
+		if err != nil || l != nil {
+			return l, err
 		}
 		if time.Now().After(deadline) {
-			f.Close()
 			return nil, fmt.Errorf("%w after waiting %s: %s; wait for it to finish or raise --lock-timeout", ErrLocked, timeout, d.holderText())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	h := Holder{PID: os.Getpid(), Command: command, Since: time.Now().UTC()}
-	if data, err := json.Marshal(h); err == nil {
-		os.WriteFile(d.file("lock.holder"), data, 0o600)
+}
+
+// tryAcquire takes the lock if it is free, and returns nil, nil if it is
+// held. The lock file of a directory removed by its holder (destroy, the
+// stale sweep) is unlinked: locking it would exclude nobody, so the
+// directory is made anew (when recreate) and its new lock file taken.
+func (d *Dir) tryAcquire(command string, recreate bool) (*Lock, error) {
+	for range 3 {
+		f, err := os.OpenFile(d.file("lock"), os.O_CREATE|os.O_RDWR, 0o600)
+		if errors.Is(err, fs.ErrNotExist) && recreate {
+			if err := d.create(); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("lock: %w", err)
+		}
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+			f.Close()
+			if errors.Is(err, unix.EWOULDBLOCK) {
+				return nil, nil
+			}
+			return nil, fmt.Errorf("lock: %w", err)
+		}
+		var held, onDisk unix.Stat_t
+		if unix.Fstat(int(f.Fd()), &held) != nil || unix.Stat(d.file("lock"), &onDisk) != nil || held.Ino != onDisk.Ino {
+			f.Close() // removed under us: lock the file that is there now
+			continue
+		}
+		h := Holder{PID: os.Getpid(), Command: command, Since: time.Now().UTC()}
+		if data, err := json.Marshal(h); err == nil {
+			os.WriteFile(d.file("lock.holder"), data, 0o600)
+		}
+		return &Lock{f: f, dir: d}, nil
 	}
-	return &Lock{f: f, dir: d}, nil
+	return nil, fmt.Errorf("lock %s: the state directory keeps being removed; is another portwarden destroying it?", d.file("lock"))
 }
 
 func (d *Dir) holderText() string {

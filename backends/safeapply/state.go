@@ -22,8 +22,12 @@ const DefaultRoot = "/run/portwarden"
 // Dir is the state directory of one network namespace.
 type Dir struct{ Path string }
 
+// dirPrefix starts the name of every namespace's state directory.
+const dirPrefix = "netns-"
+
 // Open returns the state directory of the caller's network namespace
-// below root ("" for the default), creating it.
+// below root ("" for the default), creating it, and removes the
+// directories of namespaces that no longer exist.
 func Open(root string) (*Dir, error) {
 	if root == "" {
 		root = os.Getenv("PORTWARDEN_STATE_DIR")
@@ -35,11 +39,56 @@ func Open(root string) (*Dir, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Dir{Path: filepath.Join(root, "netns-"+strconv.FormatUint(cookie, 10))}
-	if err := os.MkdirAll(d.Path, 0o700); err != nil {
-		return nil, fmt.Errorf("state directory: %w", err)
+	d := &Dir{Path: filepath.Join(root, dirPrefix+strconv.FormatUint(cookie, 10))}
+	if err := d.create(); err != nil {
+		return nil, err
 	}
+	sweepStale(root, d.Path)
 	return d, nil
+}
+
+// create makes the directory (0700: plans of who may get in are nobody
+// else's business) and records which namespace it belongs to.
+func (d *Dir) create() error {
+	if err := os.MkdirAll(d.Path, 0o700); err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	}
+	ino, err := namespaceInode("/proc/thread-self/ns/net")
+	if err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	}
+	rec := d.file("netns")
+	if old, err := os.ReadFile(rec); err == nil && strings.TrimSpace(string(old)) == strconv.FormatUint(ino, 10) {
+		return nil
+	}
+	if err := writeFile(rec, []byte(strconv.FormatUint(ino, 10)+"\n")); err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	}
+	return nil
+}
+
+// Remove deletes the directory; the caller holds its lock, which Remove
+// releases. A process waiting for the lock notices that the file it locked
+// is gone and takes the lock of the new directory instead (see Acquire).
+func (d *Dir) Remove(l *Lock) error {
+	entries, err := os.ReadDir(d.Path)
+	if err != nil {
+		return fmt.Errorf("remove the state directory: %w", err)
+	}
+	for _, e := range entries {
+		if e.Name() != "lock" {
+			os.Remove(d.file(e.Name()))
+		}
+	}
+	err = os.Remove(d.file("lock"))
+	l.Unlock()
+	if err == nil {
+		err = os.Remove(d.Path)
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove the state directory: %w", err)
+	}
+	return nil
 }
 
 // Applied is the journal entry of the last apply.
@@ -72,11 +121,22 @@ func writeJSON(path string, v any) error {
 	if err != nil {
 		return err
 	}
+	return writeFile(path, append(data, '\n'))
+}
+
+// writeFile replaces path atomically: a reader sees the old or the new
+// file, and a symlink planted at path is replaced, never followed.
+func writeFile(path string, data []byte) error {
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(data, '\n'), 0o600); err != nil {
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		os.Remove(tmp)
 		return err
 	}
-	return os.Rename(tmp, path) // atomic: a reader sees the old or the new file
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
 }
 
 func readJSON(path string, v any) (bool, error) {

@@ -63,9 +63,6 @@ func newApplyCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := lockoutGuard(plan.Desired, force); err != nil {
-				return withCode(exitError1, err)
-			}
 			if plan.Empty() && confirmTimeout == 0 {
 				// Nothing to write: the stale check still runs, the kernel
 				// sees no write.
@@ -73,6 +70,13 @@ func newApplyCmd(g *globals) *cobra.Command {
 					return withCode(exitError1, explainKernelError(err))
 				}
 				return g.reportApply(w, plan, false)
+			}
+			// An empty plan keeps what the kernel enforces already: every
+			// live session has got through it.
+			if !plan.Empty() {
+				if err := lockoutGuard(plan.Desired, force); err != nil {
+					return withCode(exitError1, err)
+				}
 			}
 			if !autoApprove {
 				if err := confirm(cmd.InOrStdin(), w, "apply"); err != nil {
@@ -125,23 +129,16 @@ func newApplyCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// lockoutGuard refuses a policy that would cut the SSH session this
-// command runs in, unless forced.
+// lockoutGuard refuses rules that would cut a live SSH session to this
+// host, as the kernel's socket table shows them (SSH_CONNECTION is one more
+// session, not the only one: sudo and Ansible's become drop it), unless
+// forced.
 func lockoutGuard(rs *rules.Ruleset, force bool) error {
-	ssh := os.Getenv("SSH_CONNECTION")
-	if ssh == "" || force {
+	if force {
 		return nil
 	}
-	d, pkt, err := rules.Lockout(rs, ssh)
-	if err != nil || d == nil {
-		return err
-	}
-	where := "its default"
-	if d.Origin != nil {
-		where = describeOrigin(d.Origin)
-	}
-	return fmt.Errorf("refusing to apply: this SSH session (from %s to port %d) would be cut: expose %q gives %s by %s.\n"+
-		"Allow %s in the policy, or pass --force if you have another way in", pkt.Source, pkt.Port, d.Exposure, d.Verdict, where, pkt.Source)
+	_, err := safeapply.CheckLockout(rs, os.Environ())
+	return err
 }
 
 // startWatchdog re-executes this binary as the rollback watchdog in a new

@@ -28,6 +28,7 @@ func newDestroyCmd(g *globals) *cobra.Command {
 				return withCode(exitError1, explainKernelError(err))
 			}
 			if !st.Installed {
+				forgetState(lockTimeout)
 				if g.json {
 					return printJSON(w, map[string]any{"destroyed": false, "backend": b.Name()})
 				}
@@ -58,6 +59,11 @@ func newDestroyCmd(g *globals) *cobra.Command {
 			if err := b.Destroy(context.Background()); err != nil {
 				return withCode(exitError1, explainKernelError(err))
 			}
+			// Nothing is installed and nothing pending: no state is left
+			// behind for this namespace.
+			if err := dir.Remove(lock); err != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %v\n", err)
+			}
 			if g.json {
 				return printJSON(w, map[string]any{"destroyed": true, "backend": b.Name()})
 			}
@@ -68,4 +74,22 @@ func newDestroyCmd(g *globals) *cobra.Command {
 	cmd.Flags().BoolVar(&autoApprove, "auto-approve", false, "destroy without asking")
 	cmd.Flags().DurationVar(&lockTimeout, "lock-timeout", 30*time.Second, "how long to wait for another portwarden command to finish")
 	return cmd
+}
+
+// forgetState removes this namespace's state directory when no change
+// awaits confirmation; with nothing installed it only holds history.
+func forgetState(lockTimeout time.Duration) {
+	dir, err := safeapply.Open("")
+	if err != nil {
+		return
+	}
+	lock, err := dir.Acquire(lockTimeout, "portwarden destroy")
+	if err != nil {
+		return
+	}
+	if p, err := dir.GetPending(); err != nil || p != nil {
+		lock.Unlock()
+		return
+	}
+	dir.Remove(lock)
 }

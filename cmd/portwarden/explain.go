@@ -74,21 +74,4 @@ func newExplainCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func describeOrigin(o *rules.Origin) string {
-	var s string
-	switch o.Kind {
-	case rules.OriginAllow:
-		s = "allow block"
-	case rules.OriginDeny:
-		s = "deny block (deny beats allow)"
-	case rules.OriginDefault:
-		s = "the expose's default (the source is in no allow block)"
-	case rules.OriginLoopback:
-		s = "loopback traffic is allowed"
-	}
-	s += " at " + o.Range.String()
-	if o.Comment != "" {
-		s += fmt.Sprintf(" (%q)", o.Comment)
-	}
-	return s
-}
+func describeOrigin(o *rules.Origin) string { return o.Describe() }

@@ -50,6 +50,7 @@ func cmdNetns(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 1 {
 		ts.Fatalf("usage: netns VAR")
 	}
+	netns.CloseAllOnSignal()
 	ns, err := netns.New("cli")
 	if err != nil {
 		ts.Fatalf("create namespace: %v", err)

@@ -10,16 +10,37 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"os/signal"
+	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
+	"sync"
+	"syscall"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
-// Prefix starts the name of every namespace this package creates.
-const Prefix = "pwt-"
+// DefaultPrefix starts the name of every namespace this package creates
+// unless PORTWARDEN_NETNS_PREFIX names another, so that two tools or two CI
+// jobs on one host keep apart.
+const DefaultPrefix = "pwt-"
+
+// Prefix is the prefix in force: PORTWARDEN_NETNS_PREFIX or DefaultPrefix.
+func Prefix() string {
+	if p := os.Getenv("PORTWARDEN_NETNS_PREFIX"); p != "" {
+		return p
+	}
+	return DefaultPrefix
+}
+
+var (
+	liveMu sync.Mutex
+	live   = map[*NS]bool{} // created here and not closed yet
+)
 
 // NS is a named network namespace (visible to `ip netns`).
 type NS struct {
@@ -35,12 +56,18 @@ func New(label string) (*NS, error) {
 	if _, err := rand.Read(suffix[:]); err != nil {
 		return nil, err
 	}
-	name := Prefix + label + "-" + hex.EncodeToString(suffix[:])
+	if err := validName(Prefix()); err != nil {
+		return nil, err
+	}
+	name := Prefix() + label + "-" + hex.EncodeToString(suffix[:])
 	handle, err := createNamed(name)
 	if err != nil {
 		return nil, fmt.Errorf("create network namespace %s: %w", name, err)
 	}
 	ns := &NS{Name: name, handle: handle}
+	liveMu.Lock()
+	live[ns] = true
+	liveMu.Unlock()
 	ns.link, err = netlink.NewHandleAt(handle)
 	if err != nil {
 		ns.Close()
@@ -77,9 +104,15 @@ func (n *NS) Path() string { return "/run/netns/" + n.Name }
 // Fd is an open file descriptor of the namespace, valid until Close.
 func (n *NS) Fd() int { return int(n.handle) }
 
-// Close deletes the namespace. Processes still inside keep it alive until
-// they exit, but the name is gone.
+// Close kills every process left inside the namespace (a daemon a test
+// started, its children) and deletes the namespace.
 func (n *NS) Close() error {
+	liveMu.Lock()
+	delete(live, n)
+	liveMu.Unlock()
+	if n.handle.IsOpen() {
+		killProcessesIn(n.handle)
+	}
 	if n.link != nil {
 		n.link.Close()
 		n.link = nil
@@ -222,4 +255,76 @@ func (n *NS) Sysctl(key, value string) error {
 		}
 		return nil
 	})
+}
+
+// CloseAll closes every namespace this process created and has not closed:
+// the last resort of a signal handler.
+func CloseAll() {
+	liveMu.Lock()
+	all := make([]*NS, 0, len(live))
+	for ns := range live {
+		all = append(all, ns)
+	}
+	liveMu.Unlock()
+	for _, ns := range all {
+		ns.Close()
+	}
+}
+
+var closeOnSignal sync.Once
+
+// CloseAllOnSignal makes SIGINT, SIGTERM and SIGHUP delete every namespace
+// this process created before it exits, so that an interrupted test run
+// leaves none behind. Programs that handle these signals themselves (and
+// close their namespaces on the way out) do not call it.
+func CloseAllOnSignal() {
+	closeOnSignal.Do(func() {
+		ch := make(chan os.Signal, 1)
+		signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+		go func() {
+			sig := <-ch
+			CloseAll()
+			fmt.Fprintf(os.Stderr, "%v: deleted this process's network namespaces\n", sig)
+			os.Exit(128 + int(sig.(syscall.Signal)))
+		}()
+	})
+}
+
+// killProcessesIn sends SIGKILL to every process whose network namespace
+// is the one h refers to.
+func killProcessesIn(h vnetns.NsHandle) {
+	var want unix.Stat_t
+	if unix.Fstat(int(h), &want) != nil {
+		return
+	}
+	self := os.Getpid()
+	for range 5 { // a dying parent may fork; bounded
+		procs, _ := filepath.Glob("/proc/[0-9]*/ns/net")
+		killed := 0
+		for _, p := range procs {
+			var st unix.Stat_t
+			if unix.Stat(p, &st) != nil || st.Ino != want.Ino || st.Dev != want.Dev {
+				continue
+			}
+			pid, err := strconv.Atoi(strings.Split(p, "/")[2])
+			if err != nil || pid == self {
+				continue
+			}
+			if unix.Kill(pid, unix.SIGKILL) == nil {
+				killed++
+			}
+		}
+		if killed == 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// validName refuses a prefix that cannot start a namespace name.
+func validName(prefix string) error {
+	if strings.ContainsAny(prefix, "/ \t\n") || prefix == "." || prefix == ".." {
+		return fmt.Errorf("PORTWARDEN_NETNS_PREFIX %q cannot start a namespace name: use letters, digits and dashes", prefix)
+	}
+	return nil
 }

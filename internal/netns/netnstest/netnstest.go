@@ -38,6 +38,7 @@ func RequireRoot(t testing.TB) {
 func New(t testing.TB, label string) *netns.NS {
 	t.Helper()
 	RequireRoot(t)
+	netns.CloseAllOnSignal()
 	ns, err := netns.New(label)
 	if err != nil {
 		t.Fatalf("create namespace: %v", err)

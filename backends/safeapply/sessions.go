@@ -1,0 +1,261 @@
+package safeapply
+
+import (
+	"bufio"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Session is one live remote-administration connection into this host:
+// every TCP connection from Client to Server (one entry per client address
+// and server port, however many connections it holds).
+type Session struct {
+	Client      netip.Addr     `json:"client"`
+	Server      netip.AddrPort `json:"server"`
+	Connections int            `json:"connections"`
+	// Found says where the session was seen: "kernel socket table" or
+	// "SSH_CONNECTION".
+	Found string `json:"found"`
+	// Local: the client is an address of this host, so the traffic arrives
+	// on the loopback interface.
+	Local bool `json:"local,omitempty"`
+}
+
+// sshDaemons are the process names (comm) whose sockets are SSH sessions:
+// OpenSSH's listener and, since 9.8, its per-session process, and dropbear.
+var sshDaemons = []string{"sshd", "sshd-session", "dropbear"}
+
+// DefaultSSHPort is assumed to be an SSH port when no SSH daemon's listening
+// socket can be seen (no sshd in this namespace, or /proc hides it).
+const DefaultSSHPort = 22
+
+type tcpSocket struct {
+	local, remote netip.AddrPort
+	listening     bool
+	established   bool
+	inode         uint32
+}
+
+// SSHSessions finds the live SSH sessions of the caller's network
+// namespace in the kernel's socket table, not in the environment: sudo's
+// env_reset and Ansible's become drop SSH_CONNECTION, the kernel does not.
+// A session is an established TCP connection held by an SSH daemon's
+// process, or whose local port is one an SSH daemon listens on. environ's
+// SSH_CONNECTION, when present, adds the session it names. notes say what
+// was assumed, for the user.
+func SSHSessions(environ []string) (sessions []Session, notes []string, err error) {
+	socks, err := tcpSockets()
+	if err != nil {
+		return nil, nil, err
+	}
+	owned, procErr := daemonSocketInodes()
+	if procErr != nil {
+		notes = append(notes, "could not see which processes are SSH daemons ("+procErr.Error()+")")
+	}
+	ports := map[uint16]bool{}
+	for _, s := range socks {
+		if s.listening && owned[s.inode] {
+			ports[s.local.Port()] = true
+		}
+	}
+	if len(ports) == 0 {
+		ports[DefaultSSHPort] = true
+		notes = append(notes, fmt.Sprintf("no SSH daemon listens in this network namespace as far as the socket table shows; port %d is treated as SSH", DefaultSSHPort))
+	}
+	// A connection between two addresses of this host shows twice in the
+	// table, once from each end: the client end marks the session local.
+	ends := map[[2]netip.AddrPort]bool{}
+	for _, s := range socks {
+		if s.established {
+			ends[[2]netip.AddrPort{s.local, s.remote}] = true
+		}
+	}
+	byKey := map[[2]string]*Session{}
+	add := func(client netip.Addr, server netip.AddrPort, found string, local bool) {
+		key := [2]string{client.String(), server.String()}
+		if s, ok := byKey[key]; ok {
+			s.Connections++
+			s.Local = s.Local || local
+			return
+		}
+		byKey[key] = &Session{Client: client, Server: server, Connections: 1, Found: found, Local: local}
+	}
+	for _, s := range socks {
+		if !s.established || !(owned[s.inode] || ports[s.local.Port()]) {
+			continue
+		}
+		local := s.remote.Addr().IsLoopback() || ends[[2]netip.AddrPort{s.remote, s.local}]
+		add(s.remote.Addr(), s.local, "kernel socket table", local)
+	}
+	if env, ok := sshConnection(environ); ok {
+		key := [2]string{env.Client.String(), env.Server.String()}
+		if _, seen := byKey[key]; !seen {
+			add(env.Client, env.Server, "SSH_CONNECTION", env.Client.IsLoopback())
+		}
+	}
+	for _, s := range byKey {
+		sessions = append(sessions, *s)
+	}
+	slices.SortFunc(sessions, func(a, b Session) int {
+		if c := a.Client.Compare(b.Client); c != 0 {
+			return c
+		}
+		return a.Server.Compare(b.Server)
+	})
+	return sessions, notes, nil
+}
+
+// sshConnection parses SSH_CONNECTION ("client_ip client_port server_ip
+// server_port") from environ.
+func sshConnection(environ []string) (Session, bool) {
+	var v string
+	for _, kv := range environ {
+		if s, ok := strings.CutPrefix(kv, "SSH_CONNECTION="); ok {
+			v = s
+		}
+	}
+	f := strings.Fields(v)
+	if len(f) != 4 {
+		return Session{}, false
+	}
+	client, err1 := netip.ParseAddr(f[0])
+	server, err2 := netip.ParseAddr(f[2])
+	port, err3 := strconv.ParseUint(f[3], 10, 16)
+	if err1 != nil || err2 != nil || err3 != nil {
+		return Session{}, false
+	}
+	return Session{Client: client.Unmap(), Server: netip.AddrPortFrom(server.Unmap(), uint16(port))}, true
+}
+
+// tcpSockets reads the TCP sockets of the caller's network namespace with
+// sock_diag, falling back to /proc/net/tcp{,6} where sock_diag is missing
+// (inet_diag not loaded, or filtered by a seccomp policy).
+func tcpSockets() ([]tcpSocket, error) {
+	var out []tcpSocket
+	var diagErr error
+	for _, family := range []uint8{unix.AF_INET, unix.AF_INET6} {
+		socks, err := netlink.SocketDiagTCP(family)
+		if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+			diagErr = err
+			break
+		}
+		for _, s := range socks {
+			l, ok1 := netip.AddrFromSlice(s.ID.Source)
+			r, ok2 := netip.AddrFromSlice(s.ID.Destination)
+			if !ok1 || !ok2 {
+				continue
+			}
+			out = append(out, tcpSocket{
+				local:       netip.AddrPortFrom(l.Unmap(), s.ID.SourcePort),
+				remote:      netip.AddrPortFrom(r.Unmap(), s.ID.DestinationPort),
+				listening:   s.State == unix.BPF_TCP_LISTEN,
+				established: s.State == unix.BPF_TCP_ESTABLISHED,
+				inode:       s.INode,
+			})
+		}
+	}
+	if diagErr == nil {
+		return out, nil
+	}
+	out = out[:0]
+	for _, name := range []string{"tcp", "tcp6"} {
+		socks, err := procNetTCP("/proc/thread-self/net/" + name)
+		if err != nil {
+			return nil, fmt.Errorf("read the TCP socket table: sock_diag: %v; /proc: %w", diagErr, err)
+		}
+		out = append(out, socks...)
+	}
+	return out, nil
+}
+
+// procNetTCP parses /proc/net/tcp or tcp6: addresses are hex in host byte
+// order per 32-bit word, ports hex, state hex (01 established, 0A listen).
+func procNetTCP(path string) ([]tcpSocket, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []tcpSocket
+	sc := bufio.NewScanner(f)
+	sc.Scan() // header
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 10 {
+			continue
+		}
+		local, err1 := parseProcAddrPort(fields[1])
+		remote, err2 := parseProcAddrPort(fields[2])
+		state, err3 := strconv.ParseUint(fields[3], 16, 8)
+		inode, err4 := strconv.ParseUint(fields[9], 10, 32)
+		if err1 != nil || err2 != nil || err3 != nil || err4 != nil {
+			continue
+		}
+		out = append(out, tcpSocket{local: local, remote: remote, listening: state == 0x0A, established: state == 0x01, inode: uint32(inode)})
+	}
+	return out, sc.Err()
+}
+
+func parseProcAddrPort(s string) (netip.AddrPort, error) {
+	hexAddr, hexPort, ok := strings.Cut(s, ":")
+	if !ok {
+		return netip.AddrPort{}, fmt.Errorf("bad address %q", s)
+	}
+	raw, err := hex.DecodeString(hexAddr)
+	if err != nil || (len(raw) != 4 && len(raw) != 16) {
+		return netip.AddrPort{}, fmt.Errorf("bad address %q", s)
+	}
+	for i := 0; i < len(raw); i += 4 { // each 32-bit word is in host (little-endian) order
+		raw[i], raw[i+1], raw[i+2], raw[i+3] = raw[i+3], raw[i+2], raw[i+1], raw[i]
+	}
+	port, err := strconv.ParseUint(hexPort, 16, 16)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("bad port %q", s)
+	}
+	a, _ := netip.AddrFromSlice(raw)
+	return netip.AddrPortFrom(a.Unmap(), uint16(port)), nil
+}
+
+// daemonSocketInodes returns the inodes of the sockets SSH daemon
+// processes hold open, from /proc/PID/fd. Socket inodes are unique across
+// network namespaces, so matching them against this namespace's table
+// picks only this namespace's daemons.
+func daemonSocketInodes() (map[uint32]bool, error) {
+	pids, err := filepath.Glob("/proc/[0-9]*")
+	if err != nil {
+		return nil, err
+	}
+	inodes := map[uint32]bool{}
+	for _, dir := range pids {
+		comm, err := os.ReadFile(dir + "/comm")
+		if err != nil || !slices.Contains(sshDaemons, strings.TrimSpace(string(comm))) {
+			continue
+		}
+		fds, err := os.ReadDir(dir + "/fd")
+		if err != nil {
+			continue // exited, or hidden from us
+		}
+		for _, fd := range fds {
+			link, err := os.Readlink(dir + "/fd/" + fd.Name())
+			if err != nil {
+				continue
+			}
+			if s, ok := strings.CutPrefix(link, "socket:["); ok {
+				if n, err := strconv.ParseUint(strings.TrimSuffix(s, "]"), 10, 32); err == nil {
+					inodes[uint32(n)] = true
+				}
+			}
+		}
+	}
+	return inodes, nil
+}
