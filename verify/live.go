@@ -14,11 +14,17 @@ import (
 // LiveConfig says what live verification checks.
 type LiveConfig struct {
 	Ruleset *rules.Ruleset
-	Target  string     // host name or address of the server the policy is for
-	As      netip.Addr // the source address to probe from; zero: the kernel's choice toward Target
-	// Bind binds probes to As; without it As only sets the expectation
-	// (the address the server sees, e.g. behind NAT).
-	Bind     bool
+	Target  string // host name or address of the server the policy is for
+	// As is the source address the policy is asked about: the address the
+	// server sees. Zero: the probes' source. When As is an address of this
+	// host the probes leave from it (as nc -s does); otherwise they leave
+	// from Source or the kernel's choice, and As only sets the expectation
+	// (a peer behind NAT), which the report says.
+	As netip.Addr
+	// Source binds the probes to this address of this host; zero: As when
+	// it is local, else the kernel's choice toward Target.
+	Source   netip.Addr
+	Bind     bool // bind to As even if it does not look local (an error then)
 	Timeout  time.Duration
 	Parallel int
 	// NetNS is a network namespace path to probe from; empty: this
@@ -40,29 +46,46 @@ func Live(ctx context.Context, cfg LiveConfig) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	src := cfg.As
+	rep := &Report{Mode: "live"}
+	var local bool
+	if cfg.As.IsValid() {
+		if err := netns.DoPath(cfg.NetNS, func() error { local = IsLocalAddr(cfg.As); return nil }); err != nil {
+			return nil, err
+		}
+	}
+	bind := cfg.Source // where the probes leave from; zero: the kernel's choice
+	why := "this host's source toward the target"
+	switch {
+	case cfg.Source.IsValid():
+		why = "--source"
+	case cfg.As.IsValid() && (local || cfg.Bind):
+		bind, why = cfg.As, "--as, probed from it"
+	case cfg.As.IsValid():
+		why = "--as, as the server sees this host"
+	}
+	src := cfg.As // what the policy is asked about
+	if !src.IsValid() {
+		src = bind
+	}
 	if !src.IsValid() {
 		err = netns.DoPath(cfg.NetNS, func() (err error) { src, err = SourceToward(dst); return err })
 		if err != nil {
 			return nil, err
 		}
 	}
+	if cfg.As.IsValid() && !bind.IsValid() {
+		var from netip.Addr
+		netns.DoPath(cfg.NetNS, func() (err error) { from, err = SourceToward(dst); return err })
+		rep.Notes = append(rep.Notes, fmt.Sprintf("%s is not an address of this host: the probes leave from %s, and the policy is asked about %s as the address the server sees (e.g. behind NAT); pass --source to choose the probes' address", cfg.As, from, cfg.As))
+	}
 	rs := cfg.Ruleset.Clone()
 	rs.Normalize()
-	rep := &Report{Mode: "live"}
 	var checks []Check
 	for i := range rs.Exposures {
 		e := &rs.Exposures[i]
 		for _, port := range probedPorts(e, 0) {
 			pkt := rules.Packet{Protocol: e.Protocol, Source: src, Destination: dst, Port: port}
-			spec := ProbeSpec{Protocol: e.Protocol, Target: netip.AddrPortFrom(dst, port), Timeout: cfg.Timeout}
-			if cfg.Bind {
-				spec.Source = src
-			}
-			why := "this host's source toward the target"
-			if cfg.As.IsValid() {
-				why = "--as"
-			}
+			spec := ProbeSpec{Protocol: e.Protocol, Target: netip.AddrPortFrom(dst, port), Timeout: cfg.Timeout, Source: bind}
 			checks = append(checks, Check{Probe: ProbeResult{ProbeSpec: spec}, From: src, Exposure: e.Name, Why: why, Verdict: rs.Decide(pkt).Verdict})
 		}
 	}
@@ -113,4 +136,15 @@ func SourceToward(dst netip.Addr) (netip.Addr, error) {
 	}
 	defer c.Close()
 	return c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap(), nil
+}
+
+// IsLocalAddr reports whether a is an address of this host (in the
+// caller's network namespace): one a socket can bind to.
+func IsLocalAddr(a netip.Addr) bool {
+	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(a, 0)))
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
 }

@@ -37,6 +37,7 @@ type Report struct {
 	Backend  string        `json:"backend,omitempty"`
 	Checks   []Check       `json:"checks"`
 	Skipped  []string      `json:"skipped,omitempty"` // sources that could not be probed, and why
+	Notes    []string      `json:"notes,omitempty"`   // what the reader must know to read the checks
 	Duration time.Duration `json:"duration_ns"`
 }
 
@@ -123,6 +124,9 @@ func (r *Report) WriteText(w io.Writer, color bool) {
 	}
 	for _, s := range r.Skipped {
 		fmt.Fprintf(w, "skipped: %s\n", s)
+	}
+	for _, s := range r.Notes {
+		fmt.Fprintf(w, "\nnote: %s\n", s)
 	}
 	p, f, e := r.Counts()
 	fmt.Fprintf(w, "\n%d passed, %d failed, %d errors in %s (%s)\n", p, f, e, r.Duration.Round(time.Millisecond), r.Mode)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"testing"
 
@@ -12,6 +13,9 @@ import (
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		"portwarden": func() { os.Exit(run(os.Args[1:])) },
+		// tcp-listen PORT...: accept and close connections (the managed
+		// service a verification probes), until killed.
+		"tcp-listen": tcpListen,
 	})
 }
 
@@ -44,6 +48,27 @@ func TestScripts(t *testing.T) {
 			"netns": cmdNetns,
 		},
 	})
+}
+
+func tcpListen() {
+	for _, port := range os.Args[1:] {
+		ln, err := net.Listen("tcp", "[::]:"+port)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				c.Close()
+			}
+		}()
+	}
+	fmt.Println("listening")
+	select {}
 }
 
 func cmdNetns(ts *testscript.TestScript, neg bool, args []string) {

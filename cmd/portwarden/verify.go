@@ -16,11 +16,11 @@ import (
 
 func newVerifyCmd(g *globals) *cobra.Command {
 	var sandbox, noBoundary bool
-	var target, as, junit string
+	var target, as, source, junit string
 	var timeout time.Duration
 	var parallel int
 	cmd := &cobra.Command{
-		Use:   "verify (--sandbox | --target HOST [--as ADDR])",
+		Use:   "verify (--sandbox | --target HOST [--as ADDR] [--source ADDR])",
 		Short: "Prove the policy with real connections: in a throwaway sandbox, or live against a host",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -54,6 +54,14 @@ func newVerifyCmd(g *globals) *cobra.Command {
 				if as != "" {
 					if cfg.As, err = netip.ParseAddr(as); err != nil {
 						return withCode(exitError1, fmt.Errorf("--as %q is not an IP address", as))
+					}
+				}
+				if source != "" {
+					if cfg.Source, err = netip.ParseAddr(source); err != nil {
+						return withCode(exitError1, fmt.Errorf("--source %q is not an IP address", source))
+					}
+					if !verify.IsLocalAddr(cfg.Source) {
+						return withCode(exitError1, fmt.Errorf("--source %s is not an address of this host: probes can only leave from one (ip -br addr lists them); use --as for the address the server sees", source))
 					}
 				}
 				rep, err = verify.Live(ctx, cfg)
@@ -90,7 +98,8 @@ func newVerifyCmd(g *globals) *cobra.Command {
 	f.BoolVar(&sandbox, "sandbox", false, "verify in throwaway network namespaces with the real kernel")
 	f.BoolVar(&noBoundary, "no-boundary", false, "with --sandbox: probe only the test blocks' sources")
 	f.StringVar(&target, "target", "", "verify this live host from here")
-	f.StringVar(&as, "as", "", "with --target: the source address the policy sees for this host")
+	f.StringVar(&as, "as", "", "with --target: the address the server sees for this host; probes leave from it when it is local")
+	f.StringVar(&source, "source", "", "with --target: send the probes from this address of this host (as nc -s)")
 	f.StringVar(&junit, "junit", "", "also write a JUnit XML report to this file")
 	f.DurationVar(&timeout, "timeout", verify.DefaultTimeout, "per-probe timeout")
 	f.IntVar(&parallel, "parallel", 0, "probes at once (default 128 in the sandbox, 32 live)")
