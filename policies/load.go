@@ -2,11 +2,13 @@ package policies
 
 import (
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -25,6 +27,21 @@ type Options struct {
 // EnvPrefix starts the environment variables that set policy variables.
 const EnvPrefix = "PORTWARDEN_VAR_"
 
+// DefaultMaxFileBytes is the largest policy or variables file read, unless
+// PORTWARDEN_MAX_POLICY_BYTES says otherwise: parsing costs memory in
+// proportion to the text, and a policy that large is almost always a
+// mistake (a wrong path, a generated file run away) or a long address list,
+// which belongs in a list file.
+const DefaultMaxFileBytes = 8 << 20
+
+// MaxFileBytes is the limit in force.
+func MaxFileBytes() int64 {
+	if v, err := strconv.ParseInt(os.Getenv("PORTWARDEN_MAX_POLICY_BYTES"), 10, 64); err == nil && v > 0 {
+		return v
+	}
+	return DefaultMaxFileBytes
+}
+
 // Load loads a policy file, or every *.hcl and *.hcl.json file of a
 // directory as one policy. The Policy is returned even with errors, with
 // whatever could be decoded, and Files filled for rendering diagnostics.
@@ -41,7 +58,12 @@ func Load(p string, opts Options) (*Policy, hcl.Diagnostics) {
 		dir, name = filepath.Dir(p), filepath.Base(p)
 	}
 	// Diagnostics name files as the user wrote the path.
-	display := func(n string) string { return filepath.Join(dir, filepath.FromSlash(n)) }
+	display := func(n string) string {
+		if n == "." {
+			return p
+		}
+		return filepath.Join(dir, filepath.FromSlash(n))
+	}
 	return loadFS(os.DirFS(dir), name, opts, display)
 }
 
@@ -53,7 +75,7 @@ func LoadFS(fsys fs.FS, name string, opts Options) (*Policy, hcl.Diagnostics) {
 
 func loadFS(fsys fs.FS, name string, opts Options, display func(string) string) (*Policy, hcl.Diagnostics) {
 	pol := &Policy{Files: map[string]*hcl.File{}}
-	names, diags := policyFiles(fsys, name)
+	names, diags := policyFiles(fsys, name, display)
 	if diags.HasErrors() {
 		return pol, diags
 	}
@@ -81,16 +103,19 @@ func loadFS(fsys fs.FS, name string, opts Options, display func(string) string) 
 	return pol, append(diags, d...)
 }
 
-func policyFiles(fsys fs.FS, name string) ([]string, hcl.Diagnostics) {
+func policyFiles(fsys fs.FS, name string, display func(string) string) ([]string, hcl.Diagnostics) {
 	name = path.Clean(name)
 	info, err := fs.Stat(fsys, name)
 	if err != nil {
 		return nil, hcl.Diagnostics{{
 			Severity: hcl.DiagError, Summary: "Cannot read policy",
-			Detail: fmt.Sprintf("%s: %v. Pass the policy file or directory with --policy.", name, unwrapPathErr(err)),
+			Detail: fmt.Sprintf("%s: %v. Pass the policy file or directory with --policy.", display(name), unwrapPathErr(err)),
 		}}
 	}
 	if !info.IsDir() {
+		if d := checkRegular(info, display(name), "policy"); d != nil {
+			return nil, hcl.Diagnostics{d}
+		}
 		return []string{name}, nil
 	}
 	entries, err := fs.ReadDir(fsys, name)
@@ -98,15 +123,27 @@ func policyFiles(fsys fs.FS, name string) ([]string, hcl.Diagnostics) {
 		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read policy directory", Detail: err.Error()}}
 	}
 	var out []string
+	var diags hcl.Diagnostics
 	for _, e := range entries {
-		if !e.IsDir() && isPolicyFile(e.Name()) {
-			out = append(out, path.Join(name, e.Name()))
+		if e.IsDir() || !isPolicyFile(e.Name()) {
+			continue
 		}
+		n := path.Join(name, e.Name())
+		if info, err := fs.Stat(fsys, n); err == nil {
+			if d := checkRegular(info, display(n), "policy"); d != nil {
+				diags = append(diags, d)
+				continue
+			}
+		}
+		out = append(out, n)
+	}
+	if diags.HasErrors() {
+		return nil, diags
 	}
 	if len(out) == 0 {
 		return nil, hcl.Diagnostics{{
 			Severity: hcl.DiagError, Summary: "No policy files",
-			Detail: fmt.Sprintf("The directory %s has no *.hcl or *.hcl.json file. Pass a policy file or directory with --policy.", name),
+			Detail: fmt.Sprintf("The directory %s has no *.hcl or *.hcl.json file. Pass a policy file or directory with --policy.", display(name)),
 		}}
 	}
 	sort.Strings(out)
@@ -125,10 +162,61 @@ func isPolicyFile(name string) bool {
 	return strings.HasSuffix(name, ".hcl") || strings.HasSuffix(name, ".hcl.json")
 }
 
+// checkRegular refuses what is not a regular file (a device such as
+// /dev/zero, a FIFO, a socket) and files over MaxFileBytes, before reading
+// a byte of them.
+func checkRegular(info fs.FileInfo, shown, what string) *hcl.Diagnostic {
+	if !info.Mode().IsRegular() {
+		kind := "a special file"
+		switch t := info.Mode().Type(); {
+		case t&fs.ModeDevice != 0:
+			kind = "a device"
+		case t&fs.ModeNamedPipe != 0:
+			kind = "a named pipe"
+		case t&fs.ModeSocket != 0:
+			kind = "a socket"
+		}
+		return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Not a regular file",
+			Detail: fmt.Sprintf("%s is %s, not a regular file: portwarden reads %s files only from regular files (a policy may also be a directory of them).", shown, kind, what)}
+	}
+	if max := MaxFileBytes(); info.Size() > max {
+		return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "File too large",
+			Detail: fmt.Sprintf("%s is %d bytes, over the limit of %d bytes for a %s file: split it into several files of a policy directory, "+
+				"or keep long address lists in list files (address_group's members_file). PORTWARDEN_MAX_POLICY_BYTES raises the limit.", shown, info.Size(), max, what)}
+	}
+	return nil
+}
+
+// readLimited reads a file that checkRegular accepted, refusing one that
+// grew past the limit since (the check and the read are not atomic).
+func readLimited(f fs.File, shown, what string) ([]byte, *hcl.Diagnostic) {
+	info, err := f.Stat()
+	if err != nil {
+		return nil, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot read " + what + " file", Detail: fmt.Sprintf("%s: %v.", shown, unwrapPathErr(err))}
+	}
+	if d := checkRegular(info, shown, what); d != nil {
+		return nil, d
+	}
+	max := MaxFileBytes()
+	src, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot read " + what + " file", Detail: fmt.Sprintf("%s: %v.", shown, unwrapPathErr(err))}
+	}
+	if int64(len(src)) > max {
+		return nil, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "File too large", Detail: fmt.Sprintf("%s grew over the limit of %d bytes while being read.", shown, max)}
+	}
+	return src, nil
+}
+
 func parseFile(parser *hclparse.Parser, fsys fs.FS, name, shown string) (*hcl.File, hcl.Diagnostics) {
-	src, err := fs.ReadFile(fsys, name)
+	f, err := fsys.Open(name)
 	if err != nil {
 		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read policy file", Detail: fmt.Sprintf("%s: %v.", shown, unwrapPathErr(err))}}
+	}
+	defer f.Close()
+	src, d := readLimited(f, shown, "policy")
+	if d != nil {
+		return nil, hcl.Diagnostics{d}
 	}
 	if strings.HasSuffix(name, ".json") {
 		return parser.ParseJSON(src, shown)
@@ -140,9 +228,15 @@ func loadVarFiles(parser *hclparse.Parser, names []string) ([]*hcl.File, hcl.Dia
 	var files []*hcl.File
 	var diags hcl.Diagnostics
 	for _, n := range names {
-		src, err := os.ReadFile(n)
+		fh, err := os.Open(n)
 		if err != nil {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot read variables file", Detail: fmt.Sprintf("%s: %v. Check the --var-file path.", n, unwrapPathErr(err))})
+			continue
+		}
+		src, rd := readLimited(fh, n, "variables")
+		fh.Close()
+		if rd != nil {
+			diags = append(diags, rd)
 			continue
 		}
 		var f *hcl.File

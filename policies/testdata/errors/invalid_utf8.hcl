@@ -1,0 +1,3 @@
+expose "aÿþ" {
+  protocol = "tcp"
+}

@@ -1,0 +1,4 @@
+expose "a" {
+  protocol = "tcp"
+  ports = [var.nope]
+}
