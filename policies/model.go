@@ -1,7 +1,11 @@
 package policies
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"net/netip"
+	"sort"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
@@ -106,4 +110,21 @@ type Test struct {
 	Interface string    // "": any interface
 	Expect    string    // "allow" | "deny"
 	DeclRange hcl.Range // the test block
+}
+
+// Digest identifies the policy's files by their content: the files that
+// were parsed (policy and variables files), in name order. A saved plan
+// records it to say which policy it came from.
+func (p *Policy) Digest() string {
+	names := make([]string, 0, len(p.Files))
+	for n := range p.Files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	h := sha256.New()
+	for _, n := range names {
+		fmt.Fprintf(h, "%s\x00%d\x00", n, len(p.Files[n].Bytes))
+		h.Write(p.Files[n].Bytes)
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }

@@ -36,9 +36,11 @@ func newApplyCmd(g *globals) *cobra.Command {
 			if len(args) == 1 {
 				// A saved plan was reviewed already: it applies as it is, and
 				// only if the kernel is still what it was planned against.
-				if plan, err = loadPlan(args[0]); err != nil {
+				saved, err := safeapply.LoadPlan(args[0])
+				if err != nil {
 					return withCode(exitError1, err)
 				}
+				plan = saved.Plan
 				g.backend = plan.Backend
 				autoApprove = true
 				if verifyAfter {
@@ -48,10 +50,7 @@ func newApplyCmd(g *globals) *cobra.Command {
 				}
 			} else {
 				var reason string
-				if pol, _, err = g.loadPolicy(cmd); err != nil {
-					return err
-				}
-				if plan, reason, err = g.makePlan(cmd); err != nil {
+				if plan, reason, pol, err = g.makePlan(cmd); err != nil {
 					return err
 				}
 				if !g.json {

@@ -2,11 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
 
 	"github.com/portwarden/portwarden/backends"
+	"github.com/portwarden/portwarden/backends/safeapply"
+	"github.com/portwarden/portwarden/policies"
 	"github.com/spf13/cobra"
 )
 
@@ -18,12 +18,12 @@ func newPlanCmd(g *globals) *cobra.Command {
 		Short: "Show what apply would change in the kernel (--detailed-exitcode: 0 none, 2 changes)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			plan, reason, err := g.makePlan(cmd)
+			plan, reason, pol, err := g.makePlan(cmd)
 			if err != nil {
 				return err
 			}
 			if out != "" {
-				if err := savePlan(out, plan); err != nil {
+				if err := safeapply.SavePlan(out, plan, pol.Digest()); err != nil {
 					return withCode(exitError1, err)
 				}
 			}
@@ -57,44 +57,18 @@ type planJSON struct {
 }
 
 // makePlan loads the policy and plans it against the kernel.
-func (g *globals) makePlan(cmd *cobra.Command) (*backends.Plan, string, error) {
-	_, rs, err := g.loadPolicy(cmd)
+func (g *globals) makePlan(cmd *cobra.Command) (*backends.Plan, string, *policies.Policy, error) {
+	pol, rs, err := g.loadPolicy(cmd)
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	b, reason, err := g.openBackend()
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	plan, err := b.Plan(context.Background(), rs)
 	if err != nil {
-		return nil, "", withCode(exitError1, explainKernelError(err))
+		return nil, "", nil, withCode(exitError1, explainKernelError(err))
 	}
-	return plan, reason, nil
-}
-
-func savePlan(path string, p *backends.Plan) error {
-	data, err := json.MarshalIndent(p, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(path, append(data, '\n'), 0o600); err != nil {
-		return fmt.Errorf("save the plan: %w", err)
-	}
-	return nil
-}
-
-func loadPlan(path string) (*backends.Plan, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read the plan: %w", err)
-	}
-	var p backends.Plan
-	if err := json.Unmarshal(data, &p); err != nil {
-		return nil, fmt.Errorf("%s is not a portwarden plan (%v): make one with portwarden plan --out FILE", path, err)
-	}
-	if p.Desired == nil || p.Current == nil || p.Backend == "" {
-		return nil, fmt.Errorf("%s is not a complete portwarden plan: make one with portwarden plan --out FILE", path)
-	}
-	return &p, nil
+	return plan, reason, pol, nil
 }
