@@ -5,8 +5,11 @@ FUZZTIME ?= 2m
 
 .PHONY: build test lint race fuzz bench demo clean
 
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+
 build:
-	$(GO) build -o $(BIN) ./cmd/portwarden
+	$(GO) build -ldflags "-X main.version=$(VERSION) -X main.commit=$(COMMIT)" -o $(BIN) ./cmd/portwarden
 
 # The one test command: unit tests, CLI scripts and kernel tests (kernel tests
 # need root; under CI=true they fail instead of skipping).

@@ -99,11 +99,11 @@ type Origin struct {
 // Packet is what Decide is asked about. A zero Destination or empty
 // Interface matches any destination or interface filter.
 type Packet struct {
-	Protocol    Protocol
-	Source      netip.Addr
-	Destination netip.Addr
-	Port        uint16
-	Interface   string
+	Protocol    Protocol   `json:"protocol"`
+	Source      netip.Addr `json:"source"`
+	Destination netip.Addr `json:"destination,omitzero"`
+	Port        uint16     `json:"port"`
+	Interface   string     `json:"interface,omitempty"`
 }
 
 // Decision is Decide's answer: the verdict and what decided it.

@@ -1,6 +1,12 @@
 package rules
 
-import "fmt"
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+
+	"github.com/hashicorp/hcl/v2"
+)
 
 // Describe names the block in words and where it is written, for messages:
 // `allow block at policy.hcl:12,3-8 ("operators")`.
@@ -25,4 +31,75 @@ func (o *Origin) Describe() string {
 		s += fmt.Sprintf(" (%q)", o.Comment)
 	}
 	return s
+}
+
+// SourceRange is where something is written in a policy file, as the JSON
+// outputs spell it (snake_case, like terraform validate -json).
+type SourceRange struct {
+	Filename string    `json:"filename"`
+	Start    SourcePos `json:"start"`
+	End      SourcePos `json:"end"`
+}
+
+// SourcePos is a position in a file: line and column count from 1, byte
+// from 0.
+type SourcePos struct {
+	Line   int `json:"line"`
+	Column int `json:"column"`
+	Byte   int `json:"byte"`
+}
+
+// RangeJSON converts an hcl.Range to its JSON form.
+func RangeJSON(r hcl.Range) SourceRange {
+	return SourceRange{Filename: r.Filename,
+		Start: SourcePos{Line: r.Start.Line, Column: r.Start.Column, Byte: r.Start.Byte},
+		End:   SourcePos{Line: r.End.Line, Column: r.End.Column, Byte: r.End.Byte}}
+}
+
+func (s SourceRange) hcl() hcl.Range {
+	return hcl.Range{Filename: s.Filename,
+		Start: hcl.Pos{Line: s.Start.Line, Column: s.Start.Column, Byte: s.Start.Byte},
+		End:   hcl.Pos{Line: s.End.Line, Column: s.End.Column, Byte: s.End.Byte}}
+}
+
+// originJSON is Origin as JSON: the range in snake_case rather than
+// hcl.Range's Go field names.
+type originJSON struct {
+	Kind     string       `json:"kind"`
+	Comment  string       `json:"comment,omitempty"`
+	Prefixes []string     `json:"prefixes"`
+	Range    *SourceRange `json:"range,omitempty"`
+}
+
+// MarshalJSON writes the range as {"filename", "start": {"line", ...}}.
+func (o Origin) MarshalJSON() ([]byte, error) {
+	j := originJSON{Kind: o.Kind, Comment: o.Comment, Prefixes: make([]string, 0, len(o.Prefixes))}
+	for _, p := range o.Prefixes {
+		j.Prefixes = append(j.Prefixes, p.String())
+	}
+	if o.Range.Filename != "" || o.Range.Start.Line != 0 {
+		r := RangeJSON(o.Range)
+		j.Range = &r
+	}
+	return json.Marshal(j)
+}
+
+// UnmarshalJSON reads what MarshalJSON writes (saved plans).
+func (o *Origin) UnmarshalJSON(data []byte) error {
+	var j originJSON
+	if err := json.Unmarshal(data, &j); err != nil {
+		return err
+	}
+	*o = Origin{Kind: j.Kind, Comment: j.Comment}
+	for _, s := range j.Prefixes {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return fmt.Errorf("origin prefix: %w", err)
+		}
+		o.Prefixes = append(o.Prefixes, p)
+	}
+	if j.Range != nil {
+		o.Range = j.Range.hcl()
+	}
+	return nil
 }

@@ -138,3 +138,26 @@ func plural(n int, word string) string {
 	}
 	return fmt.Sprintf("%d %ss", n, word)
 }
+
+// Availability says whether a backend works on this host, and if not, why.
+type Availability struct {
+	Backend   string `json:"backend"`
+	Available bool   `json:"available"`
+	Detail    string `json:"detail,omitempty"`
+}
+
+// Available tells which backends work here (in the caller's network
+// namespace), for `portwarden version` and doctor.
+func Available() []Availability {
+	nft := Availability{Backend: "nftables", Available: true, Detail: "nf_tables over netlink"}
+	if _, err := probeNFTables(""); err != nil {
+		nft.Available, nft.Detail = false, err.Error()
+	}
+	ipt := Availability{Backend: "iptables", Available: true}
+	if b, err := iptables.New(backends.Config{}); err != nil {
+		ipt.Available, ipt.Detail = false, err.Error()
+	} else if r, ok := b.(interface{ Reason() string }); ok {
+		ipt.Detail = r.Reason()
+	}
+	return []Availability{nft, ipt}
+}

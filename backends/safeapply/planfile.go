@@ -26,8 +26,10 @@ const PlanFormatVersion = 1
 type planFile struct {
 	FormatVersion int             `json:"format_version"`
 	Plan          json.RawMessage `json:"plan"`
-	// PolicyDigest identifies the policy files the plan was made from.
+	// PolicyDigest identifies the policy files the plan was made from, and
+	// PolicyPath where they were (absolute).
 	PolicyDigest string `json:"policy_digest"`
+	PolicyPath   string `json:"policy_path,omitempty"`
 	// PlanDigest is the SHA-256 of Plan's bytes: what apply will write.
 	PlanDigest string `json:"plan_digest"`
 	Signature  string `json:"signature"`
@@ -40,12 +42,13 @@ var ErrPlanTampered = errors.New("the saved plan was changed after portwarden wr
 type SavedPlan struct {
 	*backends.Plan
 	PolicyDigest string
+	PolicyPath   string
 	PlanDigest   string
 }
 
-// SavePlan writes plan to path, signed. policyDigest names the policy it
-// came from (policies.Policy.Digest).
-func SavePlan(path string, plan *backends.Plan, policyDigest string) error {
+// SavePlan writes plan to path, signed. policyDigest and policyPath name
+// the policy it came from (policies.Policy.Digest, and where it is).
+func SavePlan(path string, plan *backends.Plan, policyDigest, policyPath string) error {
 	raw, err := json.MarshalIndent(plan, "  ", "  ")
 	if err != nil {
 		return err
@@ -55,8 +58,11 @@ func SavePlan(path string, plan *backends.Plan, policyDigest string) error {
 		return fmt.Errorf("save the plan: %w", err)
 	}
 	sum := sha256.Sum256(raw)
-	f := planFile{FormatVersion: PlanFormatVersion, Plan: raw, PolicyDigest: policyDigest,
-		PlanDigest: "sha256:" + hex.EncodeToString(sum[:]), Signature: sign(key, raw, policyDigest)}
+	if abs, err := filepath.Abs(policyPath); err == nil {
+		policyPath = abs
+	}
+	f := planFile{FormatVersion: PlanFormatVersion, Plan: raw, PolicyDigest: policyDigest, PolicyPath: policyPath,
+		PlanDigest: "sha256:" + hex.EncodeToString(sum[:]), Signature: sign(key, raw, policyDigest+"\x00"+policyPath)}
 	data, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {
 		return err
@@ -89,7 +95,7 @@ func LoadPlan(path string) (*SavedPlan, error) {
 		return nil, fmt.Errorf("check the plan %s: %w", path, err)
 	}
 	sum := sha256.Sum256(f.Plan)
-	if !hmac.Equal([]byte(sign(key, f.Plan, f.PolicyDigest)), []byte(f.Signature)) ||
+	if !hmac.Equal([]byte(sign(key, f.Plan, f.PolicyDigest+"\x00"+f.PolicyPath)), []byte(f.Signature)) ||
 		f.PlanDigest != "sha256:"+hex.EncodeToString(sum[:]) {
 		return nil, fmt.Errorf("%w: %s does not carry the signature of a plan made on this host, so it was edited, or made on another host or with another PORTWARDEN_STATE_DIR; nothing was applied. Make a new plan with portwarden plan --out FILE", ErrPlanTampered, path)
 	}
@@ -100,7 +106,7 @@ func LoadPlan(path string) (*SavedPlan, error) {
 	if p.Desired == nil || p.Current == nil || p.Backend == "" {
 		return nil, fmt.Errorf("%s is not a complete portwarden plan: make one with portwarden plan --out FILE", path)
 	}
-	return &SavedPlan{Plan: &p, PolicyDigest: f.PolicyDigest, PlanDigest: f.PlanDigest}, nil
+	return &SavedPlan{Plan: &p, PolicyDigest: f.PolicyDigest, PolicyPath: f.PolicyPath, PlanDigest: f.PlanDigest}, nil
 }
 
 func sign(key, plan []byte, policyDigest string) string {

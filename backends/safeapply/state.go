@@ -47,6 +47,27 @@ func Open(root string) (*Dir, error) {
 	return d, nil
 }
 
+// OpenExisting returns the caller's namespace's state directory if it
+// exists, nil otherwise: for commands that only read (status, plan), which
+// must not leave a directory behind.
+func OpenExisting(root string) (*Dir, error) {
+	if root == "" {
+		root = os.Getenv("PORTWARDEN_STATE_DIR")
+	}
+	if root == "" {
+		root = DefaultRoot
+	}
+	cookie, err := nfgen.Cookie("")
+	if err != nil {
+		return nil, err
+	}
+	d := &Dir{Path: filepath.Join(root, dirPrefix+strconv.FormatUint(cookie, 10))}
+	if _, err := os.Stat(d.Path); err != nil {
+		return nil, nil
+	}
+	return d, nil
+}
+
 // create makes the directory (0700: plans of who may get in are nobody
 // else's business) and records which namespace it belongs to.
 func (d *Dir) create() error {

@@ -32,6 +32,7 @@ func newApplyCmd(g *globals) *cobra.Command {
 			w := cmd.OutOrStdout()
 			var plan *backends.Plan
 			var pol *policies.Policy
+			policyPath, _ := filepath.Abs(g.policyPath)
 			var err error
 			if len(args) == 1 {
 				// A saved plan was reviewed already: it applies as it is, and
@@ -41,6 +42,7 @@ func newApplyCmd(g *globals) *cobra.Command {
 					return withCode(exitError1, err)
 				}
 				plan = saved.Plan
+				policyPath = saved.PolicyPath
 				g.backend = plan.Backend
 				autoApprove = true
 				if verifyAfter {
@@ -54,7 +56,7 @@ func newApplyCmd(g *globals) *cobra.Command {
 					return err
 				}
 				if !g.json {
-					fmt.Fprintf(w, "Backend: %s (%s)\n\n", plan.Backend, reason)
+					fmt.Fprintf(w, "Backend: %s\n\n", reason)
 					backends.WritePlan(w, plan, g.color(w))
 				}
 			}
@@ -87,7 +89,7 @@ func newApplyCmd(g *globals) *cobra.Command {
 				return withCode(exitError1, err)
 			}
 			opts := safeapply.Options{
-				LockTimeout: lockTimeout, Command: "portwarden apply", Policy: g.policyPath,
+				LockTimeout: lockTimeout, Command: "portwarden apply", Policy: policyPath,
 				ConfirmTimeout: confirmTimeout,
 				StartWatchdog:  func() (int, error) { return startWatchdog(dir) },
 			}
@@ -109,6 +111,9 @@ func newApplyCmd(g *globals) *cobra.Command {
 					return silentExit(exitFailed)
 				}
 				return withCode(exitError1, explainKernelError(err))
+			}
+			if !plan.Empty() {
+				safeapply.RecordEvent("", safeapply.Event{Action: "apply", Backend: b.Name(), Policy: policyPath})
 			}
 			if err := g.reportApply(w, plan, !plan.Empty()); err != nil {
 				return err

@@ -44,8 +44,9 @@ func (g *globals) loadPolicy(cmd *cobra.Command) (*policies.Policy, *rules.Rules
 		g.writeDiagnostics(cmd.ErrOrStderr(), pol.Files, diags)
 	}
 	if diags.HasErrors() {
-		return nil, nil, silentExit(exitError1)
+		return nil, nil, invalidPolicy(diags)
 	}
+	g.warnings = diags
 	rs, err := rules.Compile(pol)
 	if err != nil {
 		return nil, nil, withCode(exitError1, err)
@@ -92,6 +93,10 @@ func explainKernelError(err error) error {
 	}
 	return err
 }
+
+// jsonFormatVersion is the version of every JSON document the CLI prints
+// (docs/cli.md); it changes only when a field changes meaning or goes away.
+const jsonFormatVersion = 1
 
 // printJSON writes v as indented JSON.
 func printJSON(w io.Writer, v any) error {

@@ -59,6 +59,9 @@ func newDestroyCmd(g *globals) *cobra.Command {
 			if err := b.Destroy(context.Background()); err != nil {
 				return withCode(exitError1, explainKernelError(err))
 			}
+			if err := safeapply.RecordEvent("", safeapply.Event{Action: "destroy", Backend: b.Name()}); err != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: the history did not record the destroy: %v\n", err)
+			}
 			// Nothing is installed and nothing pending: no state is left
 			// behind for this namespace.
 			if err := dir.Remove(lock); err != nil {

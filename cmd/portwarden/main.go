@@ -20,13 +20,18 @@ func run(args []string) int {
 	if err == nil {
 		return exitOK
 	}
+	asJSON, _ := root.PersistentFlags().GetBool("json")
 	var ee *exitError
-	if errors.As(err, &ee) {
-		if ee.err != nil && !ee.reported {
-			fmt.Fprintf(os.Stderr, "Error: %v\n", ee.err)
-		}
-		return ee.code
+	if !errors.As(err, &ee) {
+		ee = &exitError{code: exitError1, err: err}
 	}
-	fmt.Fprintf(os.Stderr, "Error: %v\n", err)
-	return exitError1
+	if ee.err != nil && !ee.reported {
+		fmt.Fprintf(os.Stderr, "Error: %v\n", ee.err)
+	}
+	// With --json a failure is JSON too, on stdout, unless the command
+	// already printed its own document (a failed test or verification).
+	if asJSON && ee.code == exitError1 && ee.err != nil && (!ee.reported || ee.diags != nil) {
+		printJSON(os.Stdout, newErrorJSON(ee.err, ee.diags))
+	}
+	return ee.code
 }

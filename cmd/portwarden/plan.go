@@ -23,17 +23,17 @@ func newPlanCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if out != "" {
-				if err := safeapply.SavePlan(out, plan, pol.Digest()); err != nil {
+				if err := safeapply.SavePlan(out, plan, pol.Digest(), g.policyPath); err != nil {
 					return withCode(exitError1, err)
 				}
 			}
 			w := cmd.OutOrStdout()
 			if g.json {
-				if err := printJSON(w, planJSON{Plan: plan, Empty: plan.Empty(), Reason: reason}); err != nil {
+				if err := printJSON(w, newPlanJSON(plan, reason)); err != nil {
 					return err
 				}
 			} else {
-				fmt.Fprintf(w, "Backend: %s (%s)\n\n", plan.Backend, reason)
+				fmt.Fprintf(w, "Backend: %s\n\n", reason)
 				backends.WritePlan(w, plan, g.color(w))
 				if out != "" {
 					fmt.Fprintf(w, "\nSaved the plan to %s: apply it with portwarden apply %s\n", out, out)
@@ -52,8 +52,41 @@ func newPlanCmd(g *globals) *cobra.Command {
 
 type planJSON struct {
 	*backends.Plan
-	Empty  bool   `json:"empty"`
-	Reason string `json:"backend_reason"`
+	Empty   bool        `json:"empty"`
+	Reason  string      `json:"backend_reason"`
+	Summary planSummary `json:"summary"`
+	// Drift: the kernel differs from what portwarden last applied here, so
+	// part of the difference was made outside portwarden.
+	Drift bool `json:"drift"`
+}
+
+type planSummary struct {
+	Add     int `json:"add"`
+	Change  int `json:"change"`
+	Destroy int `json:"destroy"`
+}
+
+func newPlanJSON(plan *backends.Plan, reason string) planJSON {
+	c, u, r := plan.Diff.Summary()
+	return planJSON{Plan: plan, Empty: plan.Empty(), Reason: reason, Summary: planSummary{c, u, r}, Drift: driftedSinceApply(plan)}
+}
+
+// driftedSinceApply reports whether the kernel's owned rules differ from
+// what portwarden last applied in this namespace: a change made outside
+// portwarden.
+func driftedSinceApply(plan *backends.Plan) bool {
+	if len(plan.Current.Drift) > 0 {
+		return true
+	}
+	dir, err := safeapply.OpenExisting("")
+	if err != nil || dir == nil {
+		return false
+	}
+	a, err := dir.LastApplied()
+	if err != nil || a == nil || a.RolledBack || a.Backend != plan.Backend {
+		return false
+	}
+	return a.Fingerprint != plan.Current.Ruleset.Fingerprint()
 }
 
 // makePlan loads the policy and plans it against the kernel.

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"fmt"
+
+	"github.com/hashicorp/hcl/v2"
 	"github.com/spf13/cobra"
 )
 
@@ -12,6 +15,9 @@ type globals struct {
 	varFiles   []string
 	json       bool
 	noColor    bool
+
+	// warnings are the last loaded policy's warnings, for JSON outputs.
+	warnings hcl.Diagnostics
 }
 
 func newRootCmd() *cobra.Command {
@@ -21,7 +27,10 @@ func newRootCmd() *cobra.Command {
 		Short:         "Decide who may reach this server's exposed ports",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version,
 	}
+	v := versionInfo()
+	root.SetVersionTemplate(fmt.Sprintf("portwarden {{.Version}} (commit %s, %s)\n", v.Commit, v.GoVersion))
 	f := root.PersistentFlags()
 	f.StringVar(&g.policyPath, "policy", ".", "policy file or directory")
 	f.StringVar(&g.backend, "backend", "auto", "firewall backend: auto, nftables or iptables")
@@ -38,12 +47,14 @@ func newRootCmd() *cobra.Command {
 		newExplainCmd(g),
 		newPlanCmd(g),
 		newApplyCmd(g),
+		newShowCmd(g),
 		newConfirmCmd(g),
 		newDestroyCmd(g),
 		newVerifyCmd(g),
 		newProbeCmd(g),
 		newStatusCmd(g),
 		newDoctorCmd(g),
+		newVersionCmd(g),
 		newWatchdogCmd(),
 	)
 	return root

@@ -3,11 +3,16 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/netip"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/portwarden/portwarden/backends"
 	"github.com/portwarden/portwarden/backends/safeapply"
+	"github.com/portwarden/portwarden/policies"
+	"github.com/portwarden/portwarden/rules"
 	"github.com/spf13/cobra"
 )
 
@@ -16,17 +21,60 @@ type statusJSON struct {
 	Installed   bool               `json:"installed"`
 	Fingerprint string             `json:"fingerprint"` // of the ruleset in the kernel
 	Exposures   int                `json:"exposures"`
-	Drift       []string           `json:"drift,omitempty"`
+	Drift       []string           `json:"drift"`
 	Applied     *safeapply.Applied `json:"last_applied,omitempty"`
+	LastEvent   *safeapply.Event   `json:"last_event,omitempty"`
 	Pending     *safeapply.Pending `json:"pending_confirmation,omitempty"`
 	Counters    []backends.Counter `json:"counters"`
+	// Access says who may get in, per exposure.
+	Access []accessJSON `json:"access"`
+	// Policy is the policy the kernel was compared with (--policy, or the
+	// one last applied), and whether the kernel matches it.
+	Policy *policyMatch `json:"policy,omitempty"`
 }
+
+type policyMatch struct {
+	Path    string `json:"path"`
+	Matches bool   `json:"matches"`
+	Error   string `json:"error,omitempty"`
+}
+
+// accessJSON is one exposure as status shows it: ports, default, and the
+// sources, grouped by the block that wrote them when the policy is known.
+type accessJSON struct {
+	Expose       string         `json:"expose"`
+	Protocol     rules.Protocol `json:"protocol"`
+	Ports        []string       `json:"ports"`
+	Default      rules.Verdict  `json:"default"`
+	Log          bool           `json:"log"`
+	Loopback     bool           `json:"loopback"`
+	Interfaces   []string       `json:"interfaces"`
+	Destinations []string       `json:"destinations"`
+	Allowed      int            `json:"allowed_prefixes"`
+	Denied       int            `json:"denied_prefixes"`
+	Blocks       []accessBlock  `json:"blocks"`
+}
+
+// accessBlock is an allow or deny block as written, or, when the policy
+// is not known, everything the kernel allows or denies.
+type accessBlock struct {
+	Kind    string             `json:"kind"` // allow | deny
+	Range   *rules.SourceRange `json:"range,omitempty"`
+	Comment string             `json:"comment,omitempty"`
+	Count   int                `json:"count"`
+	Sources []string           `json:"sources"` // the first statusListMax
+}
+
+const statusListMax = 100
 
 func newStatusCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "status",
-		Short: "What is installed: fingerprint, when and by whom, backend, counters",
-		Args:  cobra.NoArgs,
+		Short: "Who may get in: per exposure the ports and sources installed, when and by whom, drift, counters",
+		Example: `  portwarden status
+  portwarden status --policy /etc/portwarden   # does the kernel match this policy?
+  portwarden status --json`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			b, _, err := g.openBackend()
 			if err != nil {
@@ -42,49 +90,210 @@ func newStatusCmd(g *globals) *cobra.Command {
 				return withCode(exitError1, explainKernelError(err))
 			}
 			s := statusJSON{Backend: b.Name(), Installed: st.Installed, Fingerprint: st.Ruleset.Fingerprint(),
-				Exposures: len(st.Ruleset.Exposures), Drift: st.Drift, Counters: counters}
-			if dir, err := safeapply.Open(""); err == nil {
+				Exposures: len(st.Ruleset.Exposures), Drift: st.Drift, Counters: counters, Access: []accessJSON{}}
+			if s.Drift == nil {
+				s.Drift = []string{}
+			}
+			if s.Counters == nil {
+				s.Counters = []backends.Counter{}
+			}
+			if dir, err := safeapply.OpenExisting(""); err == nil && dir != nil {
 				s.Applied, _ = dir.LastApplied()
 				s.Pending, _ = dir.GetPending()
+			}
+			s.LastEvent, _ = safeapply.LastEvent("")
+			// The policy to compare with and to take the blocks from: the
+			// one named with --policy, else the one last applied.
+			path := ""
+			if cmd.Flags().Changed("policy") {
+				path = g.policyPath
+			} else if s.Applied != nil && s.Applied.Policy != "" {
+				path = s.Applied.Policy
+			}
+			var desired *rules.Ruleset
+			if path != "" {
+				s.Policy = &policyMatch{Path: path}
+				opts, err := g.loadOptions()
+				if err == nil {
+					pol, diags := policies.Load(path, opts)
+					if diags.HasErrors() {
+						s.Policy.Error = "the policy does not load: run portwarden --policy " + path + " validate"
+					} else if desired, err = rules.Compile(pol); err != nil {
+						s.Policy.Error = err.Error()
+					}
+				}
+				if desired != nil {
+					s.Policy.Matches = desired.Fingerprint() == st.Ruleset.Fingerprint() && len(st.Drift) == 0
+				}
+			}
+			if desired == nil || !s.Policy.Matches {
+				desired = nil // the kernel's own sources, ungrouped
+			}
+			for i := range st.Ruleset.Exposures {
+				s.Access = append(s.Access, access(&st.Ruleset.Exposures[i], desired))
 			}
 			w := cmd.OutOrStdout()
 			if g.json {
 				return printJSON(w, s)
 			}
-			if !s.Installed {
-				fmt.Fprintf(w, "Nothing installed: portwarden owns no %s objects here.\n", s.Backend)
-			} else {
-				fmt.Fprintf(w, "Backend:     %s\nExposures:   %d\nFingerprint: %s\n", s.Backend, s.Exposures, s.Fingerprint)
-			}
-			if a := s.Applied; a != nil {
-				what := "applied"
-				if a.RolledBack {
-					what = "rolled back"
-				}
-				fmt.Fprintf(w, "Last change: %s %s by %s", what, a.When.Local().Format(time.RFC3339), a.By)
-				if a.Fingerprint == s.Fingerprint {
-					fmt.Fprint(w, " (the kernel still holds it)")
-				} else if !a.RolledBack {
-					fmt.Fprint(w, " (the kernel holds something else now: run portwarden plan)")
-				}
-				fmt.Fprintln(w)
-			}
-			if p := s.Pending; p != nil {
-				fmt.Fprintf(w, "Pending:     applied by %s, rolls back at %s unless `portwarden confirm`\n", p.By, p.Deadline.Local().Format(time.RFC3339))
-			}
-			for _, d := range s.Drift {
-				fmt.Fprintf(w, "Drift:       %s\n", d)
-			}
-			if len(counters) > 0 {
-				fmt.Fprintln(w)
-				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-				fmt.Fprintln(tw, "EXPOSE\tRULE\tPACKETS\tBYTES")
-				for _, c := range counters {
-					fmt.Fprintf(tw, "%s\t%s\t%d\t%d\n", c.Exposure, c.Rule, c.Packets, c.Bytes)
-				}
-				tw.Flush()
-			}
+			writeStatus(w, &s)
 			return nil
 		},
 	}
+}
+
+// access describes one installed exposure; with the policy that matches
+// the kernel, its sources come grouped by the blocks that wrote them.
+func access(e *rules.Exposure, desired *rules.Ruleset) accessJSON {
+	a := accessJSON{Expose: e.Name, Protocol: e.Protocol, Default: e.Default, Log: e.Log, Loopback: e.Loopback,
+		Interfaces: append([]string{}, e.Interfaces...), Destinations: prefixStrings(e.Destinations.All()),
+		Allowed: e.Allow.Len(), Denied: e.Deny.Len(), Ports: []string{}, Blocks: []accessBlock{}}
+	for _, p := range e.Ports {
+		if p.First == p.Last {
+			a.Ports = append(a.Ports, fmt.Sprint(p.First))
+		} else {
+			a.Ports = append(a.Ports, fmt.Sprintf("%d-%d", p.First, p.Last))
+		}
+	}
+	if desired != nil {
+		for i := range desired.Exposures {
+			d := &desired.Exposures[i]
+			if d.Name != e.Name {
+				continue
+			}
+			for j := range d.Origins {
+				o := &d.Origins[j]
+				if o.Kind != rules.OriginAllow && o.Kind != rules.OriginDeny {
+					continue
+				}
+				r := rules.RangeJSON(o.Range)
+				a.Blocks = append(a.Blocks, block(o.Kind, &r, o.Comment, o.Prefixes))
+			}
+		}
+		if len(a.Blocks) > 0 {
+			return a
+		}
+	}
+	if e.Deny.Len() > 0 {
+		a.Blocks = append(a.Blocks, block(rules.OriginDeny, nil, "", e.Deny.All()))
+	}
+	if e.Allow.Len() > 0 {
+		a.Blocks = append(a.Blocks, block(rules.OriginAllow, nil, "", e.Allow.All()))
+	}
+	return a
+}
+
+func block(kind string, r *rules.SourceRange, comment string, prefixes []netip.Prefix) accessBlock {
+	b := accessBlock{Kind: kind, Range: r, Comment: comment, Count: len(prefixes)}
+	if len(prefixes) > statusListMax {
+		prefixes = prefixes[:statusListMax]
+	}
+	b.Sources = prefixStrings(prefixes)
+	return b
+}
+
+// prefixStrings writes single addresses without /32 or /128, as people
+// write them in policies.
+func prefixStrings(ps []netip.Prefix) []string {
+	out := make([]string, 0, len(ps))
+	for _, p := range ps {
+		if p.IsSingleIP() {
+			out = append(out, p.Addr().String())
+		} else {
+			out = append(out, p.String())
+		}
+	}
+	return out
+}
+
+func writeStatus(w io.Writer, s *statusJSON) {
+	if !s.Installed {
+		fmt.Fprintf(w, "Nothing installed: portwarden owns no %s objects here; every port is as the rest of the firewall leaves it.\n", s.Backend)
+	} else {
+		fmt.Fprintf(w, "Backend:     %s\nExposures:   %d\nFingerprint: %s\n", s.Backend, s.Exposures, s.Fingerprint)
+	}
+	if e := s.LastEvent; e != nil && e.Action == "destroy" && (s.Applied == nil || e.When.After(s.Applied.When)) {
+		fmt.Fprintf(w, "Last change: destroyed %s by %s\n", e.When.Local().Format(time.RFC3339), e.By)
+	} else if a := s.Applied; a != nil {
+		what := "applied"
+		if a.RolledBack {
+			what = "rolled back"
+		}
+		fmt.Fprintf(w, "Last change: %s %s by %s", what, a.When.Local().Format(time.RFC3339), a.By)
+		if a.Policy != "" && !a.RolledBack {
+			fmt.Fprintf(w, " from %s", a.Policy)
+		}
+		if a.Fingerprint == s.Fingerprint {
+			fmt.Fprint(w, " (the kernel still holds it)")
+		} else if !a.RolledBack {
+			fmt.Fprint(w, " (the kernel holds something else now: run portwarden plan)")
+		}
+		fmt.Fprintln(w)
+	}
+	if p := s.Policy; p != nil {
+		switch {
+		case p.Error != "":
+			fmt.Fprintf(w, "Policy:      %s: %s\n", p.Path, p.Error)
+		case p.Matches:
+			fmt.Fprintf(w, "Policy:      the kernel matches %s\n", p.Path)
+		default:
+			fmt.Fprintf(w, "Policy:      the kernel does NOT match %s: run portwarden --policy %s plan\n", p.Path, p.Path)
+		}
+	}
+	if p := s.Pending; p != nil {
+		fmt.Fprintf(w, "Pending:     applied by %s, rolls back at %s unless `portwarden confirm`\n", p.By, p.Deadline.Local().Format(time.RFC3339))
+	}
+	for _, d := range s.Drift {
+		fmt.Fprintf(w, "Drift:       %s\n", d)
+	}
+	for _, a := range s.Access {
+		fmt.Fprintf(w, "\nexpose %q: %s/%s, others get %s", a.Expose, a.Protocol, strings.Join(a.Ports, ","), a.Default)
+		if a.Log {
+			fmt.Fprint(w, " (logged)")
+		}
+		if !a.Loopback {
+			fmt.Fprint(w, ", loopback refused too")
+		}
+		if len(a.Interfaces) > 0 {
+			fmt.Fprintf(w, ", on %s", strings.Join(a.Interfaces, ","))
+		}
+		if len(a.Destinations) > 0 {
+			fmt.Fprintf(w, ", to %s", strings.Join(a.Destinations, ","))
+		}
+		fmt.Fprintln(w)
+		if len(a.Blocks) == 0 {
+			fmt.Fprintln(w, "  nobody is allowed")
+		}
+		for _, b := range a.Blocks {
+			fmt.Fprintf(w, "  %-5s %d %s", b.Kind, b.Count, plural(b.Count, "source", "sources"))
+			if b.Range != nil {
+				fmt.Fprintf(w, " (%s:%d)", b.Range.Filename, b.Range.Start.Line)
+			}
+			if b.Comment != "" {
+				fmt.Fprintf(w, " %q", b.Comment)
+			}
+			list := b.Sources
+			more := ""
+			if len(list) > 10 {
+				list, more = list[:10], fmt.Sprintf(", and %d more", b.Count-10)
+			}
+			fmt.Fprintf(w, ": %s%s\n", strings.Join(list, ", "), more)
+		}
+	}
+	if len(s.Counters) > 0 {
+		fmt.Fprintln(w)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "EXPOSE\tRULE\tPACKETS\tBYTES")
+		for _, c := range s.Counters {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\n", c.Exposure, c.Rule, c.Packets, c.Bytes)
+		}
+		tw.Flush()
+	}
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }

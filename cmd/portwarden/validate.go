@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 
+	"github.com/portwarden/portwarden/policies"
+
 	"github.com/spf13/cobra"
 )
 
@@ -17,7 +19,8 @@ func newValidateCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if g.json {
-				return printJSON(cmd.OutOrStdout(), map[string]any{"valid": true, "exposures": len(rs.Exposures), "tests": len(pol.Tests)})
+				return printJSON(cmd.OutOrStdout(), map[string]any{"format_version": jsonFormatVersion, "valid": true,
+					"exposures": len(rs.Exposures), "tests": len(pol.Tests), "diagnostics": policies.DiagnosticsJSON(g.warnings)})
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "The policy is valid: %d exposure(s), %d test(s).\n", len(rs.Exposures), len(pol.Tests))
 			return nil

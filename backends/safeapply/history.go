@@ -1,0 +1,103 @@
+package safeapply
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/portwarden/portwarden/internal/nfgen"
+)
+
+// Event is one line of the history: what changed the firewall of a
+// namespace, when and by whom. Unlike a namespace's directory, which
+// destroy removes, the history outlives destroy, so status can say that
+// the rules were destroyed and by whom.
+type Event struct {
+	Namespace uint64    `json:"netns_cookie"`
+	Action    string    `json:"action"` // "apply", "destroy", "rollback"
+	When      time.Time `json:"when"`
+	By        string    `json:"by"`
+	Backend   string    `json:"backend,omitempty"`
+	Policy    string    `json:"policy,omitempty"`
+}
+
+// historyKeep bounds the history: it is trimmed to its newest lines so it
+// never grows without end.
+const historyKeep = 200
+
+func historyPath(root string) string {
+	if root == "" {
+		root = os.Getenv("PORTWARDEN_STATE_DIR")
+	}
+	if root == "" {
+		root = DefaultRoot
+	}
+	return filepath.Join(root, "history.jsonl")
+}
+
+// RecordEvent appends an event of the caller's namespace to the history
+// under root ("" for the default). Failures are returned for the caller to
+// report; the history is a convenience, never a reason to fail a change.
+func RecordEvent(root string, e Event) error {
+	if e.Namespace == 0 {
+		c, err := nfgen.Cookie("")
+		if err != nil {
+			return err
+		}
+		e.Namespace = c
+	}
+	if e.When.IsZero() {
+		e.When = time.Now().UTC()
+	}
+	if e.By == "" {
+		e.By = Who()
+	}
+	line, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	path := historyPath(root)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	data, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	if len(lines) > historyKeep {
+		lines = lines[len(lines)-historyKeep:]
+	}
+	out := append(bytes.Join(lines, nil), append(line, '\n')...)
+	return writeFile(path, out)
+}
+
+// LastEvent returns the newest event of the caller's namespace, nil when
+// there is none.
+func LastEvent(root string) (*Event, error) {
+	c, err := nfgen.Cookie("")
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(historyPath(root))
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var last *Event
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var e Event
+		if json.Unmarshal(sc.Bytes(), &e) == nil && e.Namespace == c {
+			last = &e
+		}
+	}
+	return last, sc.Err()
+}
+
