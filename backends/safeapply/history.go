@@ -100,4 +100,3 @@ func LastEvent(root string) (*Event, error) {
 	}
 	return last, sc.Err()
 }
-

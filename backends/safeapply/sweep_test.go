@@ -1,7 +1,9 @@
 package safeapply
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -10,38 +12,45 @@ import (
 )
 
 // State of a namespace that is gone is removed by the next run in any
-// namespace; the state of live namespaces stays.
+// namespace; the state of live namespaces stays. The namespaces are made
+// and deleted by `ip netns` so that no thread of this process ever enters
+// them (a Go program's main thread, once in a namespace, keeps it alive).
 func TestStaleNamespaceStateIsRemoved(t *testing.T) {
+	netnstest.RequireRoot(t)
 	root := t.TempDir()
-	gone, err := netns.New("state")
-	if err != nil {
-		netnstest.RequireRoot(t)
-		t.Fatal(err)
+	stateOf := func(label string) (name, dir string) {
+		name = fmt.Sprintf("%sstate-%s-%d", netns.Prefix(), label, os.Getpid())
+		if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+			t.Fatalf("ip netns add: %v: %s", err, out)
+		}
+		t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
+		ino, err := namespaceInode("/run/netns/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir = filepath.Join(root, dirPrefix+label)
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "netns"), []byte(fmt.Sprintln(ino)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return name, dir
 	}
-	defer gone.Close()
-	kept := netnstest.New(t, "state")
-	var goneDir, keptDir *Dir
-	if err := netns.DoPath(gone.Path(), func() (err error) { goneDir, err = Open(root); return err }); err != nil {
-		t.Fatal(err)
-	}
-	if err := netns.DoPath(kept.Path(), func() (err error) { keptDir, err = Open(root); return err }); err != nil {
-		t.Fatal(err)
-	}
-	if err := goneDir.RecordApplied(Applied{Fingerprint: "x"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := gone.Close(); err != nil {
-		t.Fatal(err)
+	gone, goneDir := stateOf("gone")
+	_, keptDir := stateOf("kept")
+	if out, err := exec.Command("ip", "netns", "del", gone).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns del: %v: %s", err, out)
 	}
 	self, err := Open(root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(goneDir.Path); !os.IsNotExist(err) {
+	if _, err := os.Stat(goneDir); !os.IsNotExist(err) {
 		t.Errorf("state of the deleted namespace is still there: %v", err)
 	}
-	for _, d := range []*Dir{keptDir, self} {
-		if _, err := os.Stat(filepath.Join(d.Path, "netns")); err != nil {
+	for _, d := range []string{keptDir, self.Path} {
+		if _, err := os.Stat(filepath.Join(d, "netns")); err != nil {
 			t.Errorf("state of a live namespace was removed: %v", err)
 		}
 	}
