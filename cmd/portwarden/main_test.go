@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/portwarden/portwarden/internal/netns"
+	"github.com/portwarden/portwarden/internal/netns/netnstest"
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
@@ -43,6 +44,7 @@ func TestScripts(t *testing.T) {
 				if os.Getenv("CI") == "true" {
 					return false, fmt.Errorf("this script needs sshd (Debian's openssh-server) and CI=true forbids skipping")
 				}
+				netnstest.LogSkip("TestScripts (a CLI script)", "needs sshd (Debian's openssh-server)")
 				return false, nil
 			default:
 				return false, fmt.Errorf("unknown condition %q", cond)
@@ -53,6 +55,7 @@ func TestScripts(t *testing.T) {
 			if os.Getenv("CI") == "true" {
 				return false, fmt.Errorf("this script needs root (CAP_NET_ADMIN) and CI=true forbids skipping")
 			}
+			netnstest.LogSkip("TestScripts (a CLI script)", "kernel script needs root (CAP_NET_ADMIN); skipped outside CI")
 			return false, nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){

@@ -8,12 +8,16 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 if [ "$(id -u)" != 0 ]; then
-  echo "The demo creates network namespaces: run it as root (sudo make demo)." >&2
+  echo "The demo creates network namespaces: run it as root (make demo as root, or sudo make demo)." >&2
   exit 1
 fi
 
-PW=bin/portwarden
-LISTENER=bin/demo-listener
+# Build into a temporary directory, not bin/: a demo run as root must not
+# leave root-owned files in the user's tree.
+BUILD=$(mktemp -d)
+PW=$BUILD/portwarden
+LISTENER=$BUILD/demo-listener
+GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
 POLICY=examples/port27
 SUFFIX=$$
 SRV=pwt-demo-srv-$SUFFIX
@@ -26,15 +30,21 @@ cleanup() {
   [ -n "$LISTENER_PID" ] && kill "$LISTENER_PID" 2>/dev/null || true
   for p in "${PEERS[@]}"; do ip netns del "pwt-demo-$p-$SUFFIX" 2>/dev/null || true; done
   ip netns del "$SRV" 2>/dev/null || true
+  rm -rf "$BUILD"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+# Bold headings on a terminal only: no raw escape codes into a pipe or a log.
+if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then
+  step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+else
+  step() { printf '\n== %s\n' "$*"; }
+fi
 run() { printf '$ %s\n' "$*"; "$@"; }
 
-go build -o "$PW" ./cmd/portwarden
-go build -o "$LISTENER" ./examples/demo/listener
+"$GO" build -o "$PW" ./cmd/portwarden
+"$GO" build -o "$LISTENER" ./examples/demo/listener
 
 step "Building the lab: server $SRV and peers ${PEERS[*]}"
 ip netns add "$SRV"

@@ -7,6 +7,7 @@
 package netnstest
 
 import (
+	"fmt"
 	"net/netip"
 	"os"
 	"testing"
@@ -31,7 +32,26 @@ func RequireRoot(t testing.TB) {
 	if os.Getenv("CI") == "true" {
 		t.Fatal("kernel test needs root (CAP_NET_ADMIN) and CI=true forbids skipping: run as root")
 	}
-	t.Skip("kernel test needs root (CAP_NET_ADMIN); skipped outside CI")
+	const why = "kernel test needs root (CAP_NET_ADMIN); skipped outside CI"
+	LogSkip(t.Name(), why)
+	t.Skip(why)
+}
+
+// LogSkip appends a skipped kernel test to the file PORTWARDEN_SKIP_LOG
+// names, so that `make test` can say at the end how many were skipped and
+// why, instead of a row of "ok" for packages whose kernel tests all
+// skipped.
+func LogSkip(name, why string) {
+	path := os.Getenv("PORTWARDEN_SKIP_LOG")
+	if path == "" {
+		return
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	fmt.Fprintf(f, "%s: %s\n", name, why)
 }
 
 // New creates a namespace for the test, deleted when the test ends.
