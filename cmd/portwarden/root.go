@@ -44,6 +44,7 @@ func newRootCmd() *cobra.Command {
 		newProbeCmd(g),
 		newStatusCmd(g),
 		newDoctorCmd(g),
+		newImportCmd(g),
 		newWatchdogCmd(),
 	)
 	return root

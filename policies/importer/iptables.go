@@ -71,6 +71,7 @@ func parseIPTablesInto(im *Import, files []File, entry string, builtin bool) err
 			if err := parseIPSet(f, sets); err != nil {
 				return err
 			}
+			im.Load = append(im.Load, LoadStep{Name: "ipset", Args: []string{"restore"}, Stdin: f.Data})
 			continue
 		}
 		saves = append(saves, f)
@@ -88,6 +89,13 @@ func parseIPTablesInto(im *Import, files []File, entry string, builtin bool) err
 			return fmt.Errorf("%s and %s both hold IPv%d rules: give one file per family", prev, f.Name, fam)
 		}
 		seenFam[fam] = f.Name
+		if builtin {
+			tool := "iptables-restore"
+			if fam == 6 {
+				tool = "ip6tables-restore"
+			}
+			im.Load = append(im.Load, LoadStep{Name: tool, Stdin: f.Data})
+		}
 		p := &saveParser{im: im, file: f.Name, fam: fam, sets: sets, chains: map[string]*chain{}}
 		if err := p.parse(f.Data); err != nil {
 			return err
@@ -542,6 +550,9 @@ func (p *saveParser) walk(c *chain, via *Rule, depth int) {
 		}
 		if len(r.unsupported) > 0 {
 			p.im.leftOut(origin, r.text, "not imported: %s", strings.Join(r.unsupported, "; "))
+			if r.rule.Sources != nil {
+				p.im.leftOutSources = append(p.im.leftOutSources, r.rule.Sources.Prefixes()...)
+			}
 			continue
 		}
 		rule := r.rule

@@ -73,12 +73,26 @@ type Import struct {
 	// approximations that keep new connections' verdicts.
 	LeftOut []Item
 	Notes   []Item
+	// Load are the commands that load the original rules into an empty
+	// network namespace with the real tools, for import --check.
+	Load []LoadStep
+
+	// leftOutSources are the sources of rules left out: a check probes
+	// their boundaries too, where the difference would show.
+	leftOutSources []netip.Prefix
+}
+
+// LoadStep is one command with its standard input.
+type LoadStep struct {
+	Name  string
+	Args  []string
+	Stdin []byte
 }
 
 func newImport(from string) *Import {
 	return &Import{From: from, Default: map[int]Fallthrough{
-		4: {Verdict: Accept, Origin: "default"},
-		6: {Verdict: Accept, Origin: "default"},
+		4: {Verdict: Accept, Origin: "no IPv4 rules given"},
+		6: {Verdict: Accept, Origin: "no IPv6 rules given"},
 	}, Groups: map[string][]netip.Prefix{}}
 }
 
@@ -180,6 +194,7 @@ func (im *Import) Prefixes() []netip.Prefix {
 	for _, g := range im.Groups {
 		out = append(out, g...)
 	}
+	out = append(out, im.leftOutSources...)
 	slices.SortFunc(out, func(a, b netip.Prefix) int {
 		if c := a.Addr().Compare(b.Addr()); c != 0 {
 			return c
