@@ -184,11 +184,18 @@ func (im *Import) exposureFor(a atom, seen map[Item]bool) (Exposure, bool) {
 		return Exposure{}, false // open to everyone: nothing to manage
 	}
 	x := Exposure{Protocol: a.proto, Ports: []rules.PortRange{{First: a.first, Last: a.last}}, Loopback: im.loopback(a)}
-	// One expose has one default: the verdict of what no rule decides,
-	// else of the last refusing rule.
+	// One expose has one default: the verdict of the last rule that
+	// refuses every source (or of the chain's policy), else of the last
+	// refusing rule.
+	catchAll := false
 	for _, e := range effs {
-		if e.verdict != Accept && (x.Default == "" || e.rule < 0) {
+		if e.verdict == Accept {
+			continue
+		}
+		isCatchAll := e.rule < 0 || im.Rules[e.rule].Sources == nil
+		if x.Default == "" || isCatchAll || !catchAll {
 			x.Default = e.verdict
+			catchAll = catchAll || isCatchAll
 		}
 	}
 	if len(refused) > 1 {

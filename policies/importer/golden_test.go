@@ -49,6 +49,7 @@ func TestImportGolden(t *testing.T) {
 		parse func([]File) (*Import, error)
 	}{
 		{"iptables", ParseIPTables},
+		{"nftables", ParseNftables},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -19,6 +19,8 @@ func Parse(from string, files []File) (*Import, error) {
 	switch from {
 	case "iptables":
 		return ParseIPTables(files)
+	case "nftables":
+		return ParseNftables(files)
 	}
 	return nil, fmt.Errorf("unknown source %q: choose iptables, nftables, ufw or firewalld", from)
 }
