@@ -410,7 +410,7 @@ func nameExposures(xs []Exposure) {
 
 // wellKnown names common services so an expose reads like what it is.
 var wellKnown = map[string]string{
-	"tcp/21": "ftp", "tcp/22": "ssh", "tcp/25": "smtp", "tcp/27": "nscp", "udp/53": "dns", "tcp/53": "dns_tcp",
+	"tcp/21": "ftp", "tcp/22": "ssh", "tcp/23": "telnet", "tcp/25": "smtp", "tcp/27": "nscp", "udp/53": "dns", "tcp/53": "dns_tcp",
 	"tcp/80": "http", "udp/123": "ntp", "tcp/143": "imap", "udp/161": "snmp", "tcp/389": "ldap", "tcp/443": "https",
 	"udp/443": "quic", "tcp/587": "submission", "tcp/636": "ldaps", "tcp/993": "imaps", "tcp/3306": "mysql",
 	"tcp/3389": "rdp", "tcp/5432": "postgresql", "tcp/6379": "redis", "tcp/9100": "node_exporter",

@@ -48,6 +48,11 @@ func TestCheckInKernel(t *testing.T) {
 			}
 			return false
 		}},
+		{"ufw", func(d verify.Difference) bool {
+			// user.rules:21 drops 198.18.99.99 on every port, where the
+			// expose of tcp/23 rejects.
+			return d.Protocol == rules.TCP && d.Port == 23 && d.Source == netip.MustParseAddr("198.18.99.99")
+		}},
 	}
 	for _, c := range cases {
 		t.Run(c.from, func(t *testing.T) {

@@ -50,6 +50,7 @@ func TestImportGolden(t *testing.T) {
 	}{
 		{"iptables", ParseIPTables},
 		{"nftables", ParseNftables},
+		{"ufw", ParseUFW},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

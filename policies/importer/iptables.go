@@ -3,6 +3,7 @@ package importer
 import (
 	"bufio"
 	"bytes"
+	"encoding/hex"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -56,13 +57,37 @@ func IPTablesKind(f File) string {
 // jumps to user chains.
 func ParseIPTables(files []File) (*Import, error) {
 	im := newImport("iptables")
-	if err := parseIPTablesInto(im, files, "INPUT", true); err != nil {
+	if err := parseIPTablesInto(im, files, iptablesFrame); err != nil {
 		return nil, err
 	}
 	return im, nil
 }
 
-func parseIPTablesInto(im *Import, files []File, entry string, builtin bool) error {
+// frame says where a saved ruleset starts and what around it is not the
+// administrator's: plain iptables starts at INPUT; ufw at its user chains.
+type frame struct {
+	entry   func(fam int) string
+	builtin bool // the entry chain's policy is the fallthrough verdict
+	// quiet reports chains that are the tool's own scaffolding, not
+	// worth a report line when unreached.
+	quiet func(chain string) bool
+	// family tells a file's family when its header does not.
+	family func(f File) int
+}
+
+var iptablesFrame = frame{
+	entry:   func(int) string { return "INPUT" },
+	builtin: true,
+	quiet:   func(string) bool { return false },
+	family: func(f File) int {
+		if IPTablesKind(f) == KindIPv6 {
+			return 6
+		}
+		return 4
+	},
+}
+
+func parseIPTablesInto(im *Import, files []File, fr frame) error {
 	sets := map[string]*ipset{}
 	var saves []File
 	for _, f := range files {
@@ -81,26 +106,21 @@ func parseIPTablesInto(im *Import, files []File, entry string, builtin bool) err
 	}
 	seenFam := map[int]string{}
 	for _, f := range saves {
-		fam := 4
-		if IPTablesKind(f) == KindIPv6 {
-			fam = 6
-		}
+		fam := fr.family(f)
 		if prev, ok := seenFam[fam]; ok {
 			return fmt.Errorf("%s and %s both hold IPv%d rules: give one file per family", prev, f.Name, fam)
 		}
 		seenFam[fam] = f.Name
-		if builtin {
-			tool := "iptables-restore"
-			if fam == 6 {
-				tool = "ip6tables-restore"
-			}
-			im.Load = append(im.Load, LoadStep{Name: tool, Stdin: f.Data})
+		tool := "iptables-restore"
+		if fam == 6 {
+			tool = "ip6tables-restore"
 		}
-		p := &saveParser{im: im, file: f.Name, fam: fam, sets: sets, chains: map[string]*chain{}}
+		im.Load = append(im.Load, LoadStep{Name: tool, Stdin: f.Data})
+		p := &saveParser{im: im, file: f.Name, fam: fam, sets: sets, chains: map[string]*chain{}, quiet: fr.quiet}
 		if err := p.parse(f.Data); err != nil {
 			return err
 		}
-		p.flatten(entry, builtin)
+		p.flatten(fr.entry(fam), fr.builtin)
 	}
 	return nil
 }
@@ -195,6 +215,10 @@ type saveParser struct {
 	sets   map[string]*ipset
 	chains map[string]*chain
 	order  []string
+	quiet  func(chain string) bool
+	// comment is ufw's comment of the rules that follow a "### tuple ###"
+	// line (hex-encoded there).
+	comment string
 }
 
 func (p *saveParser) origin(line int) string { return fmt.Sprintf("%s:%d", p.file, line) }
@@ -209,6 +233,15 @@ func (p *saveParser) parse(data []byte) error {
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
 		switch {
+		case strings.HasPrefix(line, "### tuple ###"):
+			p.comment = ""
+			if _, hexed, ok := strings.Cut(line, " comment="); ok {
+				if b, err := hex.DecodeString(strings.TrimSpace(hexed)); err == nil {
+					p.comment = string(b)
+				}
+			}
+		case strings.HasPrefix(line, "### END RULES"):
+			p.comment = ""
 		case line == "" || strings.HasPrefix(line, "#"):
 		case strings.HasPrefix(line, "*"):
 			table = line[1:]
@@ -225,7 +258,7 @@ func (p *saveParser) parse(data []byte) error {
 			}
 			p.chains[c.name] = c
 			p.order = append(p.order, c.name)
-		case strings.HasPrefix(line, "-A ") || strings.HasPrefix(line, "[") && strings.Contains(line, "-A "):
+		case strings.HasPrefix(line, "-A ") || strings.HasPrefix(line, "-I ") || strings.HasPrefix(line, "[") && strings.Contains(line, "-A "):
 			if table != "filter" {
 				if otherRules[table] == 0 {
 					tables = append(tables, table)
@@ -246,8 +279,20 @@ func (p *saveParser) parse(data []byte) error {
 			if c == nil {
 				return fmt.Errorf("%s: rule for chain %s, which is not declared (a line \":%s - [0:0]\" must come first)", p.origin(n), name, name)
 			}
-			r := p.parseRule(n, line, args[2:])
-			c.rules = append(c.rules, r)
+			rest := args[2:]
+			insert := args[0] == "-I"
+			if insert && len(rest) > 0 && rest[0] != "" && rest[0][0] >= '0' && rest[0][0] <= '9' {
+				rest = rest[1:] // a position; saved files only insert at the top
+			}
+			r := p.parseRule(n, line, rest)
+			if r.rule.Comment == "" {
+				r.rule.Comment = p.comment
+			}
+			if insert {
+				c.rules = append([]*ipRule{r}, c.rules...)
+			} else {
+				c.rules = append(c.rules, r)
+			}
 		default:
 			if table == "filter" {
 				return fmt.Errorf("%s: cannot read %q: is this iptables-save output?", p.origin(n), line)
@@ -458,9 +503,13 @@ func (p *saveParser) states(r *ipRule, v string, neg bool) {
 	}
 }
 
+// intersect is a ∩ b where nil means every address.
 func intersect(a, b *netipx.IPSet) *netipx.IPSet {
 	if a == nil {
 		return b
+	}
+	if b == nil {
+		return a
 	}
 	var sb netipx.IPSetBuilder
 	sb.AddSet(a)
@@ -529,11 +578,11 @@ func (p *saveParser) flatten(entry string, builtin bool) {
 	p.walk(c, nil, 0)
 	for _, name := range p.order {
 		c := p.chains[name]
-		if c.reached || len(c.rules) == 0 {
+		if c.reached || len(c.rules) == 0 || p.quiet(name) {
 			continue
 		}
 		why := "it is not reached from " + entry
-		if name == "FORWARD" || name == "OUTPUT" {
+		if name == "FORWARD" || name == "OUTPUT" || strings.HasSuffix(name, "-forward") || strings.HasSuffix(name, "-output") {
 			why = "a policy decides only traffic to this host"
 		}
 		p.im.leftOut(p.origin(c.line), "", "chain %s (%d rule(s)) not imported: %s", name, len(c.rules), why)

@@ -21,6 +21,8 @@ func Parse(from string, files []File) (*Import, error) {
 		return ParseIPTables(files)
 	case "nftables":
 		return ParseNftables(files)
+	case "ufw":
+		return ParseUFW(files)
 	}
 	return nil, fmt.Errorf("unknown source %q: choose iptables, nftables, ufw or firewalld", from)
 }
