@@ -183,6 +183,28 @@ func Equivalence(ctx context.Context, cfg EquivalenceConfig) (*EquivalenceReport
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("equivalence check interrupted: %w", err)
 	}
+	// The kernel limits ICMP errors per namespace (icmp_msgs_per_sec,
+	// icmp_msgs_burst): in a burst of refused probes a reject can lose
+	// its answer and read as filtered. A filtered probe whose twin was
+	// refused is asked again, fewer at a time.
+	for _, l := range labs {
+		var again []Check
+		var at []int
+		for i := range specs {
+			o, m := labs[0].checks[i].Probe.State, labs[1].checks[i].Probe.State
+			if refusalClass(o) != refusalClass(m) && l.checks[i].Probe.State == Filtered && (o == Filtered) != (m == Filtered) {
+				again = append(again, specs[i])
+				at = append(at, i)
+			}
+		}
+		runProbes(ctx, l.peer, again, retryParallel, nil)
+		for j, i := range at {
+			l.checks[i] = again[j]
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("equivalence check interrupted: %w", err)
+	}
 	for i := range specs {
 		o, m := labs[0].checks[i].Probe, labs[1].checks[i].Probe
 		for _, p := range []ProbeResult{o, m} {
@@ -200,6 +222,9 @@ func Equivalence(ctx context.Context, cfg EquivalenceConfig) (*EquivalenceReport
 	rep.Duration = time.Since(start)
 	return rep, nil
 }
+
+// retryParallel keeps a retry's ICMP errors within the kernel's burst.
+const retryParallel = 16
 
 // refusalClass folds the firewall's answers that both say "refused".
 func refusalClass(s State) State {

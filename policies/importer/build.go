@@ -60,9 +60,9 @@ type effect struct {
 func (im *Import) Plan() []Exposure {
 	var out []Exposure
 	byKey := map[string]int{}
-	seen := map[Item]bool{}
+	mixed := &mixedDefaults{ports: map[[3]string][]string{}}
 	for _, a := range im.atoms() {
-		x, ok := im.exposureFor(a, seen)
+		x, ok := im.exposureFor(a, mixed)
 		if !ok {
 			continue
 		}
@@ -76,6 +76,11 @@ func (im *Import) Plan() []Exposure {
 	}
 	for i := range out {
 		out[i].Ports = mergePorts(out[i].Ports)
+	}
+	for _, k := range mixed.order {
+		im.LeftOut = append(im.LeftOut, Item{Origin: k[0], Rule: k[1], Reason: fmt.Sprintf(
+			"refuses with %s, but the expose of %s refuses with %s (an expose has one default): imported as %s there",
+			mixed.verdict[k], strings.Join(mixed.ports[k], ", "), k[2], k[2])})
 	}
 	im.reportFallthrough()
 	nameExposures(out)
@@ -172,7 +177,28 @@ func (im *Import) loopback(a atom) bool {
 	return true
 }
 
-func (im *Import) exposureFor(a atom, seen map[Item]bool) (Exposure, bool) {
+// mixedDefaults collects refusals whose verdict differs from their
+// expose's default, one report line per rule.
+type mixedDefaults struct {
+	order   [][3]string // origin, rule text, the default used
+	ports   map[[3]string][]string
+	verdict map[[3]string]Verdict
+}
+
+func (m *mixedDefaults) add(k [3]string, v Verdict, port string) {
+	if m.verdict == nil {
+		m.verdict = map[[3]string]Verdict{}
+	}
+	if _, ok := m.ports[k]; !ok {
+		m.order = append(m.order, k)
+	}
+	if !slices.Contains(m.ports[k], port) {
+		m.ports[k] = append(m.ports[k], port)
+	}
+	m.verdict[k] = v
+}
+
+func (im *Import) exposureFor(a atom, mixed *mixedDefaults) (Exposure, bool) {
 	effs := append(im.effects(a, 4), im.effects(a, 6)...)
 	refused := map[Verdict]int{}
 	for _, e := range effs {
@@ -202,11 +228,7 @@ func (im *Import) exposureFor(a atom, seen map[Item]bool) (Exposure, bool) {
 		for _, e := range effs {
 			if e.verdict != Accept && e.verdict != x.Default {
 				o, t := im.origin(e)
-				it := Item{Origin: o, Rule: t, Reason: fmt.Sprintf("refuses with %s, but the expose of %s/%s refuses with %s (an expose has one default); imported as %s", e.verdict, a.proto, portText(a.first, a.last), x.Default, x.Default)}
-				if !seen[it] {
-					seen[it] = true
-					im.LeftOut = append(im.LeftOut, it)
-				}
+				mixed.add([3]string{o, t, string(x.Default)}, e.verdict, fmt.Sprintf("%s/%s", a.proto, portText(a.first, a.last)))
 			}
 		}
 	}

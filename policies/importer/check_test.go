@@ -53,6 +53,17 @@ func TestCheckInKernel(t *testing.T) {
 			// expose of tcp/23 rejects.
 			return d.Protocol == rules.TCP && d.Port == 23 && d.Source == netip.MustParseAddr("198.18.99.99")
 		}},
+		{"firewalld", func(d verify.Difference) bool {
+			switch {
+			case in("198.18.99.99/32").Contains(d.Source) || in("198.18.99.100/32").Contains(d.Source):
+				// blocked.xml: the zone drops where the exposes reject.
+				return d.Original == verify.Filtered
+			case d.Protocol == rules.TCP && d.Port == 5432:
+				// public.xml:45, a rate-limited accept, is left out.
+				return in("198.18.40.0/24").Contains(d.Source) && d.Original == verify.Open
+			}
+			return false
+		}},
 	}
 	for _, c := range cases {
 		t.Run(c.from, func(t *testing.T) {

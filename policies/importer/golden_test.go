@@ -51,6 +51,7 @@ func TestImportGolden(t *testing.T) {
 		{"iptables", ParseIPTables},
 		{"nftables", ParseNftables},
 		{"ufw", ParseUFW},
+		{"firewalld", ParseFirewalld},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

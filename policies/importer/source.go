@@ -23,6 +23,8 @@ func Parse(from string, files []File) (*Import, error) {
 		return ParseNftables(files)
 	case "ufw":
 		return ParseUFW(files)
+	case "firewalld":
+		return ParseFirewalld(files)
 	}
 	return nil, fmt.Errorf("unknown source %q: choose iptables, nftables, ufw or firewalld", from)
 }
