@@ -3,12 +3,15 @@ package importer
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 )
 
 // Sources are the formats import reads.
@@ -57,8 +60,20 @@ func ReadFiles(path string, stdin io.Reader) ([]File, error) {
 		}
 		names = names[:0]
 		for _, e := range entries {
-			if e.Type().IsRegular() {
+			switch {
+			case e.Type().IsRegular():
 				names = append(names, filepath.Join(path, e.Name()))
+			case e.IsDir() && (e.Name() == "zones" || e.Name() == "services"):
+				// firewalld's layout: /etc/firewalld/{zones,services}/*.xml
+				sub, err := os.ReadDir(filepath.Join(path, e.Name()))
+				if err != nil {
+					return nil, err
+				}
+				for _, s := range sub {
+					if s.Type().IsRegular() {
+						names = append(names, filepath.Join(path, e.Name(), s.Name()))
+					}
+				}
 			}
 		}
 		sort.Strings(names)
@@ -103,8 +118,51 @@ func ReadLive(ctx context.Context, from string) ([]File, error) {
 			}
 		}
 		return out, nil
+	case "ufw":
+		return readExisting([]string{"/etc/ufw/user.rules", "/etc/ufw/user6.rules", "/etc/default/ufw"})
+	case "firewalld":
+		// /etc overrides the zones and services firewalld ships.
+		byName := map[string]string{}
+		var order []string
+		for _, dir := range []string{"/usr/lib/firewalld/zones", "/usr/lib/firewalld/services", "/etc/firewalld/zones", "/etc/firewalld/services"} {
+			entries, _ := os.ReadDir(dir)
+			for _, e := range entries {
+				if !e.Type().IsRegular() || filepath.Ext(e.Name()) != ".xml" {
+					continue
+				}
+				key := filepath.Base(dir) + "/" + e.Name()
+				if _, ok := byName[key]; !ok {
+					order = append(order, key)
+				}
+				byName[key] = filepath.Join(dir, e.Name())
+			}
+		}
+		paths := []string{"/etc/firewalld/firewalld.conf"}
+		for _, k := range order {
+			paths = append(paths, byName[k])
+		}
+		return readExisting(paths)
 	}
 	return nil, fmt.Errorf("--from %s needs a file or directory to read", from)
+}
+
+// readExisting reads the files of paths that exist; none is an error.
+func readExisting(paths []string) ([]File, error) {
+	var out []File
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, File{Name: p, Data: data})
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("none of %s exists: is it installed here? Give the files to read", strings.Join(paths, ", "))
+	}
+	return out, nil
 }
 
 func run(ctx context.Context, name string, args ...string) ([]byte, error) {
