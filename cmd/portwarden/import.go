@@ -54,17 +54,7 @@ port: any difference is printed and the exit code is 3.`,
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			var files []importer.File
-			var err error
-			if len(args) == 1 {
-				files, err = importer.ReadFiles(args[0], cmd.InOrStdin())
-			} else {
-				files, err = importer.ReadLive(ctx, from)
-			}
-			if err != nil {
-				return withCode(exitError1, fmt.Errorf("import: %w", err))
-			}
-			im, err := importer.Parse(from, files)
+			im, err := readImport(ctx, cmd, from, args)
 			if err != nil {
 				return withCode(exitError1, fmt.Errorf("import: %w", err))
 			}
@@ -116,6 +106,25 @@ port: any difference is printed and the exit code is 3.`,
 	return cmd
 }
 
+// readImport reads the rules from a file, a directory, standard input,
+// or the running system (nftables over netlink).
+func readImport(ctx context.Context, cmd *cobra.Command, from string, args []string) (*importer.Import, error) {
+	if len(args) == 0 && from == "nftables" {
+		return importer.ReadNftablesKernel(ctx, -1)
+	}
+	var files []importer.File
+	var err error
+	if len(args) == 1 {
+		files, err = importer.ReadFiles(args[0], cmd.InOrStdin())
+	} else {
+		files, err = importer.ReadLive(ctx, from)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return importer.Parse(from, files)
+}
+
 func nonNil(items []importer.Item) []importer.Item {
 	if items == nil {
 		return []importer.Item{}
@@ -154,7 +163,7 @@ func checkImport(ctx context.Context, g *globals, im *importer.Import, src []byt
 		return nil, fmt.Errorf("import --check: %w", err)
 	}
 	if len(im.Load) == 0 {
-		return nil, errors.New("import --check: this source has no commands to load its rules into a sandbox")
+		return nil, errors.New("import --check: nothing to load the original rules with (reading the running nftables ruleset for the sandbox needs the nft binary); save it with `nft -j list ruleset > ruleset.json` and import that file")
 	}
 	cfg := verify.EquivalenceConfig{Ruleset: rs, Backend: g.backend, Prefixes: im.Prefixes()}
 	for _, l := range im.Load {

@@ -22,6 +22,18 @@
 //     other than lo, destinations, stateful exceptions, non-TCP/UDP, other
 //     chains) is listed in Import.LeftOut with where it came from. Notes are
 //     approximations that do not change which new connections get through.
+//   - Without a file, nftables is read over netlink (ReadNftablesKernel):
+//     the kernel holds expressions, which are decoded back into the JSON
+//     statements nft would print for what a policy can say (meta nfproto
+//     and l4proto, ip/ip6 saddr as addresses, prefixes, ranges and sets,
+//     tcp/udp dport as numbers, ranges and sets, iif lo, ct state,
+//     counter, log, accept/drop/reject/jump/goto/return, comments). Any
+//     other expression is named by its kind and its rule left out. For
+//     --check it also needs the nft binary, to save the ruleset for the
+//     sandbox.
+//   - firewalld runs no daemon in the sandbox: --check loads an iptables
+//     rendering of the zones as read. The other sources are loaded with
+//     their own tools (iptables-restore, ipset, nft -j -f).
 //   - Build's output is checked offline against the model by Evaluate
 //     (tests), and against the kernel by verify.Equivalence (import --check).
 package importer
