@@ -37,6 +37,8 @@ type Block struct {
 	// Trimmed: a deny whose rule also named addresses an earlier rule
 	// accepted; only the addresses it really refused are listed.
 	Trimmed bool
+
+	rules []int // the rules behind the block
 }
 
 // atom is a port range no rule boundary splits.
@@ -272,10 +274,7 @@ func (im *Import) exposureFor(a atom, mixed *mixedDefaults) (Exposure, bool) {
 			continue // the expose's default
 		default:
 			blk = Block{Kind: "deny", Group: r.Group, Prefixes: familySet(r.Sources, e.fam).Prefixes(), Comment: r.Comment}
-			var ib netipx.IPSetBuilder
-			ib.AddSet(familySet(r.Sources, e.fam))
-			ib.Intersect(acc[e.fam])
-			if in, _ := ib.IPSet(); len(in.Prefixes()) > 0 {
+			if im.overlapsAccepted(r, e.fam, acc) {
 				blk = Block{Kind: "deny", Prefixes: e.hit.Prefixes(), Comment: r.Comment, Trimmed: true}
 			}
 		}
@@ -283,6 +282,7 @@ func (im *Import) exposureFor(a atom, mixed *mixedDefaults) (Exposure, bool) {
 		if t != "" {
 			blk.Texts = []string{t}
 		}
+		blk.rules = []int{e.rule}
 		if i, ok := byRule[e.rule]; ok && e.rule >= 0 && x.Blocks[i].Kind == blk.Kind && x.Blocks[i].Group == blk.Group {
 			x.Blocks[i].Prefixes = append(x.Blocks[i].Prefixes, blk.Prefixes...)
 			x.Blocks[i].Trimmed = x.Blocks[i].Trimmed || blk.Trimmed
@@ -299,6 +299,7 @@ func (im *Import) exposureFor(a atom, mixed *mixedDefaults) (Exposure, bool) {
 				b.Prefixes = append(b.Prefixes, blk.Prefixes...)
 				b.Origins = append(b.Origins, blk.Origins...)
 				b.Texts = append(b.Texts, blk.Texts...)
+				b.rules = append(b.rules, blk.rules...)
 				byRule[e.rule] = i
 				continue
 			}
@@ -308,15 +309,49 @@ func (im *Import) exposureFor(a atom, mixed *mixedDefaults) (Exposure, bool) {
 	}
 	for i := range x.Blocks {
 		b := &x.Blocks[i]
-		if b.Group != "" {
+		if b.Group != "" && im.groupCovered(a, b) {
 			b.Prefixes = nil
 			continue
 		}
+		b.Group = ""
 		b.Prefixes = setOf(b.Prefixes...).Prefixes()
 	}
 	x.dropRedundantDenies()
 	x.Origins = compactStrings(x.Origins)
 	return x, true
+}
+
+// groupCovered reports whether a block may name its group: every rule
+// that carries the group, matches these ports and accepts (for an allow)
+// or refuses (for a deny) stands behind the block.
+// Otherwise (a rule of the other family shadowed by an earlier one, say)
+// the group would say more than the rules do, and the block lists its
+// own rules' addresses.
+func (im *Import) groupCovered(a atom, b *Block) bool {
+	for j := range im.Rules {
+		r := &im.Rules[j]
+		if r.Group == b.Group && !r.Loopback && (r.Verdict == Accept) == (b.Kind == "allow") && r.matchesPort(a.proto, a.first) && !slices.Contains(b.rules, j) {
+			return false
+		}
+	}
+	return true
+}
+
+// overlapsAccepted reports whether a refusing rule, as its block would be
+// written (its group's members in every family, else its own sources),
+// names an address the exposure accepts: deny beats allow, so such a
+// block must list only what the rule refused.
+func (im *Import) overlapsAccepted(r *Rule, fam int, acc map[int]*netipx.IPSet) bool {
+	if r.Group != "" {
+		g := setOf(im.Groups[r.Group]...)
+		for _, f := range []int{4, 6} {
+			if overlaps(acc[f], g.Prefixes()) {
+				return true
+			}
+		}
+		return false
+	}
+	return overlaps(acc[fam], familySet(r.Sources, fam).Prefixes())
 }
 
 // dropRedundantDenies turns a long deny list that no allow overlaps (a

@@ -3,8 +3,10 @@ package importer
 import (
 	"bytes"
 	"fmt"
+	"net/netip"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -49,10 +51,57 @@ func ParseUFW(files []File) (*Import, error) {
 	for _, fam := range []int{4, 6} {
 		im.Default[fam] = Fallthrough{Verdict: v, Origin: policyOrigin}
 	}
+	groupByComment(im)
 	// ufw's before.rules accept loopback traffic before any user rule.
 	im.Rules = append([]Rule{{Origin: "ufw before.rules", Loopback: true, Verdict: Accept}}, im.Rules...)
 	im.Load = append(im.Load, ufwFrameLoad(policy, rulesFiles)...)
 	return im, nil
+}
+
+// groupByComment names the sources of rules that share a ufw comment as
+// one address group, where every rule with that comment does the same
+// thing (protocol, ports, verdict): ufw writes one rule per source and
+// family for `ufw allow from A ... comment C`, and the comment is the
+// name the administrator gave them.
+func groupByComment(im *Import) {
+	byComment := map[string][]int{}
+	var order []string
+	for i, r := range im.Rules {
+		if r.Comment == "" || r.Sources == nil || r.Group != "" {
+			continue
+		}
+		if _, ok := byComment[r.Comment]; !ok {
+			order = append(order, r.Comment)
+		}
+		byComment[r.Comment] = append(byComment[r.Comment], i)
+	}
+	for _, c := range order {
+		idx := byComment[c]
+		name := identifier(c)
+		if len(idx) < 2 || name == "" || im.Groups[name] != nil {
+			continue
+		}
+		first := im.Rules[idx[0]]
+		same := true
+		var members []netip.Prefix
+		for _, i := range idx {
+			r := im.Rules[i]
+			if r.Protocol != first.Protocol || !slices.Equal(r.Ports, first.Ports) || r.Verdict != first.Verdict || r.Loopback != first.Loopback {
+				same = false
+				break
+			}
+			members = append(members, r.Sources.Prefixes()...)
+		}
+		if !same {
+			continue
+		}
+		// Each rule keeps its own sources and place: a block names the
+		// group, and the offline check holds the policy to the rules.
+		for _, i := range idx {
+			im.Rules[i].Group = name
+		}
+		im.Groups[name] = members
+	}
 }
 
 var defaultPolicyRe = regexp.MustCompile(`(?m)^DEFAULT_INPUT_POLICY="?([A-Za-z]+)"?`)

@@ -2,6 +2,26 @@
 # Review it, prove it with `portwarden import --check`, then `portwarden plan`.
 # 9 rule(s) or setting(s) could not be expressed: see the import report.
 
+address_group "admin_lan" {
+  members = ["198.18.10.0/24", "2001:2:10::/64"]
+}
+
+address_group "metrics" {
+  members = ["198.18.0.0/15", "2001:2::/48"]
+}
+
+address_group "nscp_peers" {
+  members = ["198.18.1.0/24", "198.18.2.0/24", "2001:2:1::/64"]
+}
+
+address_group "revoked_contractor" {
+  members = ["198.18.1.66", "2001:2:1::66"]
+}
+
+address_group "snmp" {
+  members = ["198.18.30.0/28", "2001:2:30::/124"]
+}
+
 # from user.rules:21, user.rules:24, user.rules:80 (via user.rules:29), user6.rules:21, ufw: DEFAULT_INPUT_POLICY="DROP"
 expose "ssh" {
   protocol = "tcp"
@@ -17,7 +37,7 @@ expose "ssh" {
   # user.rules:24: -A ufw-user-input -p tcp --dport 22 -s 198.18.10.0/24 -j ACCEPT
   # user6.rules:21: -A ufw6-user-input -p tcp --dport 22 -s 2001:2:10::/64 -j ACCEPT
   allow {
-    from    = ["198.18.10.0/24", "2001:2:10::/64"]
+    from    = [address_group.admin_lan]
     comment = "admin lan"
   }
 
@@ -56,7 +76,7 @@ expose "nscp" {
   # user.rules:32: -A ufw-user-input -p tcp --dport 27 -s 198.18.1.66 -j DROP
   # user6.rules:24: -A ufw6-user-input -p tcp --dport 27 -s 2001:2:1::66 -j DROP
   deny {
-    from    = ["198.18.1.66", "2001:2:1::66"]
+    from    = [address_group.revoked_contractor]
     comment = "revoked contractor"
   }
 
@@ -64,7 +84,7 @@ expose "nscp" {
   # user.rules:38: -A ufw-user-input -p tcp --dport 27 -s 198.18.2.0/24 -j ACCEPT
   # user6.rules:27: -A ufw6-user-input -p tcp --dport 27 -s 2001:2:1::/64 -j ACCEPT
   allow {
-    from    = ["198.18.1.0/24", "198.18.2.0/24", "2001:2:1::/64"]
+    from    = [address_group.nscp_peers]
     comment = "nscp peers"
   }
 }
@@ -143,7 +163,7 @@ expose "tcp_9000_9100" {
   # user.rules:65: -A ufw-user-input -p tcp -m multiport --dports 9000:9100 -s 198.18.0.0/15 -j ACCEPT
   # user6.rules:51: -A ufw6-user-input -p tcp -m multiport --dports 9000:9100 -s 2001:2::/48 -j ACCEPT
   allow {
-    from    = ["198.18.0.0/15", "2001:2::/48"]
+    from    = [address_group.metrics]
     comment = "metrics"
   }
 
@@ -168,7 +188,7 @@ expose "snmp" {
   # user.rules:44: -A ufw-user-input -p udp --dport 161 -s 198.18.30.0/28 -j ACCEPT
   # user6.rules:33: -A ufw6-user-input -p udp --dport 161 -s 2001:2:30::/124 -j ACCEPT
   allow {
-    from    = ["198.18.30.0/28", "2001:2:30::/124"]
+    from    = [address_group.snmp]
     comment = "snmp"
   }
 }
