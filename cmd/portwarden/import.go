@@ -173,6 +173,10 @@ func checkImport(ctx context.Context, g *globals, im *importer.Import, src []byt
 }
 
 func printEquivalence(w interface{ Write([]byte) (int, error) }, rep *verify.EquivalenceReport) {
+	if rep.Probes == 0 {
+		fmt.Fprintln(w, "check: the policy manages no port: nothing to probe")
+		return
+	}
 	if rep.Equivalent() {
 		fmt.Fprintf(w, "check: equivalent: %d probes from %d sources on every managed port saw the same in both sandboxes (imported policy on %s, %s)\n",
 			rep.Probes, rep.Sources, rep.Backend, rep.Duration.Round(100*time.Millisecond))

@@ -84,6 +84,7 @@ func (im *Import) Plan() []Exposure {
 			"refuses with %s, but the expose of %s refuses with %s (an expose has one default): imported as %s there",
 			mixed.verdict[k], strings.Join(mixed.ports[k], ", "), k[2], k[2])})
 	}
+	im.reportPortless()
 	im.reportFallthrough()
 	nameExposures(out)
 	return out
@@ -386,6 +387,27 @@ func overlaps(s *netipx.IPSet, ps []netip.Prefix) bool {
 		}
 	}
 	return false
+}
+
+// reportPortless says where a rule refuses sources on every port while
+// what no rule decides is accepted: the policy refuses them only on the
+// ports it manages.
+func (im *Import) reportPortless() {
+	for _, r := range im.Rules {
+		if r.Ports != nil || r.Verdict == Accept || r.Sources == nil || r.Loopback {
+			continue
+		}
+		fams := []int{4, 6}
+		if r.Family != 0 {
+			fams = []int{r.Family}
+		}
+		for _, fam := range fams {
+			if im.Default[fam].Verdict == Accept && len(familySet(r.Sources, fam).Prefixes()) > 0 {
+				im.leftOut(r.Origin, r.Text, "refuses these sources on every %sport; the policy refuses them only on the ports it manages", map[bool]string{true: string(r.Protocol) + " ", false: ""}[r.Protocol != ""])
+				break
+			}
+		}
+	}
 }
 
 // reportFallthrough says once per family that a refusing chain policy

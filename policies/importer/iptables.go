@@ -564,6 +564,10 @@ const maxJumpDepth = 16
 // and appends the rules that decide traffic to this host.
 func (p *saveParser) flatten(entry string, builtin bool) {
 	c := p.chains[entry]
+	if c == nil && len(p.chains) == 0 {
+		p.im.note(p.file, "", "no filter table: no IPv%d rules, every source passes", p.fam)
+		return
+	}
 	if c == nil {
 		p.im.leftOut(p.file, "", "no chain %s in the filter table: nothing imported from this file", entry)
 		return

@@ -552,6 +552,30 @@ func renderNft(exprs []map[string]json.RawMessage) string {
 				parts = append(parts, kind)
 			case "counter":
 				parts = append(parts, "counter")
+			case "reject":
+				m, _ := v.(map[string]any)
+				r := "reject"
+				if t, _ := m["type"].(string); t != "" {
+					r += " with " + t
+					if e, _ := m["expr"].(string); e != "" && t != "tcp reset" {
+						r += " " + e
+					}
+				}
+				parts = append(parts, r)
+			case "log":
+				m, _ := v.(map[string]any)
+				if p, ok := m["prefix"].(string); ok {
+					parts = append(parts, fmt.Sprintf("log prefix %q", p))
+				} else {
+					parts = append(parts, "log")
+				}
+			case "limit":
+				m, _ := v.(map[string]any)
+				if m != nil {
+					parts = append(parts, fmt.Sprintf("limit rate %s/%s", renderValue(m["rate"]), renderValue(m["per"])))
+				} else {
+					parts = append(parts, "limit")
+				}
 			default:
 				if v == nil {
 					parts = append(parts, kind)
