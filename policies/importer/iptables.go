@@ -252,6 +252,9 @@ func (p *saveParser) parse(data []byte) error {
 				continue
 			}
 			f := strings.Fields(line[1:])
+			if len(f) == 0 {
+				return fmt.Errorf("%s: a chain line without a name", p.origin(n))
+			}
 			c := &chain{name: f[0], line: n}
 			if len(f) > 1 && f[1] != "-" {
 				c.policy = f[1]
