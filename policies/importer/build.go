@@ -130,7 +130,7 @@ func (im *Import) effects(a atom, fam int) []effect {
 		if r.Loopback || !r.matchesFamily(fam) || !r.matchesPort(a.proto, a.first) {
 			continue
 		}
-		s := familySet(r.Sources, fam)
+		s := r.sources(fam)
 		remSet, _ := rem.IPSet()
 		var hb netipx.IPSetBuilder
 		hb.AddSet(remSet)
@@ -270,11 +270,11 @@ func (im *Import) exposureFor(a atom, mixed *mixedDefaults) (Exposure, bool) {
 		case e.verdict == Accept && r.Sources == nil:
 			blk = Block{Kind: "allow", Prefixes: []netip.Prefix{universe(e.fam)}, Comment: r.Comment}
 		case e.verdict == Accept:
-			blk = Block{Kind: "allow", Group: r.Group, Prefixes: familySet(r.Sources, e.fam).Prefixes(), Comment: r.Comment}
+			blk = Block{Kind: "allow", Group: r.Group, Prefixes: r.sources(e.fam).Prefixes(), Comment: r.Comment}
 		case r == nil || r.Sources == nil:
 			continue // the expose's default
 		default:
-			blk = Block{Kind: "deny", Group: r.Group, Prefixes: familySet(r.Sources, e.fam).Prefixes(), Comment: r.Comment}
+			blk = Block{Kind: "deny", Group: r.Group, Prefixes: r.sources(e.fam).Prefixes(), Comment: r.Comment}
 			if im.overlapsAccepted(r, e.fam, acc) {
 				blk = Block{Kind: "deny", Prefixes: e.hit.Prefixes(), Comment: r.Comment, Trimmed: true}
 			}
@@ -352,7 +352,7 @@ func (im *Import) overlapsAccepted(r *Rule, fam int, acc map[int]*netipx.IPSet) 
 		}
 		return false
 	}
-	return overlaps(acc[fam], familySet(r.Sources, fam).Prefixes())
+	return overlaps(acc[fam], r.sources(fam).Prefixes())
 }
 
 // dropRedundantDenies turns a long deny list that no allow overlaps (a

@@ -126,8 +126,9 @@ func parseIPTablesInto(im *Import, files []File, fr frame) error {
 }
 
 type ipset struct {
-	name   string // as the tool spells it
-	group  string // address_group name
+	set    *netipx.IPSet // built once for every rule that uses it
+	name   string        // as the tool spells it
+	group  string        // address_group name
 	fam    int
 	prefix []netip.Prefix
 	bad    string // why it cannot be a source set
@@ -467,7 +468,10 @@ func (p *saveParser) parseRule(n int, text string, args []string) *ipRule {
 			case s.fam != p.fam:
 				bad("ipset %s holds IPv%d addresses in an IPv%d rule", name, s.fam, p.fam)
 			default:
-				r.rule.Sources = intersect(r.rule.Sources, setOf(s.prefix...))
+				if s.set == nil {
+					s.set = setOf(s.prefix...)
+				}
+				r.rule.Sources = intersect(r.rule.Sources, s.set)
 				r.rule.Group = s.group
 				p.im.Groups[s.group] = append([]netip.Prefix(nil), s.prefix...)
 			}
@@ -669,6 +673,7 @@ func isUnconditional(r Rule) bool {
 // target chain match; false when nothing can.
 func conjoin(outer, inner Rule) (Rule, bool) {
 	out := inner
+	out.famSets = [2]*netipx.IPSet{} // the sources change below
 	if outer.Protocol != "" {
 		if inner.Protocol != "" && inner.Protocol != outer.Protocol {
 			return out, false

@@ -37,6 +37,22 @@ type Rule struct {
 	Loopback bool
 	Comment  string
 	Verdict  Verdict
+
+	// famSets caches the sources of each family (index 0: IPv4, 1:
+	// IPv6): Plan asks for them once per port range.
+	famSets [2]*netipx.IPSet
+}
+
+// sources is the part of the rule's sources in one family.
+func (r *Rule) sources(fam int) *netipx.IPSet {
+	i := 0
+	if fam == 6 {
+		i = 1
+	}
+	if r.famSets[i] == nil {
+		r.famSets[i] = familySet(r.Sources, fam)
+	}
+	return r.famSets[i]
 }
 
 // Fallthrough is what happens to a packet of one family no rule decides.
@@ -145,7 +161,7 @@ func (r *Rule) matchesFamily(fam int) bool {
 	if r.Family != 0 && r.Family != fam {
 		return false
 	}
-	if r.Sources != nil && len(familySet(r.Sources, fam).Prefixes()) == 0 {
+	if r.Sources != nil && len(r.sources(fam).Prefixes()) == 0 {
 		return false
 	}
 	return true
