@@ -179,12 +179,36 @@ func ParseFirewalld(files []File) (*Import, error) {
 	// firewalld accepts loopback traffic before any zone.
 	im.Rules = append(im.Rules, Rule{Origin: "firewalld (lo is always accepted)", Loopback: true, Verdict: Accept})
 	sort.Slice(sourceZones, func(i, j int) bool { return sourceZones[i].name < sourceZones[j].name })
+	reportOverlappingZones(im, sourceZones)
 	for _, z := range sourceZones {
 		p.zone(z, false)
 	}
 	p.zone(def, true)
 	im.Load = fwLoad(im)
 	return im, nil
+}
+
+// reportOverlappingZones notes source zones that share addresses: import
+// lets the first by name decide them, which firewalld does only when the
+// zones' priorities agree.
+func reportOverlappingZones(im *Import, zones []*zoneFile) {
+	sets := make([]*netipx.IPSet, len(zones))
+	for i, z := range zones {
+		var ps []netip.Prefix
+		for _, s := range z.zone.Sources {
+			if a, err := parseAddrs(s.Address); err == nil {
+				ps = append(ps, a...)
+			}
+		}
+		sets[i] = setOf(ps...)
+	}
+	for i := range zones {
+		for j := i + 1; j < len(zones); j++ {
+			if overlaps(sets[i], sets[j].Prefixes()) {
+				im.leftOut(zones[j].file, "", "zones %s and %s share source addresses; import lets %s decide them (the first by name): check the zones' priorities", zones[i].name, zones[j].name, zones[i].name)
+			}
+		}
+	}
 }
 
 var defaultZoneRe = regexp.MustCompile(`(?m)^DefaultZone=(\S+)`)

@@ -350,7 +350,7 @@ func splitArgs(line string) ([]string, error) {
 	return out, nil
 }
 
-var knownModules = map[string]bool{"tcp": true, "udp": true, "multiport": true, "comment": true, "conntrack": true, "state": true, "set": true}
+var knownModules = map[string]bool{"tcp": true, "udp": true, "multiport": true, "comment": true, "conntrack": true, "state": true, "set": true, "iprange": true}
 
 func (p *saveParser) parseRule(n int, text string, args []string) *ipRule {
 	r := &ipRule{line: n, text: text}
@@ -401,6 +401,23 @@ func (p *saveParser) parseRule(n int, text string, args []string) *ipRule {
 				s, _ = b.IPSet()
 			}
 			r.rule.Sources = intersect(r.rule.Sources, s)
+		case "--src-range":
+			v := next(&i)
+			r6, err := netipx.ParseIPRange(v)
+			if err != nil {
+				bad("--src-range %s: %v", v, err)
+				continue
+			}
+			s := setOf(r6.Prefixes()...)
+			if wasNeg {
+				var b netipx.IPSetBuilder
+				b.AddPrefix(universe(p.fam))
+				b.RemoveSet(s)
+				s, _ = b.IPSet()
+			}
+			r.rule.Sources = intersect(r.rule.Sources, s)
+		case "--dst-range":
+			bad("destination range %s", next(&i))
 		case "-d", "--destination", "--dst":
 			bad("destination %s (import keeps the policy for every local address)", next(&i))
 		case "-i", "--in-interface":
