@@ -213,20 +213,7 @@ func (im *Import) exposureFor(a atom, mixed *mixedDefaults) (Exposure, bool) {
 		return Exposure{}, false // open to everyone: nothing to manage
 	}
 	x := Exposure{Protocol: a.proto, Ports: []rules.PortRange{{First: a.first, Last: a.last}}, Loopback: im.loopback(a)}
-	// One expose has one default: the verdict of the last rule that
-	// refuses every source (or of the chain's policy), else of the last
-	// refusing rule.
-	catchAll := false
-	for _, e := range effs {
-		if e.verdict == Accept {
-			continue
-		}
-		isCatchAll := e.rule < 0 || im.Rules[e.rule].Sources == nil
-		if x.Default == "" || isCatchAll || !catchAll {
-			x.Default = e.verdict
-			catchAll = catchAll || isCatchAll
-		}
-	}
+	x.Default = im.defaultFor(effs)
 	if len(refused) > 1 {
 		for _, e := range effs {
 			if e.verdict != Accept && e.verdict != x.Default {
@@ -235,6 +222,46 @@ func (im *Import) exposureFor(a atom, mixed *mixedDefaults) (Exposure, bool) {
 			}
 		}
 	}
+	im.addBlocks(&x, effs)
+	for i := range x.Blocks {
+		b := &x.Blocks[i]
+		if b.Group != "" && im.groupCovered(a, b) {
+			b.Prefixes = nil
+			continue
+		}
+		b.Group = ""
+		b.Prefixes = setOf(b.Prefixes...).Prefixes()
+	}
+	x.dropRedundantDenies()
+	x.Origins = compactStrings(x.Origins)
+	return x, true
+}
+
+// defaultFor picks an expose's one default: the verdict of the last rule
+// that refuses every source (or of the chain's policy), else of the last
+// refusing rule.
+func (im *Import) defaultFor(effs []effect) Verdict {
+	var def Verdict
+	catchAll := false
+	for _, e := range effs {
+		if e.verdict == Accept {
+			continue
+		}
+		isCatchAll := e.rule < 0 || im.Rules[e.rule].Sources == nil
+		if def == "" || isCatchAll || !catchAll {
+			def = e.verdict
+			catchAll = catchAll || isCatchAll
+		}
+	}
+	return def
+}
+
+// addBlocks writes the effects as allow and deny blocks in rule order:
+// an accepting rule as written (deny beats allow, so what earlier rules
+// refused stays refused), a refusing rule as written unless that would
+// deny an accepted address, then only what it refused. A refusal of every
+// source is the default and needs no block.
+func (im *Import) addBlocks(x *Exposure, effs []effect) {
 	acc := map[int]*netipx.IPSet{}
 	for _, fam := range []int{4, 6} {
 		var b netipx.IPSetBuilder
@@ -308,18 +335,6 @@ func (im *Import) exposureFor(a atom, mixed *mixedDefaults) (Exposure, bool) {
 		byRule[e.rule] = len(x.Blocks)
 		x.Blocks = append(x.Blocks, blk)
 	}
-	for i := range x.Blocks {
-		b := &x.Blocks[i]
-		if b.Group != "" && im.groupCovered(a, b) {
-			b.Prefixes = nil
-			continue
-		}
-		b.Group = ""
-		b.Prefixes = setOf(b.Prefixes...).Prefixes()
-	}
-	x.dropRedundantDenies()
-	x.Origins = compactStrings(x.Origins)
-	return x, true
 }
 
 // groupCovered reports whether a block may name its group: every rule
