@@ -63,6 +63,9 @@ func TestImportGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if formatted, diags := policies.Format(out, "import.hcl"); diags.HasErrors() || string(formatted) != string(out) {
+				t.Errorf("the policy is not what portwarden fmt writes (%v)", diags)
+			}
 			golden(t, filepath.Join("testdata", "golden", c.name+".hcl"), out)
 			golden(t, filepath.Join("testdata", "golden", c.name+".report"), []byte(ReportText(im)))
 			checkAgainstModel(t, im, xs, out)
