@@ -363,7 +363,7 @@ func (p *nftParser) match(r *Rule, raw json.RawMessage, bad func(string, ...any)
 			bad("%s dport != (negated ports)", left.Payload.Protocol)
 			return
 		}
-		ports, err := nftPorts(right)
+		ports, err := p.ports(right)
 		if err != nil {
 			bad("%s dport: %v", left.Payload.Protocol, err)
 			return
@@ -493,6 +493,37 @@ func (p *nftParser) namedSet(name string, r *Rule) ([]netip.Prefix, string, erro
 	group := identifier(name)
 	p.im.Groups[group] = out
 	return out, group, nil
+}
+
+// ports reads a port match's right side, resolving a named set of
+// ports (type inet_service).
+func (p *nftParser) ports(v any) ([]rules.PortRange, error) {
+	name, ok := v.(string)
+	if !ok || !strings.HasPrefix(name, "@") {
+		return nftPorts(v)
+	}
+	name = name[1:]
+	for _, s := range p.sets {
+		if s.Name != name {
+			continue
+		}
+		var typ string
+		json.Unmarshal(s.Type, &typ)
+		if typ != "inet_service" || slices.Contains(s.Flags, "dynamic") || slices.Contains(s.Flags, "timeout") {
+			return nil, fmt.Errorf("set @%s is not a fixed set of ports", name)
+		}
+		var elems []any
+		for _, raw := range s.Elem {
+			var e any
+			json.Unmarshal(raw, &e)
+			if m, ok := e.(map[string]any); ok && m["elem"] != nil {
+				e = m["elem"].(map[string]any)["val"]
+			}
+			elems = append(elems, e)
+		}
+		return nftPorts(elems)
+	}
+	return nil, fmt.Errorf("set @%s is not in the ruleset", name)
 }
 
 // nftPorts reads a port match's right side: a number, a range, or an
