@@ -11,6 +11,10 @@
 //   - A TCP probe that meets ICMPv6 administratively-prohibited sees the
 //     error only when the kernel retransmits the SYN (after about 1s), so
 //     probe timeouts below 1.2s turn IPv6 "rejected" into "filtered".
+//   - Equivalence compares the two sandboxes, not a model: a firewall's
+//     reject (TCP reset or ICMP) and an ICMP rejection count as the same
+//     refusal, and a filtered probe whose twin was refused is asked again,
+//     because the kernel limits ICMP errors per namespace.
 //   - The sandbox never touches the host's own namespace: everything lives
 //     in pwt-sbx-* namespaces that are deleted on every path out.
 package verify

@@ -39,21 +39,25 @@ func newRootCmd() *cobra.Command {
 	f.BoolVar(&g.json, "json", false, "print machine-readable JSON")
 	f.BoolVar(&g.noColor, "no-color", false, "disable colour (also NO_COLOR)")
 
+	// Help lists the commands in the order of the work: write and check a
+	// policy, plan and apply it, watch and prove it, adopt, remove.
+	cobra.EnableCommandSorting = false
 	root.AddCommand(
 		newValidateCmd(g),
 		newFmtCmd(g),
-		newCompileCmd(g),
 		newTestCmd(g),
 		newExplainCmd(g),
+		newCompileCmd(g),
 		newPlanCmd(g),
-		newApplyCmd(g),
 		newShowCmd(g),
+		newApplyCmd(g),
 		newConfirmCmd(g),
-		newDestroyCmd(g),
+		newStatusCmd(g),
 		newVerifyCmd(g),
 		newProbeCmd(g),
-		newStatusCmd(g),
 		newDoctorCmd(g),
+		newImportCmd(g),
+		newDestroyCmd(g),
 		newVersionCmd(g),
 		newWatchdogCmd(),
 	)
