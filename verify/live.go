@@ -54,7 +54,7 @@ func Live(ctx context.Context, cfg LiveConfig) (*Report, error) {
 		}
 	}
 	bind := cfg.Source // where the probes leave from; zero: the kernel's choice
-	why := "this host's source toward the target"
+	why := "this host's own address toward the target"
 	switch {
 	case cfg.Source.IsValid():
 		why = "--source"

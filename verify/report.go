@@ -19,8 +19,9 @@ type Check struct {
 	// bound source, or the address the kernel picks toward the target.
 	From     netip.Addr `json:"from"`
 	Exposure string     `json:"exposure"`
-	// Why the source was probed: a test block's name, "boundary" or
-	// "nowhere" in the sandbox, "this host" live.
+	// Why the source was probed, in words: a test block, "edge of a listed
+	// range" or "an address no rule lists" in the sandbox; --as, --source or
+	// the kernel's choice live.
 	Why     string        `json:"why"`
 	Verdict rules.Verdict `json:"verdict"` // rules.Decide's answer
 	// TestExpect is the test block's expect ("allow" or "deny") when the

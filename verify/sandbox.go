@@ -158,19 +158,19 @@ func sandboxTargets(cfg SandboxConfig, rs *rules.Ruleset) []probeTarget {
 			if !ok {
 				continue
 			}
-			out = append(out, probeTarget{src: t.From, why: "test " + fmt.Sprintf("%q", t.Name), port: pkt.Port, exposure: t.To, expect: t.Expect})
+			out = append(out, probeTarget{src: t.From, why: "test block " + fmt.Sprintf("%q", t.Name), port: pkt.Port, exposure: t.To, expect: t.Expect})
 		}
 	}
 	if cfg.Boundary {
 		for _, a := range rules.BoundarySources(rs) {
-			out = append(out, probeTarget{src: a, why: "boundary"})
+			out = append(out, probeTarget{src: a, why: "edge of a listed range"})
 		}
 		for _, start := range []netip.Addr{netip.MustParseAddr("198.19.254.254"), netip.MustParseAddr("2001:2:fffe::fe")} {
 			a := start
 			for i := 0; i < 1000 && mentioned(rs, a); i++ {
 				a = a.Prev()
 			}
-			out = append(out, probeTarget{src: a, why: "nowhere"})
+			out = append(out, probeTarget{src: a, why: "an address no rule lists"})
 		}
 	}
 	return out

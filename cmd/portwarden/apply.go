@@ -27,7 +27,11 @@ func newApplyCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "apply [PLANFILE] [--auto-approve] [--confirm-timeout D] [--verify] [--force]",
 		Short: "Make the kernel match the policy (or a saved plan) in one atomic step",
-		Args:  cobra.MaximumNArgs(1),
+		Example: `  portwarden --policy /etc/portwarden apply                  # show the plan, ask, apply
+  portwarden --policy /etc/portwarden apply --auto-approve   # from a hook
+  portwarden apply nscp.plan                                 # the saved plan you reviewed
+  portwarden --policy /etc/portwarden apply --confirm-timeout 2m   # rolls back unless confirmed`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			w := cmd.OutOrStdout()
 			var plan *backends.Plan
@@ -39,6 +43,9 @@ func newApplyCmd(g *globals) *cobra.Command {
 				// only if the kernel is still what it was planned against.
 				saved, err := safeapply.LoadPlan(args[0])
 				if err != nil {
+					if looksLikePolicy(args[0]) {
+						err = fmt.Errorf("%s looks like a policy, not a saved plan: apply a policy with portwarden --policy %s apply", args[0], args[0])
+					}
 					return withCode(exitError1, err)
 				}
 				plan = saved.Plan
@@ -68,7 +75,7 @@ func newApplyCmd(g *globals) *cobra.Command {
 				// Nothing to write: the stale check still runs, the kernel
 				// sees no write.
 				if err := b.Apply(context.Background(), plan); err != nil {
-					return withCode(exitError1, explainKernelError(err))
+					return withCode(exitError1, explainStale(b, plan, explainKernelError(err)))
 				}
 				return g.reportApply(w, plan, false)
 			}
@@ -110,7 +117,7 @@ func newApplyCmd(g *globals) *cobra.Command {
 					fmt.Fprintln(cmd.ErrOrStderr(), err)
 					return silentExit(exitFailed)
 				}
-				return withCode(exitError1, explainKernelError(err))
+				return withCode(exitError1, explainStale(b, plan, explainKernelError(err)))
 			}
 			if !plan.Empty() {
 				safeapply.RecordEvent("", safeapply.Event{Action: "apply", Backend: b.Name(), Policy: policyPath})
@@ -126,7 +133,7 @@ func newApplyCmd(g *globals) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.BoolVar(&autoApprove, "auto-approve", false, "apply without asking")
-	f.DurationVar(&confirmTimeout, "confirm-timeout", 0, "restore the previous state unless `portwarden confirm` (or yes on the terminal) comes within this time")
+	f.DurationVar(&confirmTimeout, "confirm-timeout", 0, "restore the previous state unless portwarden confirm (or yes on the terminal) comes within this time")
 	f.BoolVar(&verifyAfter, "verify", false, "after applying, verify the policy's test blocks against the rules read back from the kernel; restore the previous state on failure")
 	f.BoolVar(&force, "force", false, "apply even if the new rules would cut this SSH session")
 	f.DurationVar(&lockTimeout, "lock-timeout", 30*time.Second, "how long to wait for another portwarden command to finish")
@@ -219,13 +226,42 @@ func (g *globals) reportApply(w io.Writer, plan *backends.Plan, changed bool) er
 	return nil
 }
 
+// explainStale tells a stale plan whose result the kernel already holds
+// ("already applied") from one overtaken by another change.
+func explainStale(b backends.Backend, plan *backends.Plan, err error) error {
+	if !errors.Is(err, backends.ErrStalePlan) {
+		return err
+	}
+	st, cerr := b.Current(context.Background())
+	if cerr == nil && len(st.Drift) == 0 && st.Ruleset.Fingerprint() == plan.Desired.Fingerprint() {
+		return fmt.Errorf("%w (it was already applied: the firewall already holds its result, nothing to do)", backends.ErrStalePlan)
+	}
+	return err
+}
+
+// looksLikePolicy reports whether a file given where a saved plan is
+// expected is a policy file.
+func looksLikePolicy(path string) bool {
+	if strings.HasSuffix(path, ".hcl") || strings.HasSuffix(path, ".hcl.json") {
+		return true
+	}
+	fi, err := os.Stat(path)
+	return err == nil && fi.IsDir()
+}
+
 // errNoTerminal: apply and destroy ask a person, and refuse without one.
 var errNoTerminal = errors.New("no terminal to confirm on: pass --auto-approve, or save a plan with `portwarden plan --out FILE` and apply that file")
+
+// errNoTerminalDestroy is errNoTerminal for destroy, which has no plan.
+var errNoTerminalDestroy = errors.New("no terminal to confirm on: pass --auto-approve to destroy without asking (portwarden status shows what would go)")
 
 // confirm asks on a terminal and accepts only "yes".
 func confirm(in io.Reader, w io.Writer, what string) error {
 	f, ok := in.(*os.File)
 	if !ok || !isTerminal(f) {
+		if what == "destroy" {
+			return errNoTerminalDestroy
+		}
 		return errNoTerminal
 	}
 	fmt.Fprintf(w, "\nDo you want to %s these changes? Only 'yes' will be accepted: ", what)

@@ -88,8 +88,6 @@ func explainKernelError(err error) error {
 	switch {
 	case errors.Is(err, backends.ErrPermission):
 		return fmt.Errorf("%w\nRun portwarden as root (it needs CAP_NET_ADMIN), e.g. with sudo", err)
-	case errors.Is(err, backends.ErrStalePlan):
-		return fmt.Errorf("%w\nThe saved plan no longer matches the firewall: run portwarden plan again and review it", err)
 	}
 	return err
 }

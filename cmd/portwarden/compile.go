@@ -12,7 +12,9 @@ func newCompileCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "compile",
 		Short: "Print the rules the backend would load (nft script or iptables-restore), deterministic",
-		Args:  cobra.NoArgs,
+		Example: `  portwarden --policy /etc/portwarden compile > /etc/nftables.d/portwarden.nft
+  portwarden --policy /etc/portwarden --backend iptables compile`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			_, rs, err := g.loadPolicy(cmd)
 			if err != nil {

@@ -19,7 +19,9 @@ func newConfirmCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "confirm",
 		Short: "Keep a change applied with --confirm-timeout (otherwise it rolls back)",
-		Args:  cobra.NoArgs,
+		Example: `  portwarden --policy /etc/portwarden apply --confirm-timeout 2m
+  portwarden confirm      # from a second session that still gets in`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir, err := safeapply.Open("")
 			if err != nil {

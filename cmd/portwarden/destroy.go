@@ -16,7 +16,9 @@ func newDestroyCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "destroy [--auto-approve]",
 		Short: "Remove everything portwarden owns in the kernel, and nothing else",
-		Args:  cobra.NoArgs,
+		Example: `  portwarden destroy
+  portwarden destroy --auto-approve --backend iptables`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			b, _, err := g.openBackend()
 			if err != nil {

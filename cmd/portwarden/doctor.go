@@ -13,7 +13,9 @@ func newDoctorCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "doctor",
 		Short: "Check the environment and foreign rules that decide the managed traffic (exit 3 on problems)",
-		Args:  cobra.NoArgs,
+		Example: `  portwarden doctor
+  portwarden --policy /etc/portwarden doctor --json`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var rs *rules.Ruleset
 			if cmd.Flags().Changed("policy") {

@@ -14,7 +14,9 @@ func newExplainCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "explain --from ADDR [--port N] [--protocol tcp|udp] [--interface IF] [--to DEST]",
 		Short: "Say what the policy does with a packet, and which rule (file:line) decides",
-		Args:  cobra.NoArgs,
+		Example: `  portwarden --policy /etc/portwarden explain --from 198.51.100.7
+  portwarden --policy /etc/portwarden explain --from 2001:db8::7 --port 27 --protocol tcp`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			src, err := netip.ParseAddr(from)
 			if err != nil {

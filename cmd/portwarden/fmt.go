@@ -19,6 +19,8 @@ func newFmtCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "fmt [--check] [PATH...]",
 		Short: "Rewrite policy files in canonical format (--check: exit 3 when one would change)",
+		Example: `  portwarden --policy /etc/portwarden fmt
+  portwarden --policy /etc/portwarden fmt --check   # in CI: exit 3 when a file would change`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				args = []string{g.policyPath}

@@ -40,6 +40,9 @@ func newImportCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "import --from iptables|nftables|ufw|firewalld [FILE|DIR|-] [--out DIR] [--check]",
 		Short: "Write a policy equal to an existing firewall's rules (--check: prove it in two sandboxes)",
+		Example: `  mkdir saved && iptables-save > saved/rules.v4 && ip6tables-save > saved/rules.v6
+  portwarden import --from iptables saved --out /etc/portwarden --check
+  portwarden import --from nftables                 # the running ruleset, over netlink`,
 		Long: `Reads iptables-save/ip6tables-save (and ipset save) output, nft -j list ruleset
 JSON, ufw's user.rules/user6.rules or firewalld zone XML, and writes a formatted
 policy to stdout or DIR/import.hcl. What the policy cannot express is listed on

@@ -16,7 +16,10 @@ func newPlanCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "plan [--out FILE] [--detailed-exitcode]",
 		Short: "Show what apply would change in the kernel (--detailed-exitcode: 0 none, 2 changes)",
-		Args:  cobra.NoArgs,
+		Example: `  portwarden --policy /etc/portwarden plan
+  portwarden --policy /etc/portwarden plan --out nscp.plan && portwarden apply nscp.plan
+  portwarden --policy /etc/portwarden plan --detailed-exitcode   # 0 no changes, 2 changes`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			plan, reason, pol, err := g.makePlan(cmd)
 			if err != nil {

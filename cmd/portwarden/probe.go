@@ -17,7 +17,9 @@ func newProbeCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "probe HOST:PORT [--source ADDR] [--timeout D] [--expect STATE]",
 		Short: "Probe one port: open, closed, filtered or rejected (exit 3 when --expect differs)",
-		Args:  cobra.ExactArgs(1),
+		Example: `  portwarden probe 198.51.100.10:27
+  portwarden probe [2001:db8::10]:27 --source 2001:db8::7 --expect filtered`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			target, err := netip.ParseAddrPort(args[0])
 			if err != nil {

@@ -15,7 +15,9 @@ func newTestCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "test",
 		Short: "Run the policy's test blocks against the model, offline (exit 3 when one fails)",
-		Args:  cobra.NoArgs,
+		Example: `  portwarden --policy /etc/portwarden test
+  portwarden --policy /etc/portwarden test --junit test-results.xml`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			pol, rs, err := g.loadPolicy(cmd)
 			if err != nil {

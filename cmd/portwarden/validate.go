@@ -12,7 +12,9 @@ func newValidateCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "validate",
 		Short: "Parse and check the policy (exit 0 valid, 1 invalid)",
-		Args:  cobra.NoArgs,
+		Example: `  portwarden --policy /etc/portwarden validate
+  portwarden --policy policy.hcl --json validate`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			pol, rs, err := g.loadPolicy(cmd)
 			if err != nil {

@@ -22,7 +22,10 @@ func newVerifyCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "verify (--sandbox | --target HOST [--as ADDR] [--source ADDR])",
 		Short: "Prove the policy with real connections: in a throwaway sandbox, or live against a host",
-		Args:  cobra.NoArgs,
+		Example: `  portwarden --policy /etc/portwarden verify --sandbox
+  portwarden --policy /etc/portwarden verify --target 198.51.100.10                  # from a peer
+  portwarden --policy /etc/portwarden verify --target 198.51.100.10 --as 203.0.113.5 # the server sees this peer as 203.0.113.5 (NAT)`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if sandbox == (target != "") {
 				return withCode(exitError1, errors.New("choose one: --sandbox, or --target HOST"))
