@@ -128,6 +128,13 @@ func decode(pol *Policy, files []*hcl.File, opts Options, varFiles []*hcl.File) 
 	sort.Slice(pol.AddressGroups, func(i, j int) bool { return pol.AddressGroups[i].Name < pol.AddressGroups[j].Name })
 	sort.Slice(pol.Services, func(i, j int) bool { return pol.Services[i].Name < pol.Services[j].Name })
 	sort.Slice(pol.Exposes, func(i, j int) bool { return pol.Exposes[i].Name < pol.Exposes[j].Name })
+	if len(byType["expose"]) == 0 && !diags.HasErrors() && len(files) > 0 {
+		// Applying it would remove every exposure portwarden manages: say so.
+		start := hcl.Pos{Line: 1, Column: 1}
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "The policy manages nothing",
+			Detail:  "There is no expose block, so no port is managed: applying this policy removes every rule portwarden installed. Add an expose block for each port to manage.",
+			Subject: &hcl.Range{Filename: files[0].Body.MissingItemRange().Filename, Start: start, End: start}})
+	}
 	return diags
 }
 
