@@ -41,7 +41,8 @@ func TestScripts(t *testing.T) {
 			return false, nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"netns": cmdNetns,
+			"netns":    cmdNetns,
+			"jsonmask": cmdJSONMask,
 		},
 	})
 }

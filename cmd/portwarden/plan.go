@@ -29,7 +29,7 @@ func newPlanCmd(g *globals) *cobra.Command {
 			}
 			w := cmd.OutOrStdout()
 			if g.json {
-				if err := printJSON(w, planJSON{Plan: plan, Empty: plan.Empty(), Reason: reason}); err != nil {
+				if err := printJSON(w, planJSON{FormatVersion: formatVersion, Plan: plan, Empty: plan.Empty(), Reason: reason}); err != nil {
 					return err
 				}
 			} else {
@@ -51,6 +51,7 @@ func newPlanCmd(g *globals) *cobra.Command {
 }
 
 type planJSON struct {
+	FormatVersion int `json:"format_version"`
 	*backends.Plan
 	Empty  bool   `json:"empty"`
 	Reason string `json:"backend_reason"`

@@ -12,14 +12,15 @@ import (
 )
 
 type statusJSON struct {
-	Backend     string             `json:"backend"`
-	Installed   bool               `json:"installed"`
-	Fingerprint string             `json:"fingerprint"` // of the ruleset in the kernel
-	Exposures   int                `json:"exposures"`
-	Drift       []string           `json:"drift,omitempty"`
-	Applied     *safeapply.Applied `json:"last_applied,omitempty"`
-	Pending     *safeapply.Pending `json:"pending_confirmation,omitempty"`
-	Counters    []backends.Counter `json:"counters"`
+	FormatVersion int                `json:"format_version"`
+	Backend       string             `json:"backend"`
+	Installed     bool               `json:"installed"`
+	Fingerprint   string             `json:"fingerprint"` // of the ruleset in the kernel
+	Exposures     int                `json:"exposures"`
+	Drift         []string           `json:"drift,omitempty"`
+	Applied       *safeapply.Applied `json:"last_applied,omitempty"`
+	Pending       *safeapply.Pending `json:"pending_confirmation,omitempty"`
+	Counters      []backends.Counter `json:"counters"`
 }
 
 func newStatusCmd(g *globals) *cobra.Command {
@@ -41,7 +42,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return withCode(exitError1, explainKernelError(err))
 			}
-			s := statusJSON{Backend: b.Name(), Installed: st.Installed, Fingerprint: st.Ruleset.Fingerprint(),
+			s := statusJSON{FormatVersion: formatVersion, Backend: b.Name(), Installed: st.Installed, Fingerprint: st.Ruleset.Fingerprint(),
 				Exposures: len(st.Ruleset.Exposures), Drift: st.Drift, Counters: counters}
 			if dir, err := safeapply.Open(""); err == nil {
 				s.Applied, _ = dir.LastApplied()
