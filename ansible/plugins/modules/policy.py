@@ -169,35 +169,45 @@ def present(module, pw):
 
 
 def apply_pending(module, pw, args):
-    """Runs apply --confirm-timeout until its rollback watchdog is armed,
-    then stops waiting: the detached watchdog keeps the deadline, and
-    `portwarden confirm` (a later task) keeps the change."""
-    log = open(os.path.join(module.tmpdir, "apply.log"), "w+")
+    """Runs apply --confirm-timeout until the change is in the kernel and its
+    rollback watchdog is armed, then stops waiting: the detached watchdog
+    keeps the deadline, and `portwarden confirm` (a later task) keeps the
+    change."""
+    log = open(os.path.join(module.tmpdir, "apply.out"), "w+")
+    errlog = open(os.path.join(module.tmpdir, "apply.err"), "w+")
     env = dict(os.environ)
     env.update(pw.env)
-    proc = subprocess.Popen(pw.global_args() + args, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                            env=env, start_new_session=True)
+    proc = subprocess.Popen(pw.global_args() + args + ["--json"], stdin=subprocess.DEVNULL, stdout=log,
+                            stderr=errlog, env=env, start_new_session=True)
     deadline = time.time() + ARM_TIMEOUT
     try:
         while time.time() < deadline:
-            if proc.poll() is not None:
-                log.seek(0)
-                pw.fail("portwarden apply --confirm-timeout ended before arming its rollback", proc.returncode,
-                        log.read(), "")
-            rc, out, err = pw.run(["status", "--json"])
-            if rc == 0:
-                st = json.loads(out)
-                check_format(module, st, "status")
+            exited = proc.poll() is not None
+            log.seek(0)
+            text = log.read()
+            # apply prints its JSON result once the kernel holds the change
+            # (the watchdog is armed before that), then waits to be confirmed.
+            end = text.find("\n}\n")
+            if text.startswith("{") and end > 0:
+                json.loads(text[:end + 2])
+                _, st, _ = pw.run_json(["status"])
                 pending = st.get("pending_confirmation")
                 if pending:
                     return pending.get("deadline")
-            time.sleep(0.2)
-        module.fail_json(msg="portwarden apply --confirm-timeout did not arm its rollback within %ds" % ARM_TIMEOUT)
+                if exited:
+                    break
+            elif exited:
+                errlog.seek(0)
+                pw.fail("portwarden apply --confirm-timeout failed", proc.returncode, text, errlog.read())
+            time.sleep(0.1)
+        module.fail_json(msg="portwarden apply --confirm-timeout did not leave a change awaiting confirmation "
+                             "within %ds" % ARM_TIMEOUT)
     finally:
         if proc.poll() is None:
             proc.terminate()
             proc.wait()
         log.close()
+        errlog.close()
 
 
 def absent(module, pw):
