@@ -502,6 +502,7 @@ func (l *lab) writeAnsibleConfig(sshDir string) {
 		"ANSIBLE_LOCALHOST_WARNING=False",
 		"ANSIBLE_PYTHON_INTERPRETER=/usr/bin/python3",
 		"ANSIBLE_STDOUT_CALLBACK=default",
+		"ANSIBLE_MODULE_COMPRESSION=ZIP_STORED",
 	}
 }
 

@@ -121,6 +121,12 @@ def main():
     )
     module = AnsibleModule(argument_spec=spec, required_if=[("state", "present", ["policy"])],
                            supports_check_mode=True)
+    binary = module.params["binary"]
+    if module.check_mode and os.path.isabs(binary) and not os.path.exists(binary):
+        # A check run before the first real one: the role's copy of the
+        # binary did not happen, so nothing can be planned yet.
+        module.exit_json(changed=module.params["state"] == "present",
+                         msg="%s is not installed yet: a real run installs it and applies the policy" % binary)
     pw = Portwarden(module)
     if module.params["state"] == "absent":
         absent(module, pw)
