@@ -111,6 +111,12 @@ func TestAnsible(t *testing.T) {
 				t.Errorf("%s: check mode reports no change, got %v", s.name, recap[s.name])
 			}
 		}
+		applied := taskResults(out, "Apply the policy")
+		for _, s := range l.servers {
+			if applied[s.name] != "changed" {
+				t.Errorf("%s: the policy task says %q in check mode, want changed", s.name, applied[s.name])
+			}
+		}
 		for _, want := range []string{"-  allow " + peerAddrs[2] + "/32", "+  allow " + absentPeer + "/32"} {
 			if n := strings.Count(out, want); n < len(l.servers) {
 				t.Errorf("diff shows %q %d times, want once per server (%d)", want, n, len(l.servers))
@@ -198,6 +204,9 @@ func TestAnsible(t *testing.T) {
 			if recap[s.name]["changed"] != want {
 				t.Errorf("%s: changed=%d, want %d", s.name, recap[s.name]["changed"], want)
 			}
+		}
+		if got := taskResults(out, "Apply the policy")[srv.name]; got != "changed" {
+			t.Errorf("%s: the policy task says %q, want changed (the repair)", srv.name, got)
 		}
 		if got := l.dial(l.peers[0], srv.addr, 27); got != "open" {
 			t.Errorf("after the run %s -> %s:27 is %s, want open (repaired)", l.peers[0].name, srv.name, got)
@@ -574,6 +583,29 @@ func parseRecap(t *testing.T, out string) map[string]map[string]int {
 		recap[m[1]] = counts
 	}
 	return recap
+}
+
+var taskRE = regexp.MustCompile(`^(?:TASK|RUNNING HANDLER) \[(?:[^\]]* : )?(.*?)\]`)
+var resultRE = regexp.MustCompile(`^(ok|changed|fatal|skipping|failed): \[([^\]]+)\]`)
+
+// taskResults reads the per-host results (ok, changed, fatal, skipping) of
+// the task named name from ansible-playbook's output.
+func taskResults(out, name string) map[string]string {
+	res := map[string]string{}
+	in := false
+	for _, line := range strings.Split(out, "\n") {
+		if m := taskRE.FindStringSubmatch(line); m != nil {
+			in = m[1] == name
+			continue
+		}
+		if strings.HasPrefix(line, "PLAY") {
+			in = false
+		}
+		if m := resultRE.FindStringSubmatch(line); in && m != nil {
+			res[m[2]] = m[1]
+		}
+	}
+	return res
 }
 
 func recapLines(out string) string {
