@@ -92,10 +92,6 @@ func explainKernelError(err error) error {
 	return err
 }
 
-// jsonFormatVersion is the version of every JSON document the CLI prints
-// (docs/cli.md); it changes only when a field changes meaning or goes away.
-const jsonFormatVersion = 1
-
 // printJSON writes v as indented JSON.
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)

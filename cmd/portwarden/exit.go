@@ -109,7 +109,7 @@ type errorBody struct {
 }
 
 func newErrorJSON(err error, diags hcl.Diagnostics) errorJSON {
-	e := errorJSON{FormatVersion: jsonFormatVersion, Error: errorBody{Kind: errorKind(err), Message: err.Error()},
+	e := errorJSON{FormatVersion: formatVersion, Error: errorBody{Kind: errorKind(err), Message: err.Error()},
 		Diagnostics: policies.DiagnosticsJSON(diags)}
 	if e.Error.Kind == kindInvalidPolicy {
 		valid := false

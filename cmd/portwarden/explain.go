@@ -47,7 +47,7 @@ func newExplainCmd(g *globals) *cobra.Command {
 			d := rs.Decide(pkt)
 			out := cmd.OutOrStdout()
 			if g.json {
-				return printJSON(out, map[string]any{"packet": pkt, "decision": d})
+				return printJSON(out, map[string]any{"format_version": formatVersion, "packet": pkt, "decision": d})
 			}
 			fmt.Fprintf(out, "%s from %s to port %d", pkt.Protocol, pkt.Source, pkt.Port)
 			if pkt.Interface != "" {

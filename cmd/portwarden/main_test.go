@@ -28,7 +28,8 @@ func TestMain(m *testing.M) {
 // `exec ip netns exec $NAME portwarden ...`.
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
-		Dir: "testdata/script",
+		Dir:           "testdata/script",
+		UpdateScripts: os.Getenv("UPDATE_SCRIPTS") == "1", // rewrite golden files in the scripts
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("NO_COLOR", "1")
 			env.Setenv("CI", os.Getenv("CI"))
@@ -59,7 +60,8 @@ func TestScripts(t *testing.T) {
 			return false, nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"netns": cmdNetns,
+			"netns":    cmdNetns,
+			"jsonmask": cmdJSONMask,
 		},
 	})
 }

@@ -54,6 +54,7 @@ func newPlanCmd(g *globals) *cobra.Command {
 }
 
 type planJSON struct {
+	FormatVersion int `json:"format_version"`
 	*backends.Plan
 	Empty   bool        `json:"empty"`
 	Reason  string      `json:"backend_reason"`
@@ -71,7 +72,7 @@ type planSummary struct {
 
 func newPlanJSON(plan *backends.Plan, reason string) planJSON {
 	c, u, r := plan.Diff.Summary()
-	return planJSON{Plan: plan, Empty: plan.Empty(), Reason: reason, Summary: planSummary{c, u, r}, Drift: driftedSinceApply(plan)}
+	return planJSON{FormatVersion: formatVersion, Plan: plan, Empty: plan.Empty(), Reason: reason, Summary: planSummary{c, u, r}, Drift: driftedSinceApply(plan)}
 }
 
 // driftedSinceApply reports whether the kernel's owned rules differ from

@@ -9,7 +9,6 @@ import (
 )
 
 type showJSON struct {
-	FormatVersion int `json:"format_version"`
 	planJSON
 	PlanDigest   string `json:"plan_digest"`
 	PolicyDigest string `json:"policy_digest"`
@@ -32,8 +31,8 @@ func newShowCmd(g *globals) *cobra.Command {
 			w := cmd.OutOrStdout()
 			if g.json {
 				c, u, r := saved.Diff.Summary()
-				return printJSON(w, showJSON{FormatVersion: jsonFormatVersion,
-					planJSON:   planJSON{Plan: saved.Plan, Empty: saved.Empty(), Summary: planSummary{c, u, r}},
+				return printJSON(w, showJSON{
+					planJSON:   planJSON{FormatVersion: formatVersion, Plan: saved.Plan, Empty: saved.Empty(), Summary: planSummary{c, u, r}},
 					PlanDigest: saved.PlanDigest, PolicyDigest: saved.PolicyDigest, PolicyPath: saved.PolicyPath})
 			}
 			fmt.Fprintf(w, "Saved plan %s, made %s from %s for the %s backend.\n\n", args[0],

@@ -17,15 +17,16 @@ import (
 )
 
 type statusJSON struct {
-	Backend     string             `json:"backend"`
-	Installed   bool               `json:"installed"`
-	Fingerprint string             `json:"fingerprint"` // of the ruleset in the kernel
-	Exposures   int                `json:"exposures"`
-	Drift       []string           `json:"drift"`
-	Applied     *safeapply.Applied `json:"last_applied,omitempty"`
-	LastEvent   *safeapply.Event   `json:"last_event,omitempty"`
-	Pending     *safeapply.Pending `json:"pending_confirmation,omitempty"`
-	Counters    []backends.Counter `json:"counters"`
+	FormatVersion int                `json:"format_version"`
+	Backend       string             `json:"backend"`
+	Installed     bool               `json:"installed"`
+	Fingerprint   string             `json:"fingerprint"` // of the ruleset in the kernel
+	Exposures     int                `json:"exposures"`
+	Drift         []string           `json:"drift"`
+	Applied       *safeapply.Applied `json:"last_applied,omitempty"`
+	LastEvent     *safeapply.Event   `json:"last_event,omitempty"`
+	Pending       *safeapply.Pending `json:"pending_confirmation,omitempty"`
+	Counters      []backends.Counter `json:"counters"`
 	// Access says who may get in, per exposure.
 	Access []accessJSON `json:"access"`
 	// Policy is the policy the kernel was compared with (--policy, or the
@@ -89,7 +90,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return withCode(exitError1, explainKernelError(err))
 			}
-			s := statusJSON{Backend: b.Name(), Installed: st.Installed, Fingerprint: st.Ruleset.Fingerprint(),
+			s := statusJSON{FormatVersion: formatVersion, Backend: b.Name(), Installed: st.Installed, Fingerprint: st.Ruleset.Fingerprint(),
 				Exposures: len(st.Ruleset.Exposures), Drift: st.Drift, Counters: counters, Access: []accessJSON{}}
 			if s.Drift == nil {
 				s.Drift = []string{}

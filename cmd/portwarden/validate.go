@@ -21,7 +21,7 @@ func newValidateCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if g.json {
-				return printJSON(cmd.OutOrStdout(), map[string]any{"format_version": jsonFormatVersion, "valid": true,
+				return printJSON(cmd.OutOrStdout(), map[string]any{"format_version": formatVersion, "valid": true,
 					"exposures": len(rs.Exposures), "tests": len(pol.Tests), "diagnostics": policies.DiagnosticsJSON(g.warnings)})
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "The policy is valid: %d exposure(s), %d test(s).\n", len(rs.Exposures), len(pol.Tests))

@@ -85,7 +85,7 @@ func newVerifyCmd(g *globals) *cobra.Command {
 			}
 			w := cmd.OutOrStdout()
 			if g.json {
-				if err := rep.WriteJSON(w); err != nil {
+				if err := printJSON(w, verifyJSON{FormatVersion: formatVersion, Report: rep}); err != nil {
 					return err
 				}
 			} else {
@@ -107,4 +107,10 @@ func newVerifyCmd(g *globals) *cobra.Command {
 	f.DurationVar(&timeout, "timeout", verify.DefaultTimeout, "per-probe timeout")
 	f.IntVar(&parallel, "parallel", 0, "probes at once (default 128 in the sandbox, 32 live)")
 	return cmd
+}
+
+// verifyJSON is the report with the format version of the JSON contract.
+type verifyJSON struct {
+	FormatVersion int `json:"format_version"`
+	*verify.Report
 }

@@ -28,7 +28,7 @@ type versionJSON struct {
 }
 
 func versionInfo() versionJSON {
-	v := versionJSON{FormatVersion: jsonFormatVersion, Version: version, Commit: commit, GoVersion: runtime.Version(),
+	v := versionJSON{FormatVersion: formatVersion, Version: version, Commit: commit, GoVersion: runtime.Version(),
 		Platform: runtime.GOOS + "/" + runtime.GOARCH}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, s := range bi.Settings {
