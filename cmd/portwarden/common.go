@@ -93,7 +93,14 @@ func explainKernelError(err error) error {
 }
 
 // printJSON writes v as indented JSON.
+// A map document (the small outputs of apply, destroy, confirm, test,
+// doctor, compile) gets the format_version every document carries.
 func printJSON(w io.Writer, v any) error {
+	if m, ok := v.(map[string]any); ok {
+		if _, has := m["format_version"]; !has {
+			m["format_version"] = formatVersion
+		}
+	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)

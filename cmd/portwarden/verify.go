@@ -85,6 +85,9 @@ func newVerifyCmd(g *globals) *cobra.Command {
 			}
 			w := cmd.OutOrStdout()
 			if g.json {
+				if rep.Checks == nil {
+					rep.Checks = []verify.Check{}
+				}
 				if err := printJSON(w, verifyJSON{FormatVersion: formatVersion, Report: rep}); err != nil {
 					return err
 				}
