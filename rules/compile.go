@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/hashicorp/hcl/v2"
 	"github.com/portwarden/portwarden/policies"
 )
 
@@ -66,12 +67,12 @@ func compileExpose(x *policies.Expose) (Exposure, error) {
 	for _, block := range x.Deny {
 		ps := addressPrefixes(block.From)
 		deny = append(deny, ps...)
-		e.Origins = append(e.Origins, Origin{Kind: OriginDeny, Comment: block.Comment, Prefixes: ps, Range: block.DeclRange})
+		e.Origins = append(e.Origins, Origin{Kind: OriginDeny, Comment: block.Comment, Prefixes: ps, Range: block.DeclRange, Lines: listLines(block.From)})
 	}
 	for _, block := range x.Allow {
 		ps := addressPrefixes(block.From)
 		allow = append(allow, ps...)
-		e.Origins = append(e.Origins, Origin{Kind: OriginAllow, Comment: block.Comment, Prefixes: ps, Range: block.DeclRange})
+		e.Origins = append(e.Origins, Origin{Kind: OriginAllow, Comment: block.Comment, Prefixes: ps, Range: block.DeclRange, Lines: listLines(block.From)})
 	}
 	e.Deny = NewPrefixes(deny...)
 	e.Allow = NewPrefixes(allow...)
@@ -79,8 +80,24 @@ func compileExpose(x *policies.Expose) (Exposure, error) {
 		e.Origins = append(e.Origins, Origin{Kind: OriginLoopback, Range: x.DeclRange})
 	}
 	e.Origins = append(e.Origins, Origin{Kind: OriginDefault, Range: x.DeclRange})
-	e.index = newOriginIndex(e.Origins)
+	e.index = &originIndex{origins: len(e.Origins)}
 	return e, nil
+}
+
+// listLines returns the list file line of each address, or nil when none
+// came from a list file.
+func listLines(as []policies.Address) []hcl.Range {
+	var out []hcl.Range
+	for i, a := range as {
+		if !a.Listed {
+			continue
+		}
+		if out == nil {
+			out = make([]hcl.Range, len(as))
+		}
+		out[i] = a.Range
+	}
+	return out
 }
 
 // addressPrefixes lists the prefixes of addresses as written, masked, with
