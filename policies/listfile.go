@@ -166,6 +166,7 @@ func (d *decoder) readMembersFile(a *hcl.Attribute) ([]Address, hcl.Diagnostics)
 			Detail:  fmt.Sprintf("%s: %v. members_file is relative to the policy file that names it.", shown, unwrapPathErr(err)),
 			Subject: a.Expr.Range().Ptr()}}
 	}
+	d.pol.ListFiles = append(d.pol.ListFiles, shown)
 	members, diags := parseList(data, shown)
 	if diags.HasErrors() && d.pol.Files[shown] == nil {
 		// The diagnostic writer then shows the offending line.

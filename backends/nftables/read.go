@@ -53,6 +53,10 @@ func (b *Backend) read(c *nftables.Conn) (*snapshot, error) {
 	if last := b.stamp(s); last != nil {
 		return last, nil
 	}
+	if cached := b.loadCache(s.cookie, s.gen); cached != nil {
+		b.remember(cached)
+		return cached, nil
+	}
 	tables, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
 	if err != nil {
 		return nil, kernelErr("list nftables tables", err)
@@ -111,6 +115,7 @@ func (b *Backend) read(c *nftables.Conn) (*snapshot, error) {
 	// Remember what was read only if nothing was written meanwhile.
 	if gen, err := nfgen.Generation(b.netns); err == nil && s.cookie != 0 && gen == s.gen {
 		b.remember(s)
+		b.saveCache(s)
 	}
 	return s, nil
 }

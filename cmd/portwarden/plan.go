@@ -18,6 +18,12 @@ func newPlanCmd(g *globals) *cobra.Command {
 		Short: "Show what apply would change in the kernel (--detailed-exitcode: 0 none, 2 changes)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if out == "" && !g.json {
+				if _, b, reason, ok := g.unchanged(cmd); ok {
+					writeUnchanged(cmd.OutOrStdout(), b.Name(), reason)
+					return nil
+				}
+			}
 			plan, reason, err := g.makePlan(cmd)
 			if err != nil {
 				return err
@@ -58,7 +64,7 @@ type planJSON struct {
 
 // makePlan loads the policy and plans it against the kernel.
 func (g *globals) makePlan(cmd *cobra.Command) (*backends.Plan, string, error) {
-	_, rs, err := g.loadPolicy(cmd)
+	pol, rs, err := g.loadPolicy(cmd)
 	if err != nil {
 		return nil, "", err
 	}
@@ -69,6 +75,9 @@ func (g *globals) makePlan(cmd *cobra.Command) (*backends.Plan, string, error) {
 	plan, err := b.Plan(context.Background(), rs)
 	if err != nil {
 		return nil, "", withCode(exitError1, explainKernelError(err))
+	}
+	if _, ok := b.(backends.Holder); ok {
+		g.recordCompiled(pol, rs, b.Name())
 	}
 	return plan, reason, nil
 }

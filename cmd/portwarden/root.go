@@ -12,6 +12,8 @@ type globals struct {
 	varFiles   []string
 	json       bool
 	noColor    bool
+
+	loaded *loaded // loadPolicy and openBackend, once per process (common.go)
 }
 
 func newRootCmd() *cobra.Command {
