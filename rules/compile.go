@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 
-	"github.com/hashicorp/hcl/v2"
 	"github.com/portwarden/portwarden/policies"
 )
 
@@ -69,12 +68,14 @@ func compileExpose(x *policies.Expose) (Exposure, error) {
 	for _, block := range x.Deny {
 		ps := addressPrefixes(block.From)
 		deny = append(deny, ps...)
-		e.Origins = append(e.Origins, Origin{Kind: OriginDeny, Comment: block.Comment, Prefixes: ps, Range: block.DeclRange, Lines: listLines(block.From)})
+		e.Origins = append(e.Origins, Origin{Kind: OriginDeny, Comment: block.Comment, Prefixes: ps, Range: block.DeclRange})
+		setLines(&e.Origins[len(e.Origins)-1], block.From)
 	}
 	for _, block := range x.Allow {
 		ps := addressPrefixes(block.From)
 		allow = append(allow, ps...)
-		e.Origins = append(e.Origins, Origin{Kind: OriginAllow, Comment: block.Comment, Prefixes: ps, Range: block.DeclRange, Lines: listLines(block.From)})
+		e.Origins = append(e.Origins, Origin{Kind: OriginAllow, Comment: block.Comment, Prefixes: ps, Range: block.DeclRange})
+		setLines(&e.Origins[len(e.Origins)-1], block.From)
 	}
 	e.Deny = normalized(deny)
 	e.Allow = normalized(allow)
@@ -94,20 +95,25 @@ func addressCount(blocks []*policies.SourceRule) int {
 	return n
 }
 
-// listLines returns the list file line of each address, or nil when none
-// came from a list file.
-func listLines(as []policies.Address) []hcl.Range {
-	var out []hcl.Range
+// setLines records the list file line of each address, when any came
+// from a list file.
+func setLines(o *Origin, as []policies.Address) {
+	files := map[string]uint32{}
 	for i, a := range as {
 		if !a.Listed {
 			continue
 		}
-		if out == nil {
-			out = make([]hcl.Range, len(as))
+		if o.Lines == nil {
+			o.Lines = make([]ListLine, len(as))
 		}
-		out[i] = a.Range
+		f, ok := files[a.Range.Filename]
+		if !ok {
+			f = uint32(len(o.ListFiles))
+			files[a.Range.Filename] = f
+			o.ListFiles = append(o.ListFiles, a.Range.Filename)
+		}
+		o.Lines[i] = ListLine{File: f, Line: uint32(a.Range.Start.Line)}
 	}
-	return out
 }
 
 // addressPrefixes lists the prefixes of addresses as written, masked, with

@@ -91,10 +91,12 @@ func (e *Exposure) decision(v Verdict, kind string, src netip.Addr) Decision {
 // line is the list file line of the i-th prefix, nil when it was written
 // in the policy.
 func (o *Origin) line(i int) *hcl.Range {
-	if i < 0 || i >= len(o.Lines) || o.Lines[i].Filename == "" {
+	if i < 0 || i >= len(o.Lines) || o.Lines[i].Line == 0 || int(o.Lines[i].File) >= len(o.ListFiles) {
 		return nil
 	}
-	return &o.Lines[i]
+	l := o.Lines[i]
+	pos := hcl.Pos{Line: int(l.Line), Column: 1}
+	return &hcl.Range{Filename: o.ListFiles[l.File], Start: pos, End: pos}
 }
 
 // SamplePacket is a packet from src to the exposure's first port and, when

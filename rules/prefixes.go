@@ -21,7 +21,13 @@ func normalized(ps []netip.Prefix) Prefixes {
 	if v4, v6, ok := splitCanonical(ps); ok {
 		return Prefixes{V4: v4, V6: v6}
 	}
-	v4, v6 := make([]netip.Prefix, 0, len(ps)), make([]netip.Prefix, 0, len(ps))
+	n4 := 0
+	for _, p := range ps {
+		if p.Addr().Is4() || p.Addr().Is4In6() && p.Bits() >= 96 {
+			n4++
+		}
+	}
+	v4, v6 := make([]netip.Prefix, 0, n4), make([]netip.Prefix, 0, len(ps)-n4)
 	for _, p := range ps {
 		if !p.IsValid() {
 			continue
@@ -99,24 +105,28 @@ func canonical(ps []netip.Prefix) bool {
 			return false
 		}
 		// The maximal range starting here: prefixes that follow without a gap.
-		r := netipx.RangeOfPrefix(p)
+		last := netipx.PrefixLastIP(p)
 		j := i + 1
 		for ; j < len(ps); j++ {
 			next := ps[j]
 			if next.Addr().BitLen() != p.Addr().BitLen() || next != next.Masked() {
 				return false
 			}
-			if r.To().Next() != next.Addr() {
+			if last.Next() != next.Addr() {
 				break
 			}
-			r = netipx.IPRangeFrom(r.From(), netipx.RangeOfPrefix(next).To())
+			last = netipx.PrefixLastIP(next)
 		}
-		if j < len(ps) && ps[j].Addr().Compare(r.To()) <= 0 {
+		if j < len(ps) && ps[j].Addr().Compare(last) <= 0 {
 			return false // overlapping or out of order
 		}
-		buf = r.AppendPrefixes(buf[:0])
-		if !slices.Equal(buf, ps[i:j]) {
-			return false
+		// One prefix is always the minimal form of its own range; only runs
+		// of adjacent ones need decomposing again (rare, and costly).
+		if j-i > 1 {
+			buf = netipx.IPRangeFrom(p.Addr(), last).AppendPrefixes(buf[:0])
+			if !slices.Equal(buf, ps[i:j]) {
+				return false
+			}
 		}
 		i = j
 	}

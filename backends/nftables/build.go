@@ -345,7 +345,7 @@ func ifnameKey(name string) []byte {
 // interval sets, an end key one past the last, flagged as an interval end
 // (omitted when the range reaches the top of the key space).
 func elements(set *nftables.Set, ivs []interval) []nftables.SetElement {
-	var out []nftables.SetElement
+	out := make([]nftables.SetElement, 0, 2*len(ivs)) // growing it cost a third of a cold apply
 	for _, iv := range ivs {
 		out = append(out, nftables.SetElement{Key: iv.first})
 		if !set.Interval {

@@ -78,7 +78,7 @@ func (b *Backend) saveCache(s *snapshot) {
 			*list = nil
 		}
 	}
-	header, err := json.Marshal(cacheHeader{BootID: safeapply.BootID(), Cookie: s.cookie, Generation: s.gen, Fingerprint: st.Fingerprint, Ruleset: s.ruleset.Fingerprint(), Bare: bare})
+	header, err := json.Marshal(cacheHeader{BootID: safeapply.BootID(), Cookie: s.cookie, Generation: s.gen, Fingerprint: st.Fingerprint, Ruleset: s.rulesetFP, Bare: bare})
 	if err != nil {
 		return
 	}
@@ -117,7 +117,7 @@ func (b *Backend) loadCache(cookie uint64, gen uint32) *snapshot {
 		return nil
 	}
 	s := written(&snapshot{cookie: cookie}, h.Bare, nil, gen)
-	s.once.Do(func() { s.fingerprint = h.Fingerprint })
+	s.once.Do(func() { s.fingerprint, s.rulesetFP = h.Fingerprint, h.Ruleset })
 	return s
 }
 

@@ -63,6 +63,9 @@ func (b *Backend) conn() (c *nftables.Conn, closeFn func(), err error) {
 // 10 MB. The kernel allocates only what a batch needs.
 const sendBufferBytes = 64 << 20
 
+// receiveBufferBytes holds the acknowledgements of the largest batch.
+const receiveBufferBytes = 16 << 20
+
 // largeSendBuffer lets one sendmsg carry a whole batch, as nft does
 // (SO_SNDBUFFORCE needs CAP_NET_ADMIN, which writing needs anyway).
 func largeSendBuffer(c *netlink.Conn) error {
@@ -73,6 +76,12 @@ func largeSendBuffer(c *netlink.Conn) error {
 	var serr error
 	err = rc.Control(func(fd uintptr) {
 		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, sendBufferBytes)
+		if serr == nil {
+			// The kernel acknowledges every message of a batch; with a
+			// million sources (2,000 element messages) the acks overflow
+			// the default receive buffer (ENOBUFS).
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, receiveBufferBytes)
+		}
 		if serr != nil {
 			// Without CAP_NET_ADMIN reads still work; writes will say why.
 			serr = nil
@@ -120,7 +129,8 @@ func (b *Backend) snapshot() (*snapshot, error) {
 func (s *snapshot) state() *backends.State {
 	s.once.Do(func() {
 		h := sha256.New()
-		h.Write([]byte(s.ruleset.Fingerprint()))
+		s.rulesetFP = s.ruleset.Fingerprint()
+		h.Write([]byte(s.rulesetFP))
 		for _, d := range s.drift {
 			h.Write([]byte("\n" + d))
 		}

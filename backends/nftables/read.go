@@ -41,6 +41,7 @@ type snapshot struct {
 
 	once        sync.Once // computes fingerprint once: snapshots are shared
 	fingerprint string
+	rulesetFP   string // ruleset.Fingerprint(), computed with fingerprint
 }
 
 func (b *Backend) read(c *nftables.Conn) (*snapshot, error) {
@@ -85,7 +86,7 @@ func (b *Backend) read(c *nftables.Conn) (*snapshot, error) {
 		if name == markerSetName {
 			continue
 		}
-		elems, err := c.GetSetElements(set)
+		elems, err := b.dumpSet(set)
 		if err != nil {
 			return nil, kernelErr("read set "+name, err)
 		}
@@ -337,17 +338,31 @@ func canonical(e expr.Any) expr.Any {
 
 // intervalsOf decodes kernel set elements into sorted inclusive ranges.
 // ok is false when starts and ends do not alternate.
-func intervalsOf(set *nftables.Set, elems []nftables.SetElement) (ivs []interval, ok bool) {
-	sort.Slice(elems, func(i, j int) bool {
-		if c := bytes.Compare(elems[i].Key, elems[j].Key); c != 0 {
-			return c < 0
+func intervalsOf(set *nftables.Set, elems []elem) (ivs []interval, ok bool) {
+	byKey := func(a, b elem) int {
+		if c := bytes.Compare(a.key, b.key); c != 0 {
+			return c
 		}
-		return elems[i].IntervalEnd && !elems[j].IntervalEnd
-	})
-	var out []interval
+		switch {
+		case a.end == b.end:
+			return 0
+		case a.end:
+			return -1
+		}
+		return 1
+	}
+	// The kernel dumps an interval set from the top down: reversing is
+	// linear, sorting is not.
+	if slices.IsSortedFunc(elems, func(a, b elem) int { return byKey(b, a) }) {
+		slices.Reverse(elems)
+	}
+	if !slices.IsSortedFunc(elems, byKey) {
+		slices.SortFunc(elems, byKey)
+	}
+	out := make([]interval, 0, len(elems)/2+1)
 	if !set.Interval {
 		for _, el := range elems {
-			out = append(out, interval{el.Key, el.Key})
+			out = append(out, interval{el.key, el.key})
 		}
 		return out, true
 	}
@@ -355,18 +370,18 @@ func intervalsOf(set *nftables.Set, elems []nftables.SetElement) (ivs []interval
 	var start []byte
 	for _, el := range elems {
 		switch {
-		case !el.IntervalEnd:
+		case !el.end:
 			if start != nil {
 				// Two starts in a row: the packet path treats the first range as
 				// running up to the second.
-				out = append(out, interval{start, decrement(el.Key)})
+				out = append(out, interval{start, decrement(el.key)})
 				ok = false
 			}
-			start = el.Key
+			start = el.key
 		case start != nil:
-			out = append(out, interval{start, decrement(el.Key)})
+			out = append(out, interval{start, decrement(el.key)})
 			start = nil
-		case len(out) > 0 || !isZero(el.Key):
+		case len(out) > 0 || !isZero(el.key):
 			ok = false // an end with no start (a leading end at 0 is harmless)
 		}
 	}

@@ -62,7 +62,7 @@ func newExplainCmd(g *globals) *cobra.Command {
 			}
 			fmt.Fprintln(out)
 			if d.Line != nil {
-				fmt.Fprintf(out, "  the source is listed at %s\n", d.Line)
+				fmt.Fprintf(out, "  the source is listed at %s:%d\n", d.Line.Filename, d.Line.Start.Line)
 			}
 			return nil
 		},
