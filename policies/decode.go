@@ -486,7 +486,11 @@ func (d *decoder) decodeGroups(blocks []*hcl.Block) hcl.Diagnostics {
 			if len(listed) > 0 {
 				grp.MembersFile = listed[0].Range.Filename
 			}
-			grp.Members = append(grp.Members, listed...)
+			if len(grp.Members) == 0 {
+				grp.Members = listed // no copy of a million addresses
+			} else {
+				grp.Members = append(grp.Members, listed...)
+			}
 		}
 		if decoded {
 			d.groups[name] = grp

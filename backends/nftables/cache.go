@@ -116,7 +116,7 @@ func (b *Backend) loadCache(cookie uint64, gen uint32) *snapshot {
 	if err != nil || h.Cookie != cookie || h.Generation != gen || h.BootID != safeapply.BootID() {
 		return nil
 	}
-	s := written(&snapshot{cookie: cookie}, h.Bare, nil, gen)
+	s := writtenOwned(&snapshot{cookie: cookie}, h.Bare, nil, gen)
 	s.once.Do(func() { s.fingerprint, s.rulesetFP = h.Fingerprint, h.Ruleset })
 	return s
 }

@@ -206,6 +206,12 @@ func (b *Backend) Apply(ctx context.Context, plan *backends.Plan) error {
 // exactly what the batch wrote, with no drift. A nil content is computed
 // from want.
 func written(before *snapshot, want *rules.Ruleset, content map[string][]interval, gen uint32) *snapshot {
+	return writtenOwned(before, want.Clone(), content, gen)
+}
+
+// writtenOwned is written for a want nobody else holds: it becomes the
+// snapshot's ruleset without a copy.
+func writtenOwned(before *snapshot, want *rules.Ruleset, content map[string][]interval, gen uint32) *snapshot {
 	if content == nil {
 		content = map[string][]interval{}
 		for i := range want.Exposures {
@@ -221,7 +227,7 @@ func written(before *snapshot, want *rules.Ruleset, content map[string][]interva
 		content: content,
 		chains:  map[string]*nftables.Chain{baseChainName: {Name: baseChainName}},
 		rules:   map[string][]*nftables.Rule{},
-		ruleset: want.Clone(), rebuild: map[string]bool{}, damagedSets: map[string]bool{},
+		ruleset: want, rebuild: map[string]bool{}, damagedSets: map[string]bool{},
 		cookie: before.cookie, gen: gen,
 	}
 	if before.table != nil {
