@@ -94,11 +94,19 @@ func writeTransition(c *nftables.Conn, now *snapshot, want *rules.Ruleset, diff 
 		allSets[e.Name] = sets
 		changed := changedRoles(diff, e.Name)
 		for _, role := range setRoles {
-			ivs, ok := now.content[sets[role].Name]
-			if changed[role] || !ok || now.damagedSets[sets[role].Name] {
-				ivs = wantedIntervals(e, role)
+			name := sets[role].Name
+			if existing := now.sets[name]; !changed[role] && existing != nil && !now.damagedSets[name] && sameSetType(existing, sets[role]) {
+				// The model says this set keeps its content: nothing to write.
+				if ivs, ok := now.content[name]; ok {
+					content[name] = ivs // what the kernel holds, exactly
+					continue
+				}
+				if now.lazy {
+					continue // the written snapshot derives it, as now does
+				}
 			}
-			content[sets[role].Name] = ivs
+			ivs := wantedIntervals(e, role)
+			content[name] = ivs
 			if err := syncSet(c, now, sets[role], ivs); err != nil {
 				return nil, err
 			}
@@ -201,7 +209,8 @@ func syncSet(c *nftables.Conn, now *snapshot, set *nftables.Set, want []interval
 		}
 		return inChunks(set, want, func(els []nftables.SetElement) error { return c.SetAddElements(set, els) })
 	}
-	removed, added := diffIntervals(now.content[set.Name], want)
+	have, _ := now.intervals(set.Name)
+	removed, added := diffIntervals(have, want)
 	if err := inChunks(set, removed, func(els []nftables.SetElement) error { return c.SetDeleteElements(set, els) }); err != nil {
 		return err
 	}

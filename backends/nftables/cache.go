@@ -60,7 +60,7 @@ func prefixLists(e *rules.Exposure) []*[]netip.Prefix {
 // processes. Failing to write it costs only speed, so errors are dropped.
 func (b *Backend) saveCache(s *snapshot) {
 	path := b.cachePath(s.cookie)
-	if path == "" || s.table == nil || len(s.drift) > 0 {
+	if path == "" || s.table == nil || len(s.drift) > 0 || !s.canonical {
 		return
 	}
 	st := s.state()
@@ -118,6 +118,7 @@ func (b *Backend) loadCache(cookie uint64, gen uint32) *snapshot {
 	}
 	s := writtenOwned(&snapshot{cookie: cookie}, h.Bare, nil, gen)
 	s.once.Do(func() { s.fingerprint, s.rulesetFP = h.Fingerprint, h.Ruleset })
+	s.canonical = true
 	return s
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/portwarden/portwarden/backends"
 	"github.com/portwarden/portwarden/internal/netns/netnstest"
+	"github.com/portwarden/portwarden/rules"
 )
 
 // TestCacheAcrossProcesses: a fresh backend (a new process) trusts the
@@ -59,6 +60,10 @@ func TestCacheAcrossProcesses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// That read was cached for the next process, at this generation.
+	if cookie, gen := cookieAndGen(t, b); fresh().loadCache(cookie, gen) == nil {
+		t.Error("a read of the kernel was not cached")
+	}
 	if plan.Empty() || len(plan.Diff.Exposures) != 1 || len(plan.Diff.Exposures[0].Allow.Added) != 1 ||
 		plan.Diff.Exposures[0].Allow.Added[0] != netip.PrefixFrom(victim, 32) {
 		t.Fatalf("the deleted element %s is not in the plan: drift %v diff %+v", victim, plan.Current.Drift, plan.Diff)
@@ -97,6 +102,37 @@ func TestCacheAcrossProcesses(t *testing.T) {
 	if _, err := os.Stat(filepath.Dir(path)); err != nil {
 		t.Fatal(err)
 	}
+
+	// A range split by hand into two elements is the same model but not
+	// the elements portwarden writes: such a read is not cached, so no
+	// later change names elements the kernel does not have.
+	fresh().Apply(ctx, mustPlan(t, fresh(), rs))
+	nft(t, ns.Path(), fmt.Sprintf("add element inet %s %s { 198.19.200.0/31 }\ndelete element inet %s %s { 198.19.200.0/31 }\nadd element inet %s %s { 198.19.200.0, 198.19.200.1 }\n",
+		tableName, setName("nscp", roleAllow4), tableName, setName("nscp", roleAllow4), tableName, setName("nscp", roleAllow4)))
+	split := rs.Clone()
+	split.Exposures[0].Allow = rules.NewPrefixes(append(split.Exposures[0].Allow.All(), netip.MustParsePrefix("198.19.200.0/31"))...)
+	b = fresh()
+	if plan := mustPlan(t, b, split); !plan.Empty() {
+		t.Fatalf("the split range is not the model's: drift %v diff %+v", plan.Current.Drift, plan.Diff)
+	}
+	if cookie, gen := cookieAndGen(t, b); fresh().loadCache(cookie, gen) != nil {
+		t.Fatal("a set in a form portwarden does not write was cached")
+	}
+	if err := fresh().Apply(ctx, mustPlan(t, fresh(), rs)); err != nil {
+		t.Fatalf("removing the split range: %v", err)
+	}
+	if plan := mustPlan(t, fresh(), rs); !plan.Empty() {
+		t.Fatalf("after removing the split range: %+v", plan.Diff)
+	}
+}
+
+func mustPlan(t *testing.T, b *Backend, rs *rules.Ruleset) *backends.Plan {
+	t.Helper()
+	plan, err := b.Plan(context.Background(), rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return plan
 }
 
 func cookieAndGen(t *testing.T, b *Backend) (uint64, uint32) {

@@ -194,6 +194,8 @@ func (b *Backend) Apply(ctx context.Context, plan *backends.Plan) error {
 	// dump the sets again.
 	if gen, err := nfgen.Generation(b.netns); err == nil && now.cookie != 0 && gen == now.gen+1 {
 		s := written(now, want, content, gen)
+		// Sets left alone keep what they held: canonical only if they were.
+		s.canonical = now.canonical || now.table == nil
 		b.remember(s)
 		b.saveCache(s)
 	} else {
@@ -203,8 +205,8 @@ func (b *Backend) Apply(ctx context.Context, plan *backends.Plan) error {
 }
 
 // written is the snapshot a read would give right after want was applied:
-// exactly what the batch wrote, with no drift. A nil content is computed
-// from want.
+// exactly what the batch wrote, with no drift. Sets missing from content
+// hold what want gives (lazy).
 func written(before *snapshot, want *rules.Ruleset, content map[string][]interval, gen uint32) *snapshot {
 	return writtenOwned(before, want.Clone(), content, gen)
 }
@@ -214,12 +216,6 @@ func written(before *snapshot, want *rules.Ruleset, content map[string][]interva
 func writtenOwned(before *snapshot, want *rules.Ruleset, content map[string][]interval, gen uint32) *snapshot {
 	if content == nil {
 		content = map[string][]interval{}
-		for i := range want.Exposures {
-			e := &want.Exposures[i]
-			for _, role := range setRoles {
-				content[setName(e.Name, role)] = wantedIntervals(e, role)
-			}
-		}
 	}
 	s := &snapshot{
 		table:   &nftables.Table{Name: tableName, Family: nftables.TableFamilyINet},
@@ -228,7 +224,7 @@ func writtenOwned(before *snapshot, want *rules.Ruleset, content map[string][]in
 		chains:  map[string]*nftables.Chain{baseChainName: {Name: baseChainName}},
 		rules:   map[string][]*nftables.Rule{},
 		ruleset: want, rebuild: map[string]bool{}, damagedSets: map[string]bool{},
-		cookie: before.cookie, gen: gen,
+		cookie: before.cookie, gen: gen, lazy: true,
 	}
 	if before.table != nil {
 		s.table = before.table

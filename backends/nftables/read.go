@@ -21,9 +21,17 @@ import (
 type snapshot struct {
 	table   *nftables.Table // nil when nothing is installed
 	sets    map[string]*nftables.Set
-	content map[string][]interval // set name → its intervals, sorted
-	chains  map[string]*nftables.Chain
-	rules   map[string][]*nftables.Rule // chain name → rules in order
+	content map[string][]interval // set name → its intervals, sorted; see intervals
+	// lazy: a set missing from content holds exactly wantedIntervals of
+	// ruleset (a snapshot from the cache, or one Apply wrote), computed
+	// only when asked for: most sets are unchanged by most applies.
+	lazy      bool
+	contentMu sync.Mutex // content fills lazily; snapshots are shared
+	// canonical: every set holds exactly wantedIntervals of ruleset, so
+	// the ruleset alone describes the sets and the snapshot may be cached.
+	canonical bool
+	chains    map[string]*nftables.Chain
+	rules     map[string][]*nftables.Rule // chain name → rules in order
 
 	ruleset *rules.Ruleset
 	drift   []string
@@ -113,6 +121,7 @@ func (b *Backend) read(c *nftables.Conn) (*snapshot, error) {
 		s.rules[ch.Name] = rs
 	}
 	s.decode()
+	s.canonical = len(s.drift) == 0 && s.matchesModel()
 	// Remember what was read only if nothing was written meanwhile.
 	if gen, err := nfgen.Generation(b.netns); err == nil && s.cookie != 0 && gen == s.gen {
 		b.remember(s)
@@ -393,3 +402,51 @@ func intervalsOf(set *nftables.Set, elems []elem) (ivs []interval, ok bool) {
 }
 
 func isZero(b []byte) bool { return len(bytes.Trim(b, "\x00")) == 0 }
+
+// intervals returns what the set called name holds, computing it from the
+// ruleset for a lazy snapshot; false when the snapshot does not know.
+func (s *snapshot) intervals(name string) ([]interval, bool) {
+	s.contentMu.Lock()
+	defer s.contentMu.Unlock()
+	if ivs, ok := s.content[name]; ok {
+		return ivs, true
+	}
+	if !s.lazy {
+		return nil, false
+	}
+	for i := range s.ruleset.Exposures {
+		e := &s.ruleset.Exposures[i]
+		for _, role := range setRoles {
+			if setName(e.Name, role) == name {
+				ivs := wantedIntervals(e, role)
+				s.content[name] = ivs
+				return ivs, true
+			}
+		}
+	}
+	return nil, false
+}
+
+// matchesModel reports whether every set holds exactly the intervals the
+// decoded model gives. A set edited by hand into a different but
+// equivalent form (one range split in two) does not: then the elements
+// are not what the model would write, and a snapshot of the model alone
+// (the cache) would name elements the kernel does not have.
+func (s *snapshot) matchesModel() bool {
+	for i := range s.ruleset.Exposures {
+		e := &s.ruleset.Exposures[i]
+		for _, role := range setRoles {
+			have := s.content[setName(e.Name, role)]
+			want := wantedIntervals(e, role)
+			if len(have) != len(want) {
+				return false
+			}
+			for j := range want {
+				if !bytes.Equal(have[j].first, want[j].first) || !bytes.Equal(have[j].last, want[j].last) {
+					return false
+				}
+			}
+		}
+	}
+	return true
+}
