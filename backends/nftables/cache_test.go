@@ -149,3 +149,21 @@ func mustGen(t *testing.T, b *Backend) uint32 {
 	_, gen := cookieAndGen(t, b)
 	return gen
 }
+
+// TestRenderLoadsWithoutDrift: the script compile prints, loaded with
+// nft -f (the way people persist rules), is what apply would have
+// written: the plan is empty, and the next apply writes nothing.
+func TestRenderLoadsWithoutDrift(t *testing.T) {
+	ns := netnstest.New(t, "render")
+	_, rs := examplePolicy(t)
+	b, _ := New(backends.Config{NetNS: ns.Path()})
+	script, err := b.Render(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nft(t, ns.Path(), script)
+	plan := mustPlan(t, b.(*Backend), rs)
+	if !plan.Empty() {
+		t.Fatalf("nft -f of the rendered script: drift %v diff %+v", plan.Current.Drift, plan.Diff)
+	}
+}

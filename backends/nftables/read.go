@@ -322,11 +322,33 @@ func sameExprs(want, got []expr.Any) bool {
 		return false
 	}
 	for i := range want {
-		if !reflect.DeepEqual(canonical(want[i]), canonical(got[i])) {
+		w, g := canonical(want[i]), canonical(got[i])
+		if i > 0 && loadsIfname(want[i-1]) {
+			// An interface name compares equal padded or not: nft -f of
+			// Render's script pads "lo" to 16 bytes, portwarden writes 4,
+			// and both match exactly the interface lo.
+			w, g = trimCmp(w), trimCmp(g)
+		}
+		if !reflect.DeepEqual(w, g) {
 			return false
 		}
 	}
 	return true
+}
+
+func loadsIfname(e expr.Any) bool {
+	m, ok := e.(*expr.Meta)
+	return ok && (m.Key == expr.MetaKeyIIFNAME || m.Key == expr.MetaKeyOIFNAME)
+}
+
+func trimCmp(e expr.Any) expr.Any {
+	c, ok := e.(*expr.Cmp)
+	if !ok {
+		return e
+	}
+	t := *c
+	t.Data = bytes.TrimRight(c.Data, "\x00")
+	return &t
 }
 
 func canonical(e expr.Any) expr.Any {
