@@ -41,8 +41,10 @@ race:
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzLoad -fuzztime=$(FUZZTIME) ./policies
 
-bench:
+bench: build
 	$(GO) test -run='^$$' -bench=. -benchtime=1x -timeout=30m ./backends/... ./verify/...
+	# The command as hooks run it: a fresh process per case beside nft -f.
+	PORTWARDEN_BIN=$(CURDIR)/$(BIN) $(GO) test -run='^$$' -bench=CLI -benchtime=1x -timeout=90m ./cmd/portwarden
 
 # The demo builds a lab of namespaces, applies examples/port27 in it, shows
 # plan, apply and verification, and removes everything (needs root).

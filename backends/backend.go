@@ -89,6 +89,10 @@ type Config struct {
 	// /proc/PID/ns/net) to work in; empty means the namespace of the calling
 	// process, which is also what `ip netns exec NAME portwarden ...` gives.
 	NetNS string
+	// StateDir, when set, is the state root (see safeapply.RootDir) where a
+	// backend may keep what it last read or wrote, so a fresh process can
+	// skip reading a kernel nobody changed. Empty: no such cache.
+	StateDir string
 }
 
 var (

@@ -29,7 +29,7 @@ var rootSchema = &hcl.BodySchema{
 
 var variableSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "type"}, {Name: "default"}, {Name: "description"}}}
 
-var groupSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "members", Required: true}, {Name: "description"}}}
+var groupSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "members"}, {Name: "members_file"}, {Name: "description"}}}
 
 var serviceSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "protocol", Required: true}, {Name: "ports", Required: true}, {Name: "description"}}}
 
@@ -54,6 +54,14 @@ type decoder struct {
 	opts  Options
 	ctx   *hcl.EvalContext
 	names map[string]map[string]hcl.Range // block type → name → declaration
+
+	readList listReader // reads members_file; nil: list files cannot be read
+	// groups are the address groups decoded so far; groupVals caches their
+	// values as cty lists, built only for the groups an expression other
+	// than a plain reference uses: a list of a million addresses costs
+	// seconds as cty strings, and a plain reference copies Members instead.
+	groups    map[string]*AddressGroup
+	groupVals map[string]cty.Value
 }
 
 type namedBlock struct {
@@ -61,8 +69,9 @@ type namedBlock struct {
 	block *hcl.Block
 }
 
-func decode(pol *Policy, files []*hcl.File, opts Options, varFiles []*hcl.File) hcl.Diagnostics {
-	d := &decoder{pol: pol, opts: opts, names: map[string]map[string]hcl.Range{}}
+func decode(pol *Policy, files []*hcl.File, opts Options, varFiles []*hcl.File, readList listReader) hcl.Diagnostics {
+	d := &decoder{pol: pol, opts: opts, names: map[string]map[string]hcl.Range{}, readList: readList,
+		groups: map[string]*AddressGroup{}, groupVals: map[string]cty.Value{}}
 	var diags hcl.Diagnostics
 	byType := map[string][]*hcl.Block{}
 	for _, f := range files {
@@ -409,6 +418,7 @@ func (d *decoder) decodeGroups(blocks []*hcl.Block) hcl.Diagnostics {
 	type groupDecl struct {
 		block   *hcl.Block
 		members *hcl.Attribute
+		file    *hcl.Attribute
 		deps    []string
 	}
 	decls := map[string]*groupDecl{}
@@ -418,7 +428,15 @@ func (d *decoder) decodeGroups(blocks []*hcl.Block) hcl.Diagnostics {
 		}
 		content, cd := b.Body.Content(groupSchema)
 		diags = append(diags, cd...)
-		g := &groupDecl{block: b, members: content.Attributes["members"]}
+		g := &groupDecl{block: b, members: content.Attributes["members"], file: content.Attributes["members_file"]}
+		if g.members == nil && g.file == nil && !cd.HasErrors() {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Missing group members",
+				Detail:  fmt.Sprintf("Address group %q needs members, members_file (a list file, one address a line), or both.", b.Labels[0]),
+				Subject: b.DefRange.Ptr()})
+		}
+		if g.file != nil {
+			diags = append(diags, d.checkRefs(g.file.Expr, "var", "local")...)
+		}
 		if g.members != nil {
 			rd := d.checkRefs(g.members.Expr, "var", "local", "address_group")
 			diags = append(diags, rd...)
@@ -435,7 +453,6 @@ func (d *decoder) decodeGroups(blocks []*hcl.Block) hcl.Diagnostics {
 		decls[b.Labels[0]] = g
 	}
 	// Depth-first in name order; a group met again while on the stack is a cycle.
-	values := map[string]cty.Value{}
 	state := map[string]int{} // 0 new, 1 visiting, 2 done
 	var visit func(name string, stack []string)
 	visit = func(name string, stack []string) {
@@ -457,33 +474,101 @@ func (d *decoder) decodeGroups(blocks []*hcl.Block) hcl.Diagnostics {
 		}
 		state[name] = 2
 		grp := &AddressGroup{Name: name, DeclRange: g.block.DefRange}
+		decoded := true
 		if g.members != nil {
-			cycleFree := true
 			for _, dep := range g.deps {
-				if _, ok := values[dep]; !ok {
-					cycleFree = false
+				if d.groups[dep] == nil {
+					decoded = false // in a cycle, or itself broken
 				}
 			}
-			if cycleFree {
-				d.ctx.Variables["address_group"] = objectOrEmpty(values)
+			if decoded {
 				members, md := d.addressList(g.members.Expr, "members")
 				diags = append(diags, md...)
 				grp.Members = members
-				values[name] = addressesValue(members)
 			}
+		}
+		if g.file != nil {
+			listed, ld := d.readMembersFile(g.file)
+			diags = append(diags, ld...)
+			if len(listed) > 0 {
+				grp.MembersFile = listed[0].Range.Filename
+			}
+			if len(grp.Members) == 0 {
+				grp.Members = listed // no copy of a million addresses
+			} else {
+				grp.Members = append(grp.Members, listed...)
+			}
+		}
+		if decoded {
+			d.groups[name] = grp
 		}
 		d.pol.AddressGroups = append(d.pol.AddressGroups, grp)
 	}
 	for _, name := range sortedKeys(decls) {
 		visit(name, nil)
 	}
-	for name := range decls {
-		if _, ok := values[name]; !ok {
-			values[name] = cty.DynamicVal
+	return diags
+}
+
+// groupContext makes the groups expr refers to available to it as cty
+// values; a group not decoded (in a cycle, or broken) is unknown, which
+// evaluates without further errors.
+func (d *decoder) groupContext(expr hcl.Expression) {
+	vals := map[string]cty.Value{}
+	for name := range d.names["address_group"] {
+		vals[name] = cty.DynamicVal
+	}
+	for _, tr := range expr.Variables() {
+		if tr.RootName() != "address_group" || len(tr) < 2 {
+			continue
+		}
+		attr, ok := tr[1].(hcl.TraverseAttr)
+		if !ok {
+			continue
+		}
+		g := d.groups[attr.Name]
+		if g == nil {
+			continue
+		}
+		if _, ok := d.groupVals[attr.Name]; !ok {
+			d.groupVals[attr.Name] = addressesValue(g.Members)
 		}
 	}
-	d.ctx.Variables["address_group"] = objectOrEmpty(values)
-	return diags
+	for name, v := range d.groupVals {
+		vals[name] = v
+	}
+	d.ctx.Variables["address_group"] = objectOrEmpty(vals)
+}
+
+// groupReference returns the members of the group el names when el is
+// nothing but a reference to a decoded group. Addresses written inline
+// take el's range, as if they were written there; lines of a list file
+// keep theirs, so explain names the line that decides.
+func (d *decoder) groupReference(el hcl.Expression) ([]Address, bool) {
+	st, ok := el.(*hclsyntax.ScopeTraversalExpr)
+	if !ok || len(st.Traversal) != 2 || st.Traversal.RootName() != "address_group" {
+		return nil, false
+	}
+	attr, ok := st.Traversal[1].(hcl.TraverseAttr)
+	if !ok {
+		return nil, false
+	}
+	g := d.groups[attr.Name]
+	if g == nil {
+		return nil, false
+	}
+	if !slices.ContainsFunc(g.Members, func(a Address) bool { return !a.Listed }) {
+		// Members are never changed once decoded, so they can be shared.
+		return slices.Clip(g.Members), true
+	}
+	out := make([]Address, len(g.Members))
+	for i, a := range g.Members {
+		if !a.Listed {
+			a.Range = el.Range()
+		}
+		out[i] = a
+	}
+	return out, true
 }
 
 func addressesValue(as []Address) cty.Value {
@@ -519,6 +604,14 @@ func (d *decoder) addressList(expr hcl.Expression, what string) ([]Address, hcl.
 			diags = append(diags, rd...)
 			continue
 		}
+		if members, ok := d.groupReference(el); ok {
+			if len(elems) == 1 {
+				return members, diags
+			}
+			out = append(out, members...)
+			continue
+		}
+		d.groupContext(el)
 		val, vd := el.Value(d.ctx)
 		diags = append(diags, vd...)
 		if vd.HasErrors() {

@@ -64,16 +64,16 @@ func Load(p string, opts Options) (*Policy, hcl.Diagnostics) {
 		}
 		return filepath.Join(dir, filepath.FromSlash(n))
 	}
-	return loadFS(os.DirFS(dir), name, opts, display)
+	return loadFS(os.DirFS(dir), name, opts, display, osListReader)
 }
 
 // LoadFS is Load over a file system: tests and the fuzzer need no files.
 // name is a file or a directory in fsys.
 func LoadFS(fsys fs.FS, name string, opts Options) (*Policy, hcl.Diagnostics) {
-	return loadFS(fsys, name, opts, func(n string) string { return n })
+	return loadFS(fsys, name, opts, func(n string) string { return n }, fsListReader(fsys))
 }
 
-func loadFS(fsys fs.FS, name string, opts Options, display func(string) string) (*Policy, hcl.Diagnostics) {
+func loadFS(fsys fs.FS, name string, opts Options, display func(string) string, readList listReader) (*Policy, hcl.Diagnostics) {
 	pol := &Policy{Files: map[string]*hcl.File{}}
 	names, diags := policyFiles(fsys, name, display)
 	if diags.HasErrors() {
@@ -99,7 +99,7 @@ func loadFS(fsys fs.FS, name string, opts Options, display func(string) string) 
 	if diags.HasErrors() {
 		return pol, diags
 	}
-	d = decode(pol, bodies, opts, varFiles)
+	d = decode(pol, bodies, opts, varFiles, readList)
 	return pol, append(diags, d...)
 }
 

@@ -24,6 +24,10 @@ type Policy struct {
 	// Files holds every parsed file by the name used in diagnostics, so the
 	// CLI can print the offending source line under each diagnostic.
 	Files map[string]*hcl.File
+
+	// ListFiles are the list files (members_file) read, as Files names
+	// them; InputDigest hashes them.
+	ListFiles []string
 }
 
 // Variable is a declared input variable and the value it resolved to.
@@ -40,15 +44,18 @@ type Variable struct {
 // address is stored as a full-length prefix (/32 or /128).
 type Address struct {
 	Prefix netip.Prefix
-	Range  hcl.Range // the expression that produced it
+	Range  hcl.Range // the expression that produced it, or the line of a list file
+	Listed bool      // Range is a line of a members_file
 }
 
 // AddressGroup is a named, flattened list of addresses; nested groups,
-// locals and variables are already resolved into Members.
+// locals, variables and the lines of its members_file are already
+// resolved into Members.
 type AddressGroup struct {
-	Name      string
-	Members   []Address
-	DeclRange hcl.Range
+	Name        string
+	Members     []Address
+	MembersFile string // the list file as diagnostics name it; "" when none
+	DeclRange   hcl.Range
 }
 
 // PortRange is an inclusive range of ports; a single port has First == Last.

@@ -91,6 +91,10 @@ func diffPrefixes(before, after Prefixes) PrefixDiff {
 			}
 			return a.Bits() - b.Bits()
 		})
+		if fam == 4 {
+			d.Added, d.Removed = add, rem // no copy
+			continue
+		}
 		d.Added = append(d.Added, add...)
 		d.Removed = append(d.Removed, rem...)
 	}
@@ -109,6 +113,12 @@ func diffPorts(before, after []PortRange) (added, removed []PortRange) {
 // diffSorted walks two sorted lists once: elements only in after are added,
 // elements only in before removed. Linear, so 100,000-element sets diff fast.
 func diffSorted[T any](before, after []T, cmp func(a, b T) int) (added, removed []T) {
+	if len(before) == 0 {
+		return slices.Clone(after), nil // everything new (a cold apply): no growing
+	}
+	if len(after) == 0 {
+		return nil, slices.Clone(before)
+	}
 	i, j := 0, 0
 	for i < len(before) || j < len(after) {
 		switch {

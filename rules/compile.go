@@ -62,25 +62,58 @@ func compileExpose(x *policies.Expose) (Exposure, error) {
 		e.Ports = append(e.Ports, PortRange{First: p.First, Last: p.Last})
 	}
 	e.Destinations = NewPrefixes(addressPrefixes(x.Destinations)...)
-	var deny, allow []netip.Prefix
+	// Sized up front: with 100,000 sources, growing these slices cost more
+	// than the rest of Compile.
+	deny, allow := make([]netip.Prefix, 0, addressCount(x.Deny)), make([]netip.Prefix, 0, addressCount(x.Allow))
 	for _, block := range x.Deny {
 		ps := addressPrefixes(block.From)
 		deny = append(deny, ps...)
 		e.Origins = append(e.Origins, Origin{Kind: OriginDeny, Comment: block.Comment, Prefixes: ps, Range: block.DeclRange})
+		setLines(&e.Origins[len(e.Origins)-1], block.From)
 	}
 	for _, block := range x.Allow {
 		ps := addressPrefixes(block.From)
 		allow = append(allow, ps...)
 		e.Origins = append(e.Origins, Origin{Kind: OriginAllow, Comment: block.Comment, Prefixes: ps, Range: block.DeclRange})
+		setLines(&e.Origins[len(e.Origins)-1], block.From)
 	}
-	e.Deny = NewPrefixes(deny...)
-	e.Allow = NewPrefixes(allow...)
+	e.Deny = normalized(deny)
+	e.Allow = normalized(allow)
 	if e.Loopback {
 		e.Origins = append(e.Origins, Origin{Kind: OriginLoopback, Range: x.DeclRange})
 	}
 	e.Origins = append(e.Origins, Origin{Kind: OriginDefault, Range: x.DeclRange})
-	e.index = newOriginIndex(e.Origins)
+	e.index = &originIndex{origins: len(e.Origins)}
 	return e, nil
+}
+
+func addressCount(blocks []*policies.SourceRule) int {
+	n := 0
+	for _, b := range blocks {
+		n += len(b.From)
+	}
+	return n
+}
+
+// setLines records the list file line of each address, when any came
+// from a list file.
+func setLines(o *Origin, as []policies.Address) {
+	files := map[string]uint32{}
+	for i, a := range as {
+		if !a.Listed {
+			continue
+		}
+		if o.Lines == nil {
+			o.Lines = make([]ListLine, len(as))
+		}
+		f, ok := files[a.Range.Filename]
+		if !ok {
+			f = uint32(len(o.ListFiles))
+			files[a.Range.Filename] = f
+			o.ListFiles = append(o.ListFiles, a.Range.Filename)
+		}
+		o.Lines[i] = ListLine{File: f, Line: uint32(a.Range.Start.Line)}
+	}
 }
 
 // addressPrefixes lists the prefixes of addresses as written, masked, with

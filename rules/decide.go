@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/hashicorp/hcl/v2"
 	"github.com/portwarden/portwarden/policies"
 	"go4.org/netipx"
 )
@@ -63,8 +64,9 @@ func familyOf(a netip.Addr) int {
 func (e *Exposure) decision(v Verdict, kind string, src netip.Addr) Decision {
 	d := Decision{Verdict: v, Exposure: e.Name}
 	if (kind == OriginAllow || kind == OriginDeny) && e.index != nil && e.index.origins == len(e.Origins) {
-		if i := e.index.lookup(kind, src); i >= 0 {
-			d.Origin = &e.Origins[i]
+		if at := e.index.lookup(e.Origins, kind, src); at.origin >= 0 {
+			d.Origin = &e.Origins[at.origin]
+			d.Line = d.Origin.line(at.prefix)
 		}
 		return d
 	}
@@ -74,14 +76,27 @@ func (e *Exposure) decision(v Verdict, kind string, src netip.Addr) Decision {
 			continue
 		}
 		if kind == OriginAllow || kind == OriginDeny {
-			if !slices.ContainsFunc(o.Prefixes, func(p netip.Prefix) bool { return p.Contains(src) }) {
+			j := slices.IndexFunc(o.Prefixes, func(p netip.Prefix) bool { return p.Contains(src) })
+			if j < 0 {
 				continue
 			}
+			d.Line = o.line(j)
 		}
 		d.Origin = o
 		break
 	}
 	return d
+}
+
+// line is the list file line of the i-th prefix, nil when it was written
+// in the policy.
+func (o *Origin) line(i int) *hcl.Range {
+	if i < 0 || i >= len(o.Lines) || o.Lines[i].Line == 0 || int(o.Lines[i].File) >= len(o.ListFiles) {
+		return nil
+	}
+	l := o.Lines[i]
+	pos := hcl.Pos{Line: int(l.Line), Column: 1}
+	return &hcl.Range{Filename: o.ListFiles[l.File], Start: pos, End: pos}
 }
 
 // SamplePacket is a packet from src to the exposure's first port and, when

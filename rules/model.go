@@ -94,6 +94,18 @@ type Origin struct {
 	Comment  string         `json:"comment,omitempty"`
 	Prefixes []netip.Prefix `json:"prefixes,omitempty"` // what the block lists, as written
 	Range    hcl.Range      `json:"range"`
+	// Lines says, for each of Prefixes, the list file line it was read
+	// from (ListLine.Line 0 for prefixes written in the policy itself); nil
+	// when the block lists nothing from a list file. Kept small (8 bytes a
+	// prefix, not an hcl.Range's 64) for lists of a million sources.
+	Lines     []ListLine `json:"-"`
+	ListFiles []string   `json:"-"` // the files ListLine.File indexes
+}
+
+// ListLine is a line of one of an Origin's ListFiles.
+type ListLine struct {
+	File uint32
+	Line uint32
 }
 
 // Packet is what Decide is asked about. A zero Destination or empty
@@ -114,4 +126,7 @@ type Decision struct {
 	// the loopback rule); nil with Pass or when the Ruleset was read from a
 	// kernel and carries no origins.
 	Origin *Origin `json:"origin,omitempty"`
+	// Line is the list file line that names the source, when the deciding
+	// block took it from a members_file.
+	Line *hcl.Range `json:"line,omitempty"`
 }

@@ -1,6 +1,9 @@
 package rules
 
-import "net/netip"
+import (
+	"net/netip"
+	"sync"
+)
 
 // originIndex finds the first allow or deny block that names a source
 // without scanning every prefix of every block, which with 100,000
@@ -8,13 +11,16 @@ import "net/netip"
 // contain an address differ only in their length, so one map lookup per
 // prefix length in use finds all of them.
 //
-// Compile builds it; it is never changed afterwards, so copies of an
-// Exposure share it safely. It is used only while Origins still has the
-// length it was built for; otherwise Decide falls back to scanning.
+// Compile allocates it and the first Decide fills it: apply never asks
+// Decide, and with a million sources the map costs about 100 MB. Copies of
+// an Exposure share the pointer, and the sync.Once makes filling it safe.
+// It is used only while Origins still has the length it was built for;
+// otherwise Decide falls back to scanning.
 type originIndex struct {
-	origins int               // len(Origins) when built
-	first   map[originKey]int // kind and masked prefix → index of the first origin listing it
-	lengths [2][]int          // prefix lengths in use, per family (0: IPv4, 1: IPv6), ascending
+	origins int // len(Origins) when built
+	once    sync.Once
+	first   map[originKey]originPos // kind and masked prefix → the first origin listing it
+	lengths [2][]int                // prefix lengths in use, per family (0: IPv4, 1: IPv6), ascending
 }
 
 type originKey struct {
@@ -22,21 +28,24 @@ type originKey struct {
 	prefix netip.Prefix
 }
 
-func newOriginIndex(origins []Origin) *originIndex {
-	idx := &originIndex{origins: len(origins), first: map[originKey]int{}}
+// originPos is an origin and the position of a prefix in its Prefixes.
+type originPos struct{ origin, prefix int }
+
+func (idx *originIndex) build(origins []Origin) {
+	idx.first = map[originKey]originPos{}
 	var used [2][129]bool
 	for i, o := range origins {
 		if o.Kind != OriginAllow && o.Kind != OriginDeny {
 			continue
 		}
-		for _, p := range o.Prefixes {
+		for j, p := range o.Prefixes {
 			if !p.IsValid() {
 				continue
 			}
 			p = p.Masked()
 			key := originKey{o.Kind, p}
 			if _, seen := idx.first[key]; !seen {
-				idx.first[key] = i
+				idx.first[key] = originPos{i, j}
 			}
 			used[familyIndex(p.Addr())][p.Bits()] = true
 		}
@@ -48,20 +57,21 @@ func newOriginIndex(origins []Origin) *originIndex {
 			}
 		}
 	}
-	return idx
 }
 
-// lookup returns the index of the first origin of kind that lists a prefix
-// containing src, or -1. src must be unmapped.
-func (idx *originIndex) lookup(kind string, src netip.Addr) int {
-	best := -1
+// lookup returns the first origin of kind that lists a prefix containing
+// src, and that prefix's position; origin is -1 when there is none. src
+// must be unmapped.
+func (idx *originIndex) lookup(origins []Origin, kind string, src netip.Addr) originPos {
+	idx.once.Do(func() { idx.build(origins) })
+	best := originPos{-1, -1}
 	for _, bits := range idx.lengths[familyIndex(src)] {
 		p, err := src.Prefix(bits)
 		if err != nil {
 			continue
 		}
-		if i, ok := idx.first[originKey{kind, p}]; ok && (best < 0 || i < best) {
-			best = i
+		if at, ok := idx.first[originKey{kind, p}]; ok && (best.origin < 0 || at.origin < best.origin) {
+			best = at
 		}
 	}
 	return best

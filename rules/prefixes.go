@@ -21,21 +21,59 @@ func normalized(ps []netip.Prefix) Prefixes {
 	if v4, v6, ok := splitCanonical(ps); ok {
 		return Prefixes{V4: v4, V6: v6}
 	}
-	var v4, v6 netipx.IPSetBuilder
+	n4 := 0
+	for _, p := range ps {
+		if p.Addr().Is4() || p.Addr().Is4In6() && p.Bits() >= 96 {
+			n4++
+		}
+	}
+	v4, v6 := make([]netip.Prefix, 0, n4), make([]netip.Prefix, 0, len(ps)-n4)
 	for _, p := range ps {
 		if !p.IsValid() {
 			continue
 		}
 		p = p.Masked()
 		if p.Addr().Is4() || p.Addr().Is4In6() && p.Bits() >= 96 {
-			v4.AddPrefix(unmap(p))
+			v4 = append(v4, unmap(p))
 		} else {
-			v6.AddPrefix(p)
+			v6 = append(v6, p)
 		}
 	}
-	s4, _ := v4.IPSet() // errors only report invalid input, skipped above
-	s6, _ := v6.IPSet()
-	return Prefixes{V4: s4.Prefixes(), V6: s6.Prefixes()}
+	return Prefixes{V4: merged(v4), V6: merged(v6)}
+}
+
+// merged sorts prefixes of one family, joins overlapping and adjacent
+// ones into maximal ranges and returns their minimal prefixes: what
+// netipx.IPSet.Prefixes gives, without building a set (which took 170 ms
+// for 100,000 sources, a sort and one sweep take a fraction).
+func merged(ps []netip.Prefix) []netip.Prefix {
+	if len(ps) == 0 {
+		return nil
+	}
+	byStart := func(a, b netip.Prefix) int {
+		if c := a.Addr().Compare(b.Addr()); c != 0 {
+			return c
+		}
+		return a.Bits() - b.Bits()
+	}
+	if !slices.IsSortedFunc(ps, byStart) { // list files are often sorted already
+		slices.SortFunc(ps, byStart)
+	}
+	out := make([]netip.Prefix, 0, len(ps))
+	cur := netipx.RangeOfPrefix(ps[0])
+	for _, p := range ps[1:] {
+		r := netipx.RangeOfPrefix(p)
+		next := cur.To().Next()
+		if r.From().Compare(cur.To()) <= 0 || next.IsValid() && r.From() == next {
+			if r.To().Compare(cur.To()) > 0 {
+				cur = netipx.IPRangeFrom(cur.From(), r.To())
+			}
+			continue
+		}
+		out = cur.AppendPrefixes(out)
+		cur = r
+	}
+	return cur.AppendPrefixes(out)
 }
 
 // splitCanonical returns ps split by family when ps is already canonical:
@@ -67,24 +105,28 @@ func canonical(ps []netip.Prefix) bool {
 			return false
 		}
 		// The maximal range starting here: prefixes that follow without a gap.
-		r := netipx.RangeOfPrefix(p)
+		last := netipx.PrefixLastIP(p)
 		j := i + 1
 		for ; j < len(ps); j++ {
 			next := ps[j]
 			if next.Addr().BitLen() != p.Addr().BitLen() || next != next.Masked() {
 				return false
 			}
-			if r.To().Next() != next.Addr() {
+			if last.Next() != next.Addr() {
 				break
 			}
-			r = netipx.IPRangeFrom(r.From(), netipx.RangeOfPrefix(next).To())
+			last = netipx.PrefixLastIP(next)
 		}
-		if j < len(ps) && ps[j].Addr().Compare(r.To()) <= 0 {
+		if j < len(ps) && ps[j].Addr().Compare(last) <= 0 {
 			return false // overlapping or out of order
 		}
-		buf = r.AppendPrefixes(buf[:0])
-		if !slices.Equal(buf, ps[i:j]) {
-			return false
+		// One prefix is always the minimal form of its own range; only runs
+		// of adjacent ones need decomposing again (rare, and costly).
+		if j-i > 1 {
+			buf = netipx.IPRangeFrom(p.Addr(), last).AppendPrefixes(buf[:0])
+			if !slices.Equal(buf, ps[i:j]) {
+				return false
+			}
 		}
 		i = j
 	}

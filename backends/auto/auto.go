@@ -15,12 +15,16 @@ import (
 	"errors"
 	"fmt"
 
+	"io/fs"
+	"os"
+
 	nft "github.com/google/nftables"
 	"github.com/vishvananda/netns"
 
 	"github.com/portwarden/portwarden/backends"
 	"github.com/portwarden/portwarden/backends/iptables"
 	"github.com/portwarden/portwarden/backends/nftables"
+	pwnetns "github.com/portwarden/portwarden/internal/netns"
 )
 
 // Open returns the backend called name ("auto", "nftables" or "iptables")
@@ -51,7 +55,7 @@ func variantReason(b backends.Backend) string {
 }
 
 func openAuto(ctx context.Context, cfg backends.Config) (backends.Backend, string, error) {
-	nftInstalled, err := probeNFTables(cfg.NetNS)
+	nftInstalled, xtables, err := probeNFTables(cfg.NetNS)
 	if err != nil {
 		b, ierr := iptables.New(cfg)
 		if ierr != nil {
@@ -65,6 +69,15 @@ func openAuto(ctx context.Context, cfg backends.Config) (backends.Backend, strin
 			return nil, "", err
 		}
 		return b, "nftables, because portwarden's nftables table is already installed here", nil
+	}
+	if !xtables && !legacyTables(cfg.NetNS) {
+		// Nothing of iptables exists here, so there is nothing to ask the
+		// iptables binaries (eight processes, a quarter of a second).
+		b, err := nftables.New(cfg)
+		if err != nil {
+			return nil, "", err
+		}
+		return b, "nftables, because nf_tables works here and iptables holds no tables", nil
 	}
 	if v, ok, err := iptables.Installed(ctx, cfg.NetNS); err != nil {
 		return nil, "", fmt.Errorf("auto: look for portwarden's iptables chains: %w", err)
@@ -105,31 +118,57 @@ const nftablesTable = "portwarden"
 // probeNFTables asks nf_tables for its tables in the namespace at path
 // (the current one when empty): the cheapest request that proves the
 // subsystem works and that we may use it. It also tells whether the
-// nftables backend's table is there.
-func probeNFTables(path string) (installed bool, err error) {
+// nftables backend's table is there, and whether any table of family ip
+// or ip6 is (where iptables-nft keeps its chains).
+func probeNFTables(path string) (installed, xtables bool, err error) {
 	var opts []nft.ConnOption
 	if path != "" {
 		h, err := netns.GetFromPath(path)
 		if err != nil {
-			return false, fmt.Errorf("open network namespace %s: %w", path, err)
+			return false, false, fmt.Errorf("open network namespace %s: %w", path, err)
 		}
 		defer h.Close()
 		opts = append(opts, nft.WithNetNSFd(int(h)))
 	}
 	conn, err := nft.New(opts...)
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	tables, err := conn.ListTables()
 	if err != nil {
-		return false, fmt.Errorf("list nf_tables tables: %w", err)
+		return false, false, fmt.Errorf("list nf_tables tables: %w", err)
 	}
 	for _, t := range tables {
 		if t.Name == nftablesTable && t.Family == nft.TableFamilyINet {
-			return true, nil
+			installed = true
+		}
+		if t.Family == nft.TableFamilyIPv4 || t.Family == nft.TableFamilyIPv6 {
+			xtables = true
 		}
 	}
-	return false, nil
+	return installed, xtables, nil
+}
+
+// legacyTables reports whether the namespace has any legacy iptables
+// table: the kernel lists them in /proc/net/ip{,6}_tables_names, per
+// namespace. When in doubt it says yes, and the binaries are asked.
+func legacyTables(path string) bool {
+	found := true
+	err := pwnetns.DoPath(path, func() error {
+		found = false
+		for _, f := range []string{"ip_tables_names", "ip6_tables_names"} {
+			// thread-self: this thread is the one inside the namespace.
+			b, err := os.ReadFile("/proc/thread-self/net/" + f)
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				found = true
+			}
+			if len(b) > 0 {
+				found = true
+			}
+		}
+		return nil
+	})
+	return err != nil || found
 }
 
 func plural(n int, word string) string {
@@ -150,7 +189,7 @@ type Availability struct {
 // namespace), for `portwarden version` and doctor.
 func Available() []Availability {
 	nft := Availability{Backend: "nftables", Available: true, Detail: "nf_tables over netlink"}
-	if _, err := probeNFTables(""); err != nil {
+	if _, _, err := probeNFTables(""); err != nil {
 		nft.Available, nft.Detail = false, err.Error()
 	}
 	ipt := Availability{Backend: "iptables", Available: true}

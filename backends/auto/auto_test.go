@@ -19,10 +19,10 @@ func TestOpenByName(t *testing.T) {
 
 func TestAutoProbesNFTablesInNamespace(t *testing.T) {
 	ns := netnstest.New(t, "auto")
-	if installed, err := probeNFTables(ns.Path()); err != nil || installed {
+	if installed, _, err := probeNFTables(ns.Path()); err != nil || installed {
 		t.Fatalf("nf_tables probe in a fresh namespace: %v (installed %v)", err, installed)
 	}
-	if _, err := probeNFTables("/run/netns/pwt-does-not-exist"); err == nil {
+	if _, _, err := probeNFTables("/run/netns/pwt-does-not-exist"); err == nil {
 		t.Fatal("probe of a missing namespace succeeded")
 	}
 }

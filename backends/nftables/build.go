@@ -313,8 +313,25 @@ func wantedIntervals(e *rules.Exposure, role string) []interval {
 		ps = e.Allow.V6
 	}
 	// Normalised prefixes are sorted and disjoint: coalescing neighbours
-	// gives the maximal ranges in one pass.
-	var out []interval
+	// gives the maximal ranges in one pass. Sized up front and with the
+	// keys in one block: growing and allocating per interval cost a third
+	// of a one-source change at 100,000 sources.
+	out := make([]interval, 0, len(ps))
+	var keys []byte
+	if len(ps) > 0 {
+		keys = make([]byte, 0, 2*len(ps)*ps[0].Addr().BitLen()/8)
+	}
+	key := func(a netip.Addr) []byte {
+		n := len(keys)
+		if a.Is4() {
+			b := a.As4()
+			keys = append(keys, b[:]...) // within capacity: no reallocation
+		} else {
+			b := a.As16()
+			keys = append(keys, b[:]...)
+		}
+		return keys[n:len(keys):len(keys)]
+	}
 	var cur netipx.IPRange
 	for _, p := range ps {
 		r := netipx.RangeOfPrefix(p)
@@ -323,12 +340,12 @@ func wantedIntervals(e *rules.Exposure, role string) []interval {
 			continue
 		}
 		if cur.IsValid() {
-			out = append(out, interval{cur.From().AsSlice(), cur.To().AsSlice()})
+			out = append(out, interval{key(cur.From()), key(cur.To())})
 		}
 		cur = r
 	}
 	if cur.IsValid() {
-		out = append(out, interval{cur.From().AsSlice(), cur.To().AsSlice()})
+		out = append(out, interval{key(cur.From()), key(cur.To())})
 	}
 	return out
 }
@@ -345,7 +362,7 @@ func ifnameKey(name string) []byte {
 // interval sets, an end key one past the last, flagged as an interval end
 // (omitted when the range reaches the top of the key space).
 func elements(set *nftables.Set, ivs []interval) []nftables.SetElement {
-	var out []nftables.SetElement
+	out := make([]nftables.SetElement, 0, 2*len(ivs)) // growing it cost a third of a cold apply
 	for _, iv := range ivs {
 		out = append(out, nftables.SetElement{Key: iv.first})
 		if !set.Interval {

@@ -15,12 +15,19 @@ func TestConformance(t *testing.T) {
 	backendtest.Run(t, &hooks{})
 }
 
+// TestConformanceWithCache runs the suite again with a state directory:
+// every backend the suite opens is a fresh "process" that may trust the
+// cache file instead of reading the kernel, and must behave the same.
+func TestConformanceWithCache(t *testing.T) {
+	backendtest.Run(t, &hooks{stateDir: t.TempDir()})
+}
+
 // hooks is the nftables side of the conformance suite.
-type hooks struct{ nsPath string }
+type hooks struct{ nsPath, stateDir string }
 
 func (h *hooks) Open(t *testing.T, nsPath string) backends.Backend {
 	h.nsPath = nsPath
-	b, err := New(backends.Config{NetNS: nsPath})
+	b, err := New(backends.Config{NetNS: nsPath, StateDir: h.stateDir})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,8 @@ import (
 
 // Backend keeps portwarden's rules in one nftables table over netlink.
 type Backend struct {
-	netns string
+	netns    string
+	stateDir string // Config.StateDir: where the cache file lives (cache.go)
 	// last is the owned state this backend last read or wrote, valid while
 	// the namespace (cookie) and its nf_tables generation are unchanged:
 	// the kernel dumps large interval sets slowly (about 1.7s for 100,000
@@ -33,7 +34,7 @@ type Backend struct {
 
 // New returns the nftables backend working in cfg.NetNS.
 func New(cfg backends.Config) (backends.Backend, error) {
-	return &Backend{netns: cfg.NetNS}, nil
+	return &Backend{netns: cfg.NetNS, stateDir: cfg.StateDir}, nil
 }
 
 // Name is "nftables".
@@ -43,14 +44,14 @@ func (b *Backend) Name() string { return "nftables" }
 // when the caller is done with it.
 func (b *Backend) conn() (c *nftables.Conn, closeFn func(), err error) {
 	if b.netns == "" {
-		c, err = nftables.New(nftables.WithSockOptions(largeSendBuffer))
+		c, err = nftables.New(nftables.WithSockOptions(largeSendBuffer, largeDumps))
 		return c, func() {}, kernelErr("open netlink", err)
 	}
 	f, err := os.Open(b.netns)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open network namespace %s: %w", b.netns, err)
 	}
-	c, err = nftables.New(nftables.WithNetNSFd(int(f.Fd())), nftables.WithSockOptions(largeSendBuffer))
+	c, err = nftables.New(nftables.WithNetNSFd(int(f.Fd())), nftables.WithSockOptions(largeSendBuffer, largeDumps))
 	if err != nil {
 		f.Close()
 		return nil, nil, kernelErr("open netlink in "+b.netns, err)
@@ -62,6 +63,9 @@ func (b *Backend) conn() (c *nftables.Conn, closeFn func(), err error) {
 // 10 MB. The kernel allocates only what a batch needs.
 const sendBufferBytes = 64 << 20
 
+// receiveBufferBytes holds the acknowledgements of the largest batch.
+const receiveBufferBytes = 16 << 20
+
 // largeSendBuffer lets one sendmsg carry a whole batch, as nft does
 // (SO_SNDBUFFORCE needs CAP_NET_ADMIN, which writing needs anyway).
 func largeSendBuffer(c *netlink.Conn) error {
@@ -72,6 +76,12 @@ func largeSendBuffer(c *netlink.Conn) error {
 	var serr error
 	err = rc.Control(func(fd uintptr) {
 		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, sendBufferBytes)
+		if serr == nil {
+			// The kernel acknowledges every message of a batch; with a
+			// million sources (2,000 element messages) the acks overflow
+			// the default receive buffer (ENOBUFS).
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, receiveBufferBytes)
+		}
 		if serr != nil {
 			// Without CAP_NET_ADMIN reads still work; writes will say why.
 			serr = nil
@@ -119,7 +129,8 @@ func (b *Backend) snapshot() (*snapshot, error) {
 func (s *snapshot) state() *backends.State {
 	s.once.Do(func() {
 		h := sha256.New()
-		h.Write([]byte(s.ruleset.Fingerprint()))
+		s.rulesetFP = s.ruleset.Fingerprint()
+		h.Write([]byte(s.rulesetFP))
 		for _, d := range s.drift {
 			h.Write([]byte("\n" + d))
 		}
@@ -182,7 +193,11 @@ func (b *Backend) Apply(ctx context.Context, plan *backends.Plan) error {
 	// the kernel now holds what was written, and the next read need not
 	// dump the sets again.
 	if gen, err := nfgen.Generation(b.netns); err == nil && now.cookie != 0 && gen == now.gen+1 {
-		b.remember(written(now, want, content, gen))
+		s := written(now, want, content, gen)
+		// Sets left alone keep what they held: canonical only if they were.
+		s.canonical = now.canonical || now.table == nil
+		b.remember(s)
+		b.saveCache(s)
 	} else {
 		b.forget()
 	}
@@ -190,16 +205,26 @@ func (b *Backend) Apply(ctx context.Context, plan *backends.Plan) error {
 }
 
 // written is the snapshot a read would give right after want was applied:
-// exactly what the batch wrote, with no drift.
+// exactly what the batch wrote, with no drift. Sets missing from content
+// hold what want gives (lazy).
 func written(before *snapshot, want *rules.Ruleset, content map[string][]interval, gen uint32) *snapshot {
+	return writtenOwned(before, want.Clone(), content, gen)
+}
+
+// writtenOwned is written for a want nobody else holds: it becomes the
+// snapshot's ruleset without a copy.
+func writtenOwned(before *snapshot, want *rules.Ruleset, content map[string][]interval, gen uint32) *snapshot {
+	if content == nil {
+		content = map[string][]interval{}
+	}
 	s := &snapshot{
 		table:   &nftables.Table{Name: tableName, Family: nftables.TableFamilyINet},
 		sets:    map[string]*nftables.Set{},
 		content: content,
 		chains:  map[string]*nftables.Chain{baseChainName: {Name: baseChainName}},
 		rules:   map[string][]*nftables.Rule{},
-		ruleset: want.Clone(), rebuild: map[string]bool{}, damagedSets: map[string]bool{},
-		cookie: before.cookie, gen: gen,
+		ruleset: want, rebuild: map[string]bool{}, damagedSets: map[string]bool{},
+		cookie: before.cookie, gen: gen, lazy: true,
 	}
 	if before.table != nil {
 		s.table = before.table

@@ -21,9 +21,17 @@ import (
 type snapshot struct {
 	table   *nftables.Table // nil when nothing is installed
 	sets    map[string]*nftables.Set
-	content map[string][]interval // set name → its intervals, sorted
-	chains  map[string]*nftables.Chain
-	rules   map[string][]*nftables.Rule // chain name → rules in order
+	content map[string][]interval // set name → its intervals, sorted; see intervals
+	// lazy: a set missing from content holds exactly wantedIntervals of
+	// ruleset (a snapshot from the cache, or one Apply wrote), computed
+	// only when asked for: most sets are unchanged by most applies.
+	lazy      bool
+	contentMu sync.Mutex // content fills lazily; snapshots are shared
+	// canonical: every set holds exactly wantedIntervals of ruleset, so
+	// the ruleset alone describes the sets and the snapshot may be cached.
+	canonical bool
+	chains    map[string]*nftables.Chain
+	rules     map[string][]*nftables.Rule // chain name → rules in order
 
 	ruleset *rules.Ruleset
 	drift   []string
@@ -41,6 +49,7 @@ type snapshot struct {
 
 	once        sync.Once // computes fingerprint once: snapshots are shared
 	fingerprint string
+	rulesetFP   string // ruleset.Fingerprint(), computed with fingerprint
 }
 
 func (b *Backend) read(c *nftables.Conn) (*snapshot, error) {
@@ -52,6 +61,10 @@ func (b *Backend) read(c *nftables.Conn) (*snapshot, error) {
 	}
 	if last := b.stamp(s); last != nil {
 		return last, nil
+	}
+	if cached := b.loadCache(s.cookie, s.gen); cached != nil {
+		b.remember(cached)
+		return cached, nil
 	}
 	tables, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
 	if err != nil {
@@ -81,7 +94,7 @@ func (b *Backend) read(c *nftables.Conn) (*snapshot, error) {
 		if name == markerSetName {
 			continue
 		}
-		elems, err := c.GetSetElements(set)
+		elems, err := b.dumpSet(set)
 		if err != nil {
 			return nil, kernelErr("read set "+name, err)
 		}
@@ -108,9 +121,11 @@ func (b *Backend) read(c *nftables.Conn) (*snapshot, error) {
 		s.rules[ch.Name] = rs
 	}
 	s.decode()
+	s.canonical = len(s.drift) == 0 && s.matchesModel()
 	// Remember what was read only if nothing was written meanwhile.
 	if gen, err := nfgen.Generation(b.netns); err == nil && s.cookie != 0 && gen == s.gen {
 		b.remember(s)
+		b.saveCache(s)
 	}
 	return s, nil
 }
@@ -307,11 +322,33 @@ func sameExprs(want, got []expr.Any) bool {
 		return false
 	}
 	for i := range want {
-		if !reflect.DeepEqual(canonical(want[i]), canonical(got[i])) {
+		w, g := canonical(want[i]), canonical(got[i])
+		if i > 0 && loadsIfname(want[i-1]) {
+			// An interface name compares equal padded or not: nft -f of
+			// Render's script pads "lo" to 16 bytes, portwarden writes 4,
+			// and both match exactly the interface lo.
+			w, g = trimCmp(w), trimCmp(g)
+		}
+		if !reflect.DeepEqual(w, g) {
 			return false
 		}
 	}
 	return true
+}
+
+func loadsIfname(e expr.Any) bool {
+	m, ok := e.(*expr.Meta)
+	return ok && (m.Key == expr.MetaKeyIIFNAME || m.Key == expr.MetaKeyOIFNAME)
+}
+
+func trimCmp(e expr.Any) expr.Any {
+	c, ok := e.(*expr.Cmp)
+	if !ok {
+		return e
+	}
+	t := *c
+	t.Data = bytes.TrimRight(c.Data, "\x00")
+	return &t
 }
 
 func canonical(e expr.Any) expr.Any {
@@ -332,17 +369,31 @@ func canonical(e expr.Any) expr.Any {
 
 // intervalsOf decodes kernel set elements into sorted inclusive ranges.
 // ok is false when starts and ends do not alternate.
-func intervalsOf(set *nftables.Set, elems []nftables.SetElement) (ivs []interval, ok bool) {
-	sort.Slice(elems, func(i, j int) bool {
-		if c := bytes.Compare(elems[i].Key, elems[j].Key); c != 0 {
-			return c < 0
+func intervalsOf(set *nftables.Set, elems []elem) (ivs []interval, ok bool) {
+	byKey := func(a, b elem) int {
+		if c := bytes.Compare(a.key, b.key); c != 0 {
+			return c
 		}
-		return elems[i].IntervalEnd && !elems[j].IntervalEnd
-	})
-	var out []interval
+		switch {
+		case a.end == b.end:
+			return 0
+		case a.end:
+			return -1
+		}
+		return 1
+	}
+	// The kernel dumps an interval set from the top down: reversing is
+	// linear, sorting is not.
+	if slices.IsSortedFunc(elems, func(a, b elem) int { return byKey(b, a) }) {
+		slices.Reverse(elems)
+	}
+	if !slices.IsSortedFunc(elems, byKey) {
+		slices.SortFunc(elems, byKey)
+	}
+	out := make([]interval, 0, len(elems)/2+1)
 	if !set.Interval {
 		for _, el := range elems {
-			out = append(out, interval{el.Key, el.Key})
+			out = append(out, interval{el.key, el.key})
 		}
 		return out, true
 	}
@@ -350,18 +401,18 @@ func intervalsOf(set *nftables.Set, elems []nftables.SetElement) (ivs []interval
 	var start []byte
 	for _, el := range elems {
 		switch {
-		case !el.IntervalEnd:
+		case !el.end:
 			if start != nil {
 				// Two starts in a row: the packet path treats the first range as
 				// running up to the second.
-				out = append(out, interval{start, decrement(el.Key)})
+				out = append(out, interval{start, decrement(el.key)})
 				ok = false
 			}
-			start = el.Key
+			start = el.key
 		case start != nil:
-			out = append(out, interval{start, decrement(el.Key)})
+			out = append(out, interval{start, decrement(el.key)})
 			start = nil
-		case len(out) > 0 || !isZero(el.Key):
+		case len(out) > 0 || !isZero(el.key):
 			ok = false // an end with no start (a leading end at 0 is harmless)
 		}
 	}
@@ -373,3 +424,51 @@ func intervalsOf(set *nftables.Set, elems []nftables.SetElement) (ivs []interval
 }
 
 func isZero(b []byte) bool { return len(bytes.Trim(b, "\x00")) == 0 }
+
+// intervals returns what the set called name holds, computing it from the
+// ruleset for a lazy snapshot; false when the snapshot does not know.
+func (s *snapshot) intervals(name string) ([]interval, bool) {
+	s.contentMu.Lock()
+	defer s.contentMu.Unlock()
+	if ivs, ok := s.content[name]; ok {
+		return ivs, true
+	}
+	if !s.lazy {
+		return nil, false
+	}
+	for i := range s.ruleset.Exposures {
+		e := &s.ruleset.Exposures[i]
+		for _, role := range setRoles {
+			if setName(e.Name, role) == name {
+				ivs := wantedIntervals(e, role)
+				s.content[name] = ivs
+				return ivs, true
+			}
+		}
+	}
+	return nil, false
+}
+
+// matchesModel reports whether every set holds exactly the intervals the
+// decoded model gives. A set edited by hand into a different but
+// equivalent form (one range split in two) does not: then the elements
+// are not what the model would write, and a snapshot of the model alone
+// (the cache) would name elements the kernel does not have.
+func (s *snapshot) matchesModel() bool {
+	for i := range s.ruleset.Exposures {
+		e := &s.ruleset.Exposures[i]
+		for _, role := range setRoles {
+			have := s.content[setName(e.Name, role)]
+			want := wantedIntervals(e, role)
+			if len(have) != len(want) {
+				return false
+			}
+			for j := range want {
+				if !bytes.Equal(have[j].first, want[j].first) || !bytes.Equal(have[j].last, want[j].last) {
+					return false
+				}
+			}
+		}
+	}
+	return true
+}

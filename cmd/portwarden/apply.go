@@ -58,6 +58,16 @@ func newApplyCmd(g *globals) *cobra.Command {
 					}
 				}
 			} else {
+				if confirmTimeout == 0 && !verifyAfter {
+					// Nothing to write, provably: see quick.go.
+					if rec, b, reason, ok := g.unchanged(cmd); ok {
+						if g.json {
+							return printJSON(w, map[string]any{"applied": false, "backend": b.Name(), "fingerprint": rec.Fingerprint})
+						}
+						writeUnchanged(w, b.Name(), reason)
+						return nil
+					}
+				}
 				var reason string
 				if plan, reason, pol, err = g.makePlan(cmd); err != nil {
 					return err

@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/portwarden/portwarden/backends"
 	"github.com/portwarden/portwarden/backends/auto"
+	"github.com/portwarden/portwarden/backends/safeapply"
 	"github.com/portwarden/portwarden/policies"
 	"github.com/portwarden/portwarden/rules"
 	"github.com/spf13/cobra"
@@ -35,6 +36,9 @@ func (g *globals) loadOptions() (policies.Options, error) {
 // and warnings) to stderr. An invalid policy returns an error that only
 // carries exit code 1: the diagnostics already said everything.
 func (g *globals) loadPolicy(cmd *cobra.Command) (*policies.Policy, *rules.Ruleset, error) {
+	if g.loaded != nil && g.loaded.rs != nil {
+		return g.loaded.pol, g.loaded.rs, nil
+	}
 	opts, err := g.loadOptions()
 	if err != nil {
 		return nil, nil, err
@@ -42,6 +46,11 @@ func (g *globals) loadPolicy(cmd *cobra.Command) (*policies.Policy, *rules.Rules
 	pol, diags := policies.Load(g.policyPath, opts)
 	if len(diags) > 0 {
 		g.writeDiagnostics(cmd.ErrOrStderr(), pol.Files, diags)
+		if !diags.HasErrors() {
+			var sb strings.Builder
+			g.writeDiagnostics(&sb, pol.Files, diags)
+			g.remember().warnings = sb.String()
+		}
 	}
 	if diags.HasErrors() {
 		return nil, nil, invalidPolicy(diags)
@@ -51,7 +60,28 @@ func (g *globals) loadPolicy(cmd *cobra.Command) (*policies.Policy, *rules.Rules
 	if err != nil {
 		return nil, nil, withCode(exitError1, err)
 	}
+	g.remember().pol, g.loaded.rs = pol, rs
 	return pol, rs, nil
+}
+
+// loaded is what one command loads at most once: a list of a million
+// sources takes a second to load, and one backend instance remembers what
+// it read, so plan and apply in one command read the kernel once.
+type loaded struct {
+	pol     *policies.Policy
+	rs      *rules.Ruleset
+	backend backends.Backend
+	reason  string
+	asked   string // --backend it was opened for
+	// warnings are the diagnostics loading printed, for recordCompiled.
+	warnings string
+}
+
+func (g *globals) remember() *loaded {
+	if g.loaded == nil {
+		g.loaded = &loaded{}
+	}
+	return g.loaded
 }
 
 func (g *globals) writeDiagnostics(w io.Writer, files map[string]*hcl.File, diags hcl.Diagnostics) {
@@ -76,10 +106,14 @@ func (g *globals) color(w io.Writer) bool {
 // (`ip netns exec NAME portwarden ...` chooses the namespace) and says why
 // it was chosen.
 func (g *globals) openBackend() (backends.Backend, string, error) {
-	b, reason, err := auto.Open(g.backend, backends.Config{})
+	if l := g.loaded; l != nil && l.backend != nil && l.asked == g.backend {
+		return l.backend, l.reason, nil
+	}
+	b, reason, err := auto.Open(g.backend, backends.Config{StateDir: safeapply.RootDir("")})
 	if err != nil {
 		return nil, "", withCode(exitError1, explainKernelError(err))
 	}
+	g.remember().backend, g.loaded.reason, g.loaded.asked = b, reason, g.backend
 	return b, reason, nil
 }
 

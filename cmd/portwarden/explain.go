@@ -63,6 +63,9 @@ func newExplainCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(out, ", %s", describeOrigin(o))
 			}
 			fmt.Fprintln(out)
+			if d.Line != nil {
+				fmt.Fprintf(out, "  the source is listed at %s:%d\n", d.Line.Filename, d.Line.Start.Line)
+			}
 			return nil
 		},
 	}

@@ -21,6 +21,12 @@ func newPlanCmd(g *globals) *cobra.Command {
   portwarden --policy /etc/portwarden plan --detailed-exitcode   # 0 no changes, 2 changes`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if out == "" && !g.json {
+				if _, b, reason, ok := g.unchanged(cmd); ok {
+					writeUnchanged(cmd.OutOrStdout(), b.Name(), reason)
+					return nil
+				}
+			}
 			plan, reason, pol, err := g.makePlan(cmd)
 			if err != nil {
 				return err
@@ -106,6 +112,9 @@ func (g *globals) makePlan(cmd *cobra.Command) (*backends.Plan, string, *policie
 	plan, err := b.Plan(context.Background(), rs)
 	if err != nil {
 		return nil, "", nil, withCode(exitError1, explainKernelError(err))
+	}
+	if _, ok := b.(backends.Holder); ok {
+		g.recordCompiled(pol, rs, b.Name())
 	}
 	return plan, reason, pol, nil
 }

@@ -1,0 +1,63 @@
+package safeapply
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+)
+
+// RootDir is the state root: root when given, else PORTWARDEN_STATE_DIR,
+// else DefaultRoot. Backends keep their caches below it, in the directory
+// of the namespace they work in (NamespaceDir).
+func RootDir(root string) string {
+	if root == "" {
+		root = os.Getenv("PORTWARDEN_STATE_DIR")
+	}
+	if root == "" {
+		root = DefaultRoot
+	}
+	return root
+}
+
+// NamespaceDir is the state directory of the network namespace with the
+// given cookie below root: the directory Open returns for the caller's
+// own namespace.
+func NamespaceDir(root string, cookie uint64) string {
+	return filepath.Join(RootDir(root), "netns-"+strconv.FormatUint(cookie, 10))
+}
+
+// BootID identifies this boot of the kernel: namespace cookies and
+// nf_tables generations start again after a reboot, so a state directory
+// that outlives one (PORTWARDEN_STATE_DIR on a disk) must not be trusted
+// across it.
+func BootID() string {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
+
+// Compiled remembers what a policy compiled to, so that a later command
+// can tell an unchanged policy by hashing its files instead of loading it
+// (policies.InputDigest).
+type Compiled struct {
+	Digest      string   `json:"digest"`      // policies.InputDigest, and the binary that compiled it
+	Lists       []string `json:"lists"`       // the list files the policy read
+	Fingerprint string   `json:"fingerprint"` // of the compiled Ruleset
+	Backend     string   `json:"backend"`
+	Warnings    string   `json:"warnings,omitempty"` // diagnostics printed when it was loaded, printed again
+}
+
+// RecordCompiled writes what the policy compiled to.
+func (d *Dir) RecordCompiled(c Compiled) error { return writeJSON(d.file("compiled.json"), c) }
+
+// LastCompiled reads it, nil when there is none.
+func (d *Dir) LastCompiled() (*Compiled, error) {
+	var c Compiled
+	ok, err := readJSON(d.file("compiled.json"), &c)
+	if !ok {
+		return nil, err
+	}
+	return &c, nil
+}

@@ -1,0 +1,317 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"text/tabwriter"
+	"time"
+
+	"github.com/portwarden/portwarden/internal/netns"
+	"github.com/portwarden/portwarden/internal/netns/netnstest"
+)
+
+// BenchmarkCLI times the built binary as hooks and administrators run it:
+// a fresh process per command, beside the kernel's own tool doing the same
+// job in the same run (interleaved, median of several rounds, each command
+// in a namespace of its own):
+//
+//	cold apply          portwarden apply   vs  nft -f of `portwarden compile`
+//	unchanged re-apply  portwarden apply   vs  nft -f of the same script
+//	one source changed  portwarden apply   vs  nft -f of the changed script
+//	plan, unchanged     portwarden plan    vs  nft list table inet portwarden
+//	after a foreign     portwarden apply   vs  nft -f, after another program
+//	write, re-apply                            wrote to nf_tables
+//
+// with 1,000, 100,000 and 1,000,000 sources in a list file (the two cases
+// that dump the sets only up to 100,000). It prints the medians, the
+// ratios and portwarden's peak RSS. Run it with `make bench`
+// (root). PORTWARDEN_BIN picks a built binary (default: built here);
+// PORTWARDEN_BENCH_SIZES picks sizes (e.g. "1000,100000").
+func BenchmarkCLI(b *testing.B) {
+	netnstest.RequireRoot(b)
+	for _, tool := range []string{"nft"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			b.Fatalf("%s is needed beside portwarden: %v", tool, err)
+		}
+	}
+	bin := cliBinary(b)
+	sizes := []int{1000, 100_000, 1_000_000}
+	if s := os.Getenv("PORTWARDEN_BENCH_SIZES"); s != "" {
+		sizes = nil
+		for _, f := range strings.Split(s, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil {
+				b.Fatalf("PORTWARDEN_BENCH_SIZES: %v", err)
+			}
+			sizes = append(sizes, n)
+		}
+	}
+	var rows []cliRow
+	for b.Loop() {
+		rows = rows[:0]
+		for _, n := range sizes {
+			rows = append(rows, benchCLISize(b, bin, n)...)
+		}
+	}
+	var out strings.Builder
+	tw := tabwriter.NewWriter(&out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "sources\tcase\tportwarden\tbeside\tratio\tportwarden peak RSS\t")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s (%s)\t%.2fx\t%d MiB\t\n", r.n, r.name, seconds(r.pw), seconds(r.other), r.otherName,
+			float64(r.pw)/float64(r.other), r.rss>>20)
+	}
+	tw.Flush()
+	fmt.Print("\nportwarden as a fresh process per command beside the kernel's own tools (median of the rounds)\n" + out.String())
+}
+
+type cliRow struct {
+	n               int
+	name, otherName string
+	pw, other       time.Duration // medians
+	rss             int64         // portwarden's largest peak RSS
+	pwRuns, oRuns   []time.Duration
+	pwRSS           []int64
+}
+
+func seconds(d time.Duration) string { return fmt.Sprintf("%.3fs", d.Seconds()) }
+
+// cliBinary is PORTWARDEN_BIN, or this package built into a temporary
+// directory.
+func cliBinary(b *testing.B) string {
+	if p := os.Getenv("PORTWARDEN_BIN"); p != "" {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return abs
+	}
+	bin := filepath.Join(b.TempDir(), "portwarden")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// cliFixture is a policy with n sources in a list file, the same policy
+// with one source changed, and the nft scripts of both.
+type cliFixture struct {
+	dir, policy, changed, script, changedScript string
+}
+
+// writeList writes n distinct sources that do not merge: every other IPv4
+// address of 198.18.0.0/15, odd IPv6 addresses of 2001:2::/48 beside them,
+// then even ones. changed replaces the first source.
+func writeList(path string, n int, changed bool) error {
+	var buf bytes.Buffer
+	buf.WriteString("# benchmark sources\n")
+	for i := range n {
+		switch {
+		case i == 0 && changed:
+			buf.WriteString("2001:2:0:ffff::1\n")
+		case i%2 == 0 && i < 1<<17:
+			fmt.Fprintf(&buf, "198.%d.%d.%d\n", 18+i>>16, i>>8&255, i&255)
+		case i < 1<<17:
+			fmt.Fprintf(&buf, "2001:2::%x:%x\n", i>>16, i&0xffff)
+		default: // every other address, so nothing merges
+			fmt.Fprintf(&buf, "2001:2::%x:%x\n", 2*i>>16, 2*i&0xffff)
+		}
+	}
+	return os.WriteFile(path, buf.Bytes(), 0o644)
+}
+
+const cliPolicy = `address_group "customers" {
+  members_file = "customers.txt"
+}
+
+expose "nscp" {
+  protocol = "tcp"
+  ports    = [27]
+  log      = true
+  allow {
+    from = [address_group.customers]
+  }
+}
+`
+
+func newCLIFixture(b *testing.B, bin string, n int) cliFixture {
+	dir := b.TempDir()
+	f := cliFixture{dir: dir, policy: filepath.Join(dir, "policy"), changed: filepath.Join(dir, "changed"),
+		script: filepath.Join(dir, "policy.nft"), changedScript: filepath.Join(dir, "changed.nft")}
+	for _, p := range []struct {
+		dir, script string
+		changed     bool
+	}{{f.policy, f.script, false}, {f.changed, f.changedScript, true}} {
+		if err := os.MkdirAll(p.dir, 0o755); err != nil {
+			b.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(p.dir, "policy.hcl"), []byte(cliPolicy), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		if err := writeList(filepath.Join(p.dir, "customers.txt"), n, p.changed); err != nil {
+			b.Fatal(err)
+		}
+		script, err := exec.Command(bin, "--policy", p.dir, "compile").Output()
+		if err != nil {
+			b.Fatalf("compile: %v", err)
+		}
+		if err := os.WriteFile(p.script, script, 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return f
+}
+
+// cliRun runs one command inside ns and returns its wall time and peak
+// RSS. state is the portwarden state directory.
+func cliRun(b *testing.B, ns *netns.NS, state string, name string, args ...string) (time.Duration, int64) {
+	var d time.Duration
+	var rss int64
+	err := ns.Do(func() error {
+		cmd := exec.CommandContext(context.Background(), name, args...)
+		cmd.Env = append(os.Environ(), "PORTWARDEN_STATE_DIR="+state)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		start := time.Now()
+		err := cmd.Run()
+		d = time.Since(start)
+		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			rss = ru.Maxrss << 10
+		}
+		if err != nil {
+			return fmt.Errorf("%s %s: %w\n%s", name, strings.Join(args, " "), err, out.Bytes())
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return d, rss
+}
+
+// benchCLISize measures every case at n sources.
+func benchCLISize(b *testing.B, bin string, n int) []cliRow {
+	f := newCLIFixture(b, bin, n)
+	rounds := 5
+	if n >= 1_000_000 {
+		rounds = 3
+	}
+	// Above 100,000 sources the cases that dump the sets (nft list table,
+	// and portwarden's one read after a foreign write) are left out: the
+	// kernel restarts its set walk for every 32 KiB of answer, so a dump
+	// of a million elements takes minutes, whoever asks.
+	dumps := n <= 100_000
+	state := filepath.Join(f.dir, "state")
+	pw := func(ns *netns.NS, policy string, args ...string) (time.Duration, int64) {
+		return cliRun(b, ns, state, bin, append([]string{"--policy", policy}, args...)...)
+	}
+	nftFile := func(ns *netns.NS, script string) time.Duration {
+		d, _ := cliRun(b, ns, state, "nft", "-f", script)
+		return d
+	}
+	// Namespaces: one for portwarden, one for nft, kept while a case's
+	// state carries over between rounds, new where a round needs a fresh
+	// kernel. Every one is deleted before the next is made.
+	var open []*netns.NS
+	newNS := func() *netns.NS {
+		ns, err := netns.New("clibench")
+		if err != nil {
+			b.Fatal(err)
+		}
+		open = append(open, ns)
+		return ns
+	}
+	closeAll := func() {
+		for _, ns := range open {
+			ns.Close()
+		}
+		open = open[:0]
+	}
+	defer closeAll()
+
+	measure := func(name, otherName string, round func(r *cliRow)) cliRow {
+		r := cliRow{n: n, name: name, otherName: otherName}
+		for range rounds {
+			round(&r)
+			closeAll()
+		}
+		r.pw, r.other = median(r.pwRuns), median(r.oRuns)
+		r.rss = slices.Max(r.pwRSS)
+		return r
+	}
+	var rows []cliRow
+	rows = append(rows, measure("cold apply", "nft -f", func(r *cliRow) {
+		d, rss := pw(newNS(), f.policy, "apply", "--auto-approve")
+		r.pwRuns, r.pwRSS = append(r.pwRuns, d), append(r.pwRSS, rss)
+		r.oRuns = append(r.oRuns, nftFile(newNS(), f.script))
+	}))
+	// Unchanged re-apply and plan: the state carries over, so one pair of
+	// namespaces serves every round.
+	{
+		pwNS, nftNS := newNS(), newNS()
+		pw(pwNS, f.policy, "apply", "--auto-approve")
+		nftFile(nftNS, f.script)
+		re := cliRow{n: n, name: "unchanged re-apply", otherName: "nft -f"}
+		plan := cliRow{n: n, name: "plan, kernel unchanged", otherName: "nft list table"}
+		for range rounds {
+			d, rss := pw(pwNS, f.policy, "apply", "--auto-approve")
+			re.pwRuns, re.pwRSS = append(re.pwRuns, d), append(re.pwRSS, rss)
+			re.oRuns = append(re.oRuns, nftFile(nftNS, f.script))
+			if !dumps {
+				continue
+			}
+			d, rss = pw(pwNS, f.policy, "plan")
+			plan.pwRuns, plan.pwRSS = append(plan.pwRuns, d), append(plan.pwRSS, rss)
+			d, _ = cliRun(b, nftNS, state, "nft", "list", "table", "inet", "portwarden")
+			plan.oRuns = append(plan.oRuns, d)
+		}
+		re.pw, re.other, re.rss = median(re.pwRuns), median(re.oRuns), slices.Max(re.pwRSS)
+		rows = append(rows, re)
+		if dumps {
+			plan.pw, plan.other, plan.rss = median(plan.pwRuns), median(plan.oRuns), slices.Max(plan.pwRSS)
+			rows = append(rows, plan, foreignWrite(b, pwNS, nftNS, rounds, n, pw, f, nftFile))
+		}
+		closeAll()
+	}
+	rows = append(rows, measure("one source changed", "nft -f", func(r *cliRow) {
+		pwNS, nftNS := newNS(), newNS()
+		pw(pwNS, f.policy, "apply", "--auto-approve")
+		nftFile(nftNS, f.script)
+		d, rss := pw(pwNS, f.changed, "apply", "--auto-approve")
+		r.pwRuns, r.pwRSS = append(r.pwRuns, d), append(r.pwRSS, rss)
+		r.oRuns = append(r.oRuns, nftFile(nftNS, f.changedScript))
+	}))
+	return rows
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// foreignWrite measures an unchanged re-apply after another program wrote
+// to nf_tables: portwarden must read the kernel once before it can trust
+// it again.
+func foreignWrite(b *testing.B, pwNS, nftNS *netns.NS, rounds, n int,
+	pw func(*netns.NS, string, ...string) (time.Duration, int64), f cliFixture, nftFile func(*netns.NS, string) time.Duration) cliRow {
+	foreign := cliRow{n: n, name: "re-apply after a foreign write", otherName: "nft -f"}
+	for i := range rounds {
+		if _, err := pwNS.Run(context.Background(), "nft", "add", "table", "inet", fmt.Sprintf("foreign%d", i)); err != nil {
+			b.Fatal(err)
+		}
+		d, rss := pw(pwNS, f.policy, "apply", "--auto-approve")
+		foreign.pwRuns, foreign.pwRSS = append(foreign.pwRuns, d), append(foreign.pwRSS, rss)
+		foreign.oRuns = append(foreign.oRuns, nftFile(nftNS, f.script))
+	}
+	foreign.pw, foreign.other, foreign.rss = median(foreign.pwRuns), median(foreign.oRuns), slices.Max(foreign.pwRSS)
+	return foreign
+}

@@ -1,0 +1,93 @@
+package policies
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// InputDigest is a sha256 of everything Load reads for the policy at path
+// with opts: the policy files (listed again, so a file added to the
+// directory counts), the variables files, the variable values given, and
+// the list files an earlier Load of the same policy read (its ListFiles).
+// Load is a pure function of these, so an unchanged digest means an
+// unchanged policy, and what it compiled to can be reused without loading
+// it again. Any error (a file gone) means: load it.
+func InputDigest(path string, opts Options, lists []string) (string, error) {
+	h := sha256.New()
+	info, err := os.Stat(path)
+	if err != nil {
+		return "", err
+	}
+	files := []string{path}
+	if info.IsDir() {
+		entries, err := os.ReadDir(path)
+		if err != nil {
+			return "", err
+		}
+		files = files[:0]
+		for _, e := range entries {
+			if !e.IsDir() && isPolicyFile(e.Name()) {
+				files = append(files, filepath.Join(path, e.Name()))
+			}
+		}
+		sort.Strings(files)
+	}
+	hashFile := func(kind, name string) error {
+		f, err := os.Open(name)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		// Only regular files: a device such as /dev/zero would be read
+		// forever. The loader then says what is wrong with it.
+		if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() || (kind != "list" && fi.Size() > MaxFileBytes()) {
+			return fmt.Errorf("%s: not a regular file within the size limit", name)
+		}
+		fmt.Fprintf(h, "%s %q\n", kind, name)
+		n, err := io.Copy(h, f)
+		fmt.Fprintf(h, "\n%d\n", n)
+		return err
+	}
+	fmt.Fprintf(h, "policy %q\n", path)
+	for _, f := range files {
+		if err := hashFile("file", f); err != nil {
+			return "", err
+		}
+	}
+	for _, f := range opts.VarFiles {
+		if err := hashFile("var-file", f); err != nil {
+			return "", err
+		}
+	}
+	for _, f := range lists {
+		if err := hashFile("list", f); err != nil {
+			return "", err
+		}
+	}
+	names := make([]string, 0, len(opts.Vars))
+	for k := range opts.Vars {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		fmt.Fprintf(h, "var %q %q\n", k, opts.Vars[k])
+	}
+	var env []string
+	for _, kv := range opts.Environ {
+		if strings.HasPrefix(kv, EnvPrefix) {
+			env = append(env, kv)
+		}
+	}
+	slices.Sort(env)
+	for _, kv := range env {
+		fmt.Fprintf(h, "env %q\n", kv)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}

@@ -1,0 +1,212 @@
+package policies
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"go4.org/netipx"
+)
+
+// listReader reads the list file member, named in the policy file
+// policyFile (as diagnostics name it), relative to that file. shown is the
+// list file's name for diagnostics and origins.
+type listReader func(policyFile, member string) (data []byte, shown string, err error)
+
+// osListReader reads list files from the operating system: Load names
+// policy files by their real paths, so a list path is joined to the
+// policy file's directory (and may use .. or be absolute).
+func osListReader(policyFile, member string) ([]byte, string, error) {
+	shown := member
+	if !filepath.IsAbs(member) {
+		shown = filepath.Join(filepath.Dir(policyFile), filepath.FromSlash(member))
+	}
+	f, err := os.Open(shown)
+	if err != nil {
+		return nil, shown, err
+	}
+	defer f.Close()
+	data, err := readListFile(f, shown)
+	return data, shown, err
+}
+
+// MaxListBytes bounds a list file: far above the 1,000,000 addresses
+// (about 16 MB) portwarden is measured with, far below what would exhaust
+// a host.
+const MaxListBytes = 256 << 20
+
+// readListFile reads a regular file of at most MaxListBytes: a device such
+// as /dev/zero would be read forever.
+func readListFile(f fs.File, shown string) ([]byte, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", shown)
+	}
+	if fi.Size() > MaxListBytes {
+		return nil, fmt.Errorf("%s is %d bytes, over the limit of %d bytes for a list file", shown, fi.Size(), MaxListBytes)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxListBytes+1))
+	if err == nil && len(data) > MaxListBytes {
+		err = fmt.Errorf("%s grew over the limit of %d bytes while being read", shown, MaxListBytes)
+	}
+	return data, err
+}
+
+// fsListReader reads list files from fsys, whose names LoadFS uses as
+// they are.
+func fsListReader(fsys fs.FS) listReader {
+	return func(policyFile, member string) ([]byte, string, error) {
+		shown := path.Join(path.Dir(policyFile), member)
+		f, err := fsys.Open(shown)
+		if err != nil {
+			return nil, shown, err
+		}
+		defer f.Close()
+		data, err := readListFile(f, shown)
+		return data, shown, err
+	}
+}
+
+// maxListErrors bounds the diagnostics of one list file: a file of another
+// format would otherwise print a million of them.
+const maxListErrors = 20
+
+// parseList reads a list file in the netset format FireHOL and ipset users
+// keep: one address, CIDR prefix or first-last range a line; blank lines
+// and everything after a # are ignored. Every address keeps its file and
+// line so explain can say which line decides. It works on the bytes
+// directly, without HCL, so a million lines load in a fraction of a
+// second.
+func parseList(data []byte, shown string) ([]Address, hcl.Diagnostics) {
+	var diags hcl.Diagnostics
+	bad := 0
+	out := make([]Address, 0, bytes.Count(data, []byte{'\n'})+1)
+	// One string for the whole file: lines are substrings of it, so a
+	// line costs no allocation.
+	rest := string(data)
+	line, offset := 0, 0
+	for len(rest) > 0 {
+		line++
+		raw := rest
+		if i := strings.IndexByte(rest, '\n'); i >= 0 {
+			raw, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = ""
+		}
+		start := offset
+		offset += len(raw) + 1
+		text := raw
+		if i := strings.IndexByte(text, '#'); i >= 0 {
+			text = text[:i]
+		}
+		lead := len(text) - len(strings.TrimLeft(text, " \t\r"))
+		text = strings.TrimSpace(text)
+		if len(text) == 0 {
+			continue
+		}
+		rng := hcl.Range{
+			Filename: shown,
+			Start:    hcl.Pos{Line: line, Column: lead + 1, Byte: start + lead},
+			End:      hcl.Pos{Line: line, Column: lead + len(text) + 1, Byte: start + lead + len(text)},
+		}
+		n := len(out)
+		var err string
+		out, err = appendListEntry(out, text)
+		if err == "" {
+			for i := n; i < len(out); i++ {
+				out[i].Range, out[i].Listed = rng, true
+			}
+			continue
+		}
+		bad++
+		if bad <= maxListErrors {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid list file entry",
+				Detail: fmt.Sprintf("%s:%d: %q %s. A list file holds one address (198.51.100.7), CIDR prefix (198.51.100.0/24) or range (198.51.100.10-198.51.100.20) a line; # starts a comment.",
+					shown, line, text, err),
+				Subject: rng.Ptr()})
+		}
+	}
+	if bad > maxListErrors {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid list file",
+			Detail:  fmt.Sprintf("%s has %d invalid lines; only the first %d are shown. Is it a list of addresses, one a line?", shown, bad, maxListErrors),
+			Subject: &hcl.Range{Filename: shown, Start: hcl.InitialPos, End: hcl.InitialPos}})
+	}
+	return slices.Clip(out), diags
+}
+
+// appendListEntry parses one entry of a list file and appends its
+// prefixes (a range may need several), or says what is wrong with it.
+func appendListEntry(out []Address, s string) ([]Address, string) {
+	if first, last, ok := strings.Cut(s, "-"); ok {
+		from, err1 := netip.ParseAddr(strings.TrimSpace(first))
+		to, err2 := netip.ParseAddr(strings.TrimSpace(last))
+		if err1 != nil || err2 != nil || from.Zone() != "" || to.Zone() != "" {
+			return out, "is not a range of two IPv4 or IPv6 addresses"
+		}
+		from, to = from.Unmap(), to.Unmap()
+		r := netipx.IPRangeFrom(from, to)
+		if !r.IsValid() {
+			return out, "is not a range: both ends must be of one family and the first must not come after the last"
+		}
+		for _, p := range r.Prefixes() {
+			out = append(out, Address{Prefix: p})
+		}
+		return out, ""
+	}
+	if strings.IndexByte(s, '/') >= 0 {
+		p, err := netip.ParsePrefix(s)
+		switch {
+		case err != nil || p.Addr().Zone() != "":
+			return out, "is not an IPv4 or IPv6 prefix"
+		case p != p.Masked():
+			return out, fmt.Sprintf("has host bits set after the first %d (did you mean %s?)", p.Bits(), p.Masked())
+		}
+		return append(out, Address{Prefix: netip.PrefixFrom(p.Addr().Unmap(), unmapBits(p))}), ""
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" {
+		return out, "is not an IPv4 or IPv6 address"
+	}
+	a = a.Unmap()
+	return append(out, Address{Prefix: netip.PrefixFrom(a, a.BitLen())}), ""
+}
+
+// readMembersFile loads the members_file attribute of an address group.
+func (d *decoder) readMembersFile(a *hcl.Attribute) ([]Address, hcl.Diagnostics) {
+	var name string
+	if diags := decodeString(a, d.ctx, &name); diags.HasErrors() {
+		return nil, diags
+	}
+	if name == "" {
+		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Empty list file name",
+			Detail: "members_file names a file of addresses, relative to this policy file.", Subject: a.Expr.Range().Ptr()}}
+	}
+	if d.readList == nil {
+		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "List files not available",
+			Detail: "This policy was loaded without a file system, so members_file cannot be read.", Subject: a.Expr.Range().Ptr()}}
+	}
+	data, shown, err := d.readList(a.Range.Filename, name)
+	if err != nil {
+		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read list file",
+			Detail:  fmt.Sprintf("%s: %v. members_file is relative to the policy file that names it.", shown, unwrapPathErr(err)),
+			Subject: a.Expr.Range().Ptr()}}
+	}
+	d.pol.ListFiles = append(d.pol.ListFiles, shown)
+	members, diags := parseList(data, shown)
+	if diags.HasErrors() && d.pol.Files[shown] == nil {
+		// The diagnostic writer then shows the offending line.
+		d.pol.Files[shown] = &hcl.File{Body: hcl.EmptyBody(), Bytes: data}
+	}
+	return members, diags
+}
