@@ -18,7 +18,7 @@ type globals struct {
 
 	// warnings are the last loaded policy's warnings, for JSON outputs.
 	warnings hcl.Diagnostics
-	loaded *loaded // loadPolicy and openBackend, once per process (common.go)
+	loaded   *loaded // loadPolicy and openBackend, once per process (common.go)
 }
 
 func newRootCmd() *cobra.Command {
