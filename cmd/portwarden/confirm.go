@@ -47,6 +47,42 @@ func newConfirmCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
+func newRollbackCmd(g *globals) *cobra.Command {
+	var lockTimeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "rollback",
+		Short: "Undo a change applied with --confirm-timeout now, instead of at its deadline",
+		Example: `  portwarden --policy /etc/portwarden apply --confirm-timeout 5m
+  portwarden rollback     # the checks failed: restore the previous rules now`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir, err := safeapply.Open("")
+			if err != nil {
+				return withCode(exitError1, err)
+			}
+			p, err := safeapply.RollbackNow(context.Background(), dir, lockTimeout, func(name string) (backends.Backend, error) {
+				b, _, err := auto.Open(name, backends.Config{})
+				return b, err
+			})
+			if err != nil {
+				return withCode(exitError1, explainKernelError(err))
+			}
+			w := cmd.OutOrStdout()
+			if g.json {
+				return printJSON(w, map[string]any{"rolled_back": p != nil})
+			}
+			if p == nil {
+				fmt.Fprintln(w, "Nothing awaits confirmation: nothing to roll back.")
+				return nil
+			}
+			fmt.Fprintf(w, "Rolled back the change applied by %s: the previous rules are back.\n", p.By)
+			return nil
+		},
+	}
+	cmd.Flags().DurationVar(&lockTimeout, "lock-timeout", 30*time.Second, "how long to wait for another portwarden command to finish")
+	return cmd
+}
+
 // newWatchdogCmd is the hidden rollback watchdog that apply
 // --confirm-timeout starts (see backends/safeapply).
 func newWatchdogCmd() *cobra.Command {

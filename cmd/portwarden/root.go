@@ -53,6 +53,7 @@ func newRootCmd() *cobra.Command {
 		newShowCmd(g),
 		newApplyCmd(g),
 		newConfirmCmd(g),
+		newRollbackCmd(g),
 		newStatusCmd(g),
 		newVerifyCmd(g),
 		newProbeCmd(g),
