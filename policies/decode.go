@@ -36,7 +36,7 @@ var serviceSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "pr
 var exposeSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
 		{Name: "service"}, {Name: "protocol"}, {Name: "ports"}, {Name: "interfaces"}, {Name: "destinations"},
-		{Name: "default"}, {Name: "log"}, {Name: "loopback"}, {Name: "description"},
+		{Name: "default"}, {Name: "reject_with"}, {Name: "log"}, {Name: "loopback"}, {Name: "description"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{{Type: KindAllow}, {Type: KindDeny}},
 }
@@ -819,12 +819,10 @@ func (d *decoder) decodeExpose(b *hcl.Block) (*Expose, hcl.Diagnostics) {
 		e.Destinations = dst
 	}
 	if a := attrs["default"]; a != nil {
-		dd := decodeString(a, d.ctx, &e.Default)
-		diags = append(diags, dd...)
-		if !dd.HasErrors() && e.Default != "drop" && e.Default != "reject" {
-			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid default",
-				Detail: fmt.Sprintf("default is %q; use \"drop\" (answer nothing) or \"reject\" (answer ICMP administratively prohibited).", e.Default), Subject: a.Expr.Range().Ptr()})
-		}
+		diags = append(diags, decodeDefault(a, d.ctx, &e.Default)...)
+	}
+	if a := attrs["reject_with"]; a != nil {
+		diags = append(diags, decodeRejectWith(a, d.ctx, e)...)
 	}
 	if a := attrs["log"]; a != nil {
 		diags = append(diags, decodeBool(a, d.ctx, &e.Log)...)
@@ -832,6 +830,7 @@ func (d *decoder) decodeExpose(b *hcl.Block) (*Expose, hcl.Diagnostics) {
 	if a := attrs["loopback"]; a != nil {
 		diags = append(diags, decodeBool(a, d.ctx, &e.Loopback)...)
 	}
+	diags = append(diags, checkRejectWith(e)...)
 	for _, blk := range content.Blocks {
 		rule, rd := d.decodeSourceRule(blk)
 		diags = append(diags, rd...)
@@ -911,12 +910,7 @@ func (d *decoder) decodeTest(b *hcl.Block) (*Test, hcl.Diagnostics) {
 		t.To = name
 	}
 	if a := attrs["expect"]; a != nil {
-		ed := decodeString(a, d.ctx, &t.Expect)
-		diags = append(diags, ed...)
-		if !ed.HasErrors() && t.Expect != "allow" && t.Expect != "deny" {
-			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid expectation",
-				Detail: fmt.Sprintf("expect is %q; use \"allow\" or \"deny\".", t.Expect), Subject: a.Expr.Range().Ptr()})
-		}
+		diags = append(diags, decodeExpect(a, d.ctx, &t.Expect)...)
 	}
 	if a := attrs["port"]; a != nil {
 		val, pd := a.Expr.Value(d.ctx)
