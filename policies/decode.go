@@ -189,7 +189,7 @@ func (d *decoder) checkRefs(expr hcl.Expression, allowed ...string) hcl.Diagnost
 		attr, ok := tr[1].(hcl.TraverseAttr)
 		if !ok {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid reference",
-				Detail: fmt.Sprintf("Refer to a %s as %s.NAME.", typ, root), Subject: &rng})
+				Detail: fmt.Sprintf("Refer to %s %s as %s.NAME.", article(typ), strings.ReplaceAll(typ, "_", " "), root), Subject: &rng})
 			continue
 		}
 		if _, ok := d.names[typ][attr.Name]; !ok {
@@ -758,19 +758,23 @@ func portNumber(f *big.Float) (uint16, bool) {
 	return uint16(n), true
 }
 
-// refName reads a reference like service.nscp (native syntax) or the string
-// "service.nscp" (JSON syntax) and returns the name.
+// refName reads a reference like service.nscp (native syntax), the string
+// "service.nscp" (JSON syntax) or the template "${service.nscp}" (either
+// syntax; Terraform users write both) and returns the name.
 func (d *decoder) refName(a *hcl.Attribute, root string) (string, hcl.Diagnostics) {
 	typ := map[string]string{"service": "service", "expose": "expose"}[root]
+	invalid := hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid reference",
+		Detail: fmt.Sprintf("%s must refer to %s %s, like %s.NAME.", a.Name, article(typ), typ, root), Subject: a.Expr.Range().Ptr()}}
 	tr, diags := hcl.AbsTraversalForExpr(a.Expr)
-	if diags.HasErrors() || len(tr) != 2 || tr.RootName() != root {
-		return "", hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid reference",
-			Detail: fmt.Sprintf("%s must refer to a %s, like %s.NAME.", a.Name, typ, root), Subject: a.Expr.Range().Ptr()}}
+	if diags.HasErrors() {
+		tr = templateReference(a.Expr, root)
+	}
+	if len(tr) != 2 || tr.RootName() != root {
+		return "", invalid
 	}
 	attr, ok := tr[1].(hcl.TraverseAttr)
 	if !ok {
-		return "", hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid reference",
-			Detail: fmt.Sprintf("%s must refer to a %s, like %s.NAME.", a.Name, typ, root), Subject: a.Expr.Range().Ptr()}}
+		return "", invalid
 	}
 	if _, ok := d.names[typ][attr.Name]; !ok {
 		summary := "Unknown reference"
@@ -781,6 +785,37 @@ func (d *decoder) refName(a *hcl.Attribute, root string) (string, hcl.Diagnostic
 			Detail: fmt.Sprintf("There is no %s named %q.%s", typ, attr.Name, suggest(attr.Name, d.names[typ])), Subject: a.Expr.Range().Ptr()}}
 	}
 	return attr.Name, nil
+}
+
+// templateReference reads a reference written as a template that is
+// nothing but one interpolation, "${expose.nscp}": evaluated with the
+// reference standing for its own name, such a template gives exactly that
+// name, and any text around the interpolation would change it.
+func templateReference(expr hcl.Expression, root string) hcl.Traversal {
+	vars := expr.Variables()
+	if len(vars) != 1 || len(vars[0]) != 2 || vars[0].RootName() != root {
+		return nil
+	}
+	attr, ok := vars[0][1].(hcl.TraverseAttr)
+	if !ok {
+		return nil
+	}
+	ctx := &hcl.EvalContext{Variables: map[string]cty.Value{
+		root: cty.ObjectVal(map[string]cty.Value{attr.Name: cty.StringVal(attr.Name)}),
+	}}
+	val, diags := expr.Value(ctx)
+	if diags.HasErrors() || !val.Type().Equals(cty.String) || !val.IsKnown() || val.IsNull() || val.AsString() != attr.Name {
+		return nil
+	}
+	return vars[0]
+}
+
+// article is "an" before a vowel sound, "a" otherwise.
+func article(word string) string {
+	if word != "" && strings.ContainsRune("aeiou", rune(word[0])) {
+		return "an"
+	}
+	return "a"
 }
 
 func (d *decoder) decodeExpose(b *hcl.Block) (*Expose, hcl.Diagnostics) {
