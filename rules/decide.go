@@ -12,9 +12,14 @@ import (
 const LoopbackInterface = "lo"
 
 // Decide tells what the Ruleset does with a packet, in the evaluation order
-// documented on Exposure, and which block decided it.
+// documented on Exposure, and which block decided it. A packet from a
+// loopback address (127.0.0.0/8, ::1) with no interface given arrives on
+// the loopback interface, as the kernel routes it.
 func (rs *Ruleset) Decide(pkt Packet) Decision {
 	src := pkt.Source.Unmap()
+	if pkt.Interface == "" && src.IsLoopback() {
+		pkt.Interface = LoopbackInterface
+	}
 	for i := range rs.Exposures {
 		e := &rs.Exposures[i]
 		if !e.matches(pkt) {
