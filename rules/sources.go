@@ -47,8 +47,6 @@ func SourceChanges(before, after *Exposure) (changes []SourceChange, ok bool) {
 		if kind == OriginAllow {
 			was, will = before.Allow, after.Allow
 		}
-		wasSet, willSet := ipSet(was), ipSet(will)
-		wasRanges := wasSet.Ranges()
 		seen := map[netip.Prefix]bool{}
 		for i := range after.Origins {
 			o := &after.Origins[i]
@@ -56,7 +54,7 @@ func SourceChanges(before, after *Exposure) (changes []SourceChange, ok bool) {
 				continue
 			}
 			for _, p := range o.Prefixes {
-				if covered(wasRanges, p) || seen[p] {
+				if covered(was, p) || seen[p] {
 					continue
 				}
 				seen[p] = true
@@ -64,9 +62,20 @@ func SourceChanges(before, after *Exposure) (changes []SourceChange, ok bool) {
 				changes = append(changes, SourceChange{Kind: kind, Added: true, Prefix: p, Comment: o.Comment, Range: &r})
 			}
 		}
+		// Both sets are normalised (disjoint prefixes), so what was and is
+		// no more is the removed elements less the added ones: only the
+		// (usually few) differing elements go through an IPSet.
+		d := diffPrefixes(was, will)
+		if len(d.Removed) == 0 {
+			continue
+		}
 		var gone netipx.IPSetBuilder
-		gone.AddSet(wasSet)
-		gone.RemoveSet(willSet)
+		for _, p := range d.Removed {
+			gone.AddPrefix(p)
+		}
+		for _, p := range d.Added {
+			gone.RemovePrefix(p)
+		}
 		goneSet, _ := gone.IPSet()
 		for _, p := range goneSet.Prefixes() {
 			changes = append(changes, SourceChange{Kind: kind, Prefix: p})
@@ -75,25 +84,18 @@ func SourceChanges(before, after *Exposure) (changes []SourceChange, ok bool) {
 	return changes, true
 }
 
-// covered reports whether the sorted, disjoint ranges hold all of p, by
-// binary search (IPSet.ContainsPrefix scans every range, which made a
-// 100,000-source plan quadratic).
-func covered(ranges []netipx.IPRange, p netip.Prefix) bool {
-	r := netipx.RangeOfPrefix(p.Masked())
-	i, found := slices.BinarySearchFunc(ranges, r.From(), func(x netipx.IPRange, a netip.Addr) int { return x.From().Compare(a) })
+// covered reports whether the normalised set holds all of p. Its
+// prefixes are the largest aligned blocks of the addresses it holds, so an
+// aligned block inside the set lies inside one of them: a binary search
+// for the last prefix starting at or before p finds it.
+func covered(set Prefixes, p netip.Prefix) bool {
+	p = p.Masked()
+	ps := set.Family(familyOf(p.Addr()))
+	i, found := slices.BinarySearchFunc(ps, p.Addr(), func(x netip.Prefix, a netip.Addr) int { return x.Addr().Compare(a) })
 	if !found {
 		i--
 	}
-	return i >= 0 && ranges[i].From().Compare(r.From()) <= 0 && ranges[i].To().Compare(r.To()) >= 0
-}
-
-func ipSet(ps Prefixes) *netipx.IPSet {
-	var b netipx.IPSetBuilder
-	for _, p := range ps.All() {
-		b.AddPrefix(p)
-	}
-	s, _ := b.IPSet()
-	return s
+	return i >= 0 && ps[i].Bits() <= p.Bits() && ps[i].Contains(p.Addr())
 }
 
 // SourceString writes a prefix the way people write a single address: a

@@ -1,10 +1,12 @@
 package rules
 
 import (
+	"math/rand/v2"
 	"net/netip"
 	"testing"
 
 	"github.com/hashicorp/hcl/v2"
+	"go4.org/netipx"
 )
 
 func TestSourceChangesAsWritten(t *testing.T) {
@@ -31,4 +33,36 @@ func TestSourceChangesAsWritten(t *testing.T) {
 	if _, ok := SourceChanges(before, before); ok {
 		t.Error("no origins, yet a source view")
 	}
+}
+
+// TestCoveredAgreesWithIPSet: the binary search over a normalised set
+// answers as netipx's (linear) ContainsPrefix does.
+func TestCoveredAgreesWithIPSet(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	rnd := func() netip.Prefix {
+		return netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, byte(r.IntN(4)), byte(r.IntN(256))}), 22+r.IntN(11)).Masked()
+	}
+	for iter := range 500 {
+		var ps []netip.Prefix
+		for range r.IntN(20) {
+			ps = append(ps, rnd())
+		}
+		set := NewPrefixes(ps...)
+		ref := ipSet(set)
+		for range 20 {
+			p := rnd()
+			if got, want := covered(set, p), ref.ContainsPrefix(p); got != want {
+				t.Fatalf("iteration %d: covered(%v, %s) = %v, want %v", iter, set.All(), p, got, want)
+			}
+		}
+	}
+}
+
+func ipSet(ps Prefixes) *netipx.IPSet {
+	var b netipx.IPSetBuilder
+	for _, p := range ps.All() {
+		b.AddPrefix(p)
+	}
+	s, _ := b.IPSet()
+	return s
 }
