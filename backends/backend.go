@@ -68,6 +68,11 @@ type Plan struct {
 	// Warnings are backend-specific notes for people (e.g. a source list
 	// long enough to cost per packet with iptables); they change nothing.
 	Warnings []string `json:"warnings,omitempty"`
+	// DriftOnly: the policy is the one portwarden last applied, so every
+	// difference was made outside portwarden. Set by the caller, which
+	// knows the last apply (the state directory); WritePlan labels the
+	// changes accordingly.
+	DriftOnly bool `json:"-"`
 }
 
 // Empty reports whether applying the plan would write nothing.

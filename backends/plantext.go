@@ -9,9 +9,11 @@ import (
 	"github.com/portwarden/portwarden/rules"
 )
 
-// WritePlan prints a plan the way Terraform does: one block per exposure
-// with + (create), - (destroy) and ~ (change) marks, element by element,
-// then drift and a summary line.
+// WritePlan prints a plan the way Terraform does: first what changed
+// outside portwarden (drift), then one block per exposure with + (create),
+// - (destroy) and ~ (change) marks, then a summary line. Sources are shown
+// as the policy wrote them, each added one with the file:line of its
+// block (rules.SourceChanges), not as the merged prefixes the kernel holds.
 func WritePlan(w io.Writer, p *Plan, color bool) {
 	paint := func(code, s string) string {
 		if !color {
@@ -24,11 +26,18 @@ func WritePlan(w io.Writer, p *Plan, color bool) {
 		return
 	}
 	if len(p.Current.Drift) > 0 {
-		fmt.Fprintf(w, "Drift: the owned %s objects were changed outside portwarden; apply repairs them:\n", p.Backend)
+		fmt.Fprintf(w, "Objects have changed outside portwarden: the %s objects portwarden owns were edited since it wrote them; apply puts them back as the policy says:\n", p.Backend)
 		for _, d := range p.Current.Drift {
 			fmt.Fprintf(w, "  %s %s\n", paint("33", "!"), d)
 		}
 		fmt.Fprintln(w)
+	}
+	if len(p.Diff.Exposures) > 0 {
+		if p.DriftOnly {
+			fmt.Fprintf(w, "Changed outside portwarden: the policy is the one last applied, but the kernel's rules differ from it; apply puts back:\n\n")
+		} else {
+			fmt.Fprintf(w, "portwarden will make these changes to match the policy:\n\n")
+		}
 	}
 	for _, d := range p.Diff.Exposures {
 		mark, colour, verb := "~", "33", "will be updated in place"
@@ -60,8 +69,12 @@ func WritePlan(w io.Writer, p *Plan, color bool) {
 			fmt.Fprintf(w, "    %s port %s\n", paint("32", "+"), pr)
 		}
 		writePrefixes(w, paint, "destination", d.Destinations)
-		writePrefixes(w, paint, "deny", d.Deny)
-		writePrefixes(w, paint, "allow", d.Allow)
+		if changes, ok := rules.SourceChanges(d.Before, d.After); ok {
+			writeSources(w, paint, changes)
+		} else {
+			writePrefixes(w, paint, "deny", d.Deny)
+			writePrefixes(w, paint, "allow", d.Allow)
+		}
 		fmt.Fprintf(w, "    }\n\n")
 	}
 	for _, warning := range p.Warnings {
@@ -91,6 +104,41 @@ func writePrefixes(w io.Writer, paint func(string, string) string, what string, 
 	}
 	list("-", "31", d.Removed)
 	list("+", "32", d.Added)
+}
+
+// writeSources prints source changes as the policy wrote them: removed
+// ones first, then added ones with the block that lists them.
+func writeSources(w io.Writer, paint func(string, string) string, changes []rules.SourceChange) {
+	for _, added := range []bool{false, true} {
+		mark, colour := "-", "31"
+		if added {
+			mark, colour = "+", "32"
+		}
+		for _, kind := range []string{rules.OriginDeny, rules.OriginAllow} {
+			n := 0
+			for _, c := range changes {
+				if c.Added != added || c.Kind != kind {
+					continue
+				}
+				n++
+				if n > maxListed {
+					continue
+				}
+				line := fmt.Sprintf("    %s %s %s", paint(colour, mark), kind, rules.SourceString(c.Prefix))
+				if c.Range != nil {
+					line += fmt.Sprintf("  (%s:%d", c.Range.Filename, c.Range.Start.Line)
+					if c.Comment != "" {
+						line += fmt.Sprintf(", %q", c.Comment)
+					}
+					line += ")"
+				}
+				fmt.Fprintln(w, line)
+			}
+			if n > maxListed {
+				fmt.Fprintf(w, "    %s ... and %d more %s sources\n", paint(colour, mark), n-maxListed, kind)
+			}
+		}
+	}
 }
 
 func orNone(s string) string {

@@ -36,7 +36,7 @@ var serviceSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "pr
 var exposeSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
 		{Name: "service"}, {Name: "protocol"}, {Name: "ports"}, {Name: "interfaces"}, {Name: "destinations"},
-		{Name: "default"}, {Name: "log"}, {Name: "loopback"}, {Name: "description"},
+		{Name: "default"}, {Name: "reject_with"}, {Name: "log"}, {Name: "loopback"}, {Name: "description"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{{Type: KindAllow}, {Type: KindDeny}},
 }
@@ -205,7 +205,7 @@ func (d *decoder) checkRefs(expr hcl.Expression, allowed ...string) hcl.Diagnost
 		attr, ok := tr[1].(hcl.TraverseAttr)
 		if !ok {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid reference",
-				Detail: fmt.Sprintf("Refer to a %s as %s.NAME.", typ, root), Subject: &rng})
+				Detail: fmt.Sprintf("Refer to %s %s as %s.NAME.", article(typ), strings.ReplaceAll(typ, "_", " "), root), Subject: &rng})
 			continue
 		}
 		if _, ok := d.names[typ][attr.Name]; !ok {
@@ -858,19 +858,23 @@ func portNumber(f *big.Float) (uint16, bool) {
 	return uint16(n), true
 }
 
-// refName reads a reference like service.nscp (native syntax) or the string
-// "service.nscp" (JSON syntax) and returns the name.
+// refName reads a reference like service.nscp (native syntax), the string
+// "service.nscp" (JSON syntax) or the template "${service.nscp}" (either
+// syntax; Terraform users write both) and returns the name.
 func (d *decoder) refName(a *hcl.Attribute, root string) (string, hcl.Diagnostics) {
 	typ := map[string]string{"service": "service", "expose": "expose"}[root]
+	invalid := hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid reference",
+		Detail: fmt.Sprintf("%s must refer to %s %s, like %s.NAME.", a.Name, article(typ), typ, root), Subject: a.Expr.Range().Ptr()}}
 	tr, diags := hcl.AbsTraversalForExpr(a.Expr)
-	if diags.HasErrors() || len(tr) != 2 || tr.RootName() != root {
-		return "", hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid reference",
-			Detail: fmt.Sprintf("%s must refer to a %s, like %s.NAME.", a.Name, typ, root), Subject: a.Expr.Range().Ptr()}}
+	if diags.HasErrors() {
+		tr = templateReference(a.Expr, root)
+	}
+	if len(tr) != 2 || tr.RootName() != root {
+		return "", invalid
 	}
 	attr, ok := tr[1].(hcl.TraverseAttr)
 	if !ok {
-		return "", hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid reference",
-			Detail: fmt.Sprintf("%s must refer to a %s, like %s.NAME.", a.Name, typ, root), Subject: a.Expr.Range().Ptr()}}
+		return "", invalid
 	}
 	if _, ok := d.names[typ][attr.Name]; !ok {
 		summary := "Unknown reference"
@@ -881,6 +885,37 @@ func (d *decoder) refName(a *hcl.Attribute, root string) (string, hcl.Diagnostic
 			Detail: fmt.Sprintf("There is no %s named %q.%s", typ, attr.Name, suggest(attr.Name, d.names[typ])), Subject: a.Expr.Range().Ptr()}}
 	}
 	return attr.Name, nil
+}
+
+// templateReference reads a reference written as a template that is
+// nothing but one interpolation, "${expose.nscp}": evaluated with the
+// reference standing for its own name, such a template gives exactly that
+// name, and any text around the interpolation would change it.
+func templateReference(expr hcl.Expression, root string) hcl.Traversal {
+	vars := expr.Variables()
+	if len(vars) != 1 || len(vars[0]) != 2 || vars[0].RootName() != root {
+		return nil
+	}
+	attr, ok := vars[0][1].(hcl.TraverseAttr)
+	if !ok {
+		return nil
+	}
+	ctx := &hcl.EvalContext{Variables: map[string]cty.Value{
+		root: cty.ObjectVal(map[string]cty.Value{attr.Name: cty.StringVal(attr.Name)}),
+	}}
+	val, diags := expr.Value(ctx)
+	if diags.HasErrors() || !val.Type().Equals(cty.String) || !val.IsKnown() || val.IsNull() || val.AsString() != attr.Name {
+		return nil
+	}
+	return vars[0]
+}
+
+// article is "an" before a vowel sound, "a" otherwise.
+func article(word string) string {
+	if word != "" && strings.ContainsRune("aeiou", rune(word[0])) {
+		return "an"
+	}
+	return "a"
 }
 
 func (d *decoder) decodeExpose(b *hcl.Block) (*Expose, hcl.Diagnostics) {
@@ -919,12 +954,10 @@ func (d *decoder) decodeExpose(b *hcl.Block) (*Expose, hcl.Diagnostics) {
 		e.Destinations = dst
 	}
 	if a := attrs["default"]; a != nil {
-		dd := decodeString(a, d.ctx, &e.Default)
-		diags = append(diags, dd...)
-		if !dd.HasErrors() && e.Default != "drop" && e.Default != "reject" {
-			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid default",
-				Detail: fmt.Sprintf("default is %q; use \"drop\" (answer nothing) or \"reject\" (answer ICMP administratively prohibited).", e.Default), Subject: a.Expr.Range().Ptr()})
-		}
+		diags = append(diags, decodeDefault(a, d.ctx, &e.Default)...)
+	}
+	if a := attrs["reject_with"]; a != nil {
+		diags = append(diags, decodeRejectWith(a, d.ctx, e)...)
 	}
 	if a := attrs["log"]; a != nil {
 		diags = append(diags, decodeBool(a, d.ctx, &e.Log)...)
@@ -932,6 +965,7 @@ func (d *decoder) decodeExpose(b *hcl.Block) (*Expose, hcl.Diagnostics) {
 	if a := attrs["loopback"]; a != nil {
 		diags = append(diags, decodeBool(a, d.ctx, &e.Loopback)...)
 	}
+	diags = append(diags, checkRejectWith(e)...)
 	for _, blk := range content.Blocks {
 		rule, rd := d.decodeSourceRule(blk)
 		diags = append(diags, rd...)
@@ -1011,12 +1045,7 @@ func (d *decoder) decodeTest(b *hcl.Block) (*Test, hcl.Diagnostics) {
 		t.To = name
 	}
 	if a := attrs["expect"]; a != nil {
-		ed := decodeString(a, d.ctx, &t.Expect)
-		diags = append(diags, ed...)
-		if !ed.HasErrors() && t.Expect != "allow" && t.Expect != "deny" {
-			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid expectation",
-				Detail: fmt.Sprintf("expect is %q; use \"allow\" or \"deny\".", t.Expect), Subject: a.Expr.Range().Ptr()})
-		}
+		diags = append(diags, decodeExpect(a, d.ctx, &t.Expect)...)
 	}
 	if a := attrs["port"]; a != nil {
 		val, pd := a.Expr.Value(d.ctx)

@@ -11,10 +11,21 @@ import (
 )
 
 // WriteDiagnostics prints diagnostics for people: severity, summary,
-// file:line:col, the source line with the offending part marked, and the
-// detail.
+// file:line:col, the source line with the offending part marked (at most
+// maxSnippet characters of it), and the detail.
 func WriteDiagnostics(w io.Writer, files map[string]*hcl.File, diags hcl.Diagnostics, color bool) error {
-	return hcl.NewDiagnosticTextWriter(w, files, 88, color).WriteDiagnostics(diags)
+	for _, d := range diags {
+		fs := files
+		if d.Subject != nil {
+			if f, cd := clipDiagnostic(files[d.Subject.Filename], d); cd != d {
+				fs, d = map[string]*hcl.File{d.Subject.Filename: f}, cd
+			}
+		}
+		if err := hcl.NewDiagnosticTextWriter(w, fs, 88, color).WriteDiagnostic(d); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // FormatDiagnostic is one diagnostic on one line, in the form

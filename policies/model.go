@@ -96,9 +96,14 @@ type Expose struct {
 
 	Interfaces   []string  // empty: every interface
 	Destinations []Address // empty: every local address
-	Default      string    // "drop" | "reject"
-	Log          bool
-	Loopback     bool // allow loopback traffic to the managed ports (default true)
+	Default      string    // "drop" | "reject" ("deny" is read as "drop")
+	// RejectWith is how a reject answers: "tcp-reset",
+	// "icmp-port-unreachable" or "icmp-admin-prohibited"; "" for the
+	// protocol's default (a TCP reset, or ICMP port unreachable on UDP).
+	RejectWith      string
+	RejectWithRange hcl.Range
+	Log             bool
+	Loopback        bool // allow loopback traffic to the managed ports (default true)
 
 	Allow []*SourceRule
 	Deny  []*SourceRule
@@ -115,7 +120,7 @@ type Test struct {
 	Port      uint16    // 0: the first port of the expose
 	Protocol  string    // "": the expose's protocol
 	Interface string    // "": any interface
-	Expect    string    // "allow" | "deny"
+	Expect    string    // "allow" | "deny" (synonyms are read as these)
 	DeclRange hcl.Range // the test block
 }
 

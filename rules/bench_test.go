@@ -97,3 +97,30 @@ func BenchmarkFingerprint100k(b *testing.B) {
 		rs.Fingerprint()
 	}
 }
+
+// BenchmarkSourceChangesOneAdded100k: the plan's source view of one added
+// address among 100,000 (what plan prints for a members_file change).
+func BenchmarkSourceChangesOneAdded100k(b *testing.B) {
+	p := bigPolicy()
+	current, _ := Compile(p)
+	p.Exposes[0].Allow[0].From = append(p.Exposes[0].Allow[0].From, policies.Address{Prefix: netip.MustParsePrefix("198.18.250.1/32")})
+	desired, _ := Compile(p)
+	for b.Loop() {
+		changes, ok := SourceChanges(&current.Exposures[0], &desired.Exposures[0])
+		if !ok || len(changes) != 1 {
+			b.Fatalf("changes = %v", changes)
+		}
+	}
+}
+
+// BenchmarkDecideRange100k: explain --from 198.18.0.0/15 over 100,000
+// listed sources, each its own sub-range.
+func BenchmarkDecideRange100k(b *testing.B) {
+	rs, _ := Compile(bigPolicy())
+	from := netip.MustParsePrefix("198.18.0.0/15")
+	for b.Loop() {
+		if r := rs.DecideRange(Packet{Protocol: TCP, Port: 27}, from); len(r) < 60000 {
+			b.Fatalf("%d ranges", len(r))
+		}
+	}
+}

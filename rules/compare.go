@@ -74,6 +74,7 @@ func attributeChanges(b, a *Exposure) []AttributeChange {
 	add("protocol", string(b.Protocol), string(a.Protocol))
 	add("interfaces", strings.Join(b.Interfaces, ","), strings.Join(a.Interfaces, ","))
 	add("default", string(b.Default), string(a.Default))
+	add("reject_with", string(canonicalRejectWith(b)), string(canonicalRejectWith(a)))
 	add("log", strconv.FormatBool(b.Log), strconv.FormatBool(a.Log))
 	add("loopback", strconv.FormatBool(b.Loopback), strconv.FormatBool(a.Loopback))
 	return out

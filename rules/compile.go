@@ -3,6 +3,7 @@ package rules
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/portwarden/portwarden/policies"
 )
@@ -40,6 +41,7 @@ func compileExpose(x *policies.Expose) (Exposure, error) {
 		Protocol:   Protocol(x.Protocol),
 		Interfaces: append([]string(nil), x.Interfaces...),
 		Default:    Verdict(x.Default),
+		RejectWith: RejectWith(x.RejectWith),
 		Log:        x.Log,
 		Loopback:   x.Loopback,
 	}
@@ -51,6 +53,12 @@ func compileExpose(x *policies.Expose) (Exposure, error) {
 	}
 	if e.Default != Drop && e.Default != Reject {
 		return e, fmt.Errorf("%s: expose %q: default must be drop or reject, not %q", x.DeclRange, x.Name, x.Default)
+	}
+	if e.RejectWith != "" && !slices.Contains(RejectChoices, e.RejectWith) {
+		return e, fmt.Errorf("%s: expose %q: reject_with %q is not one of %v", x.DeclRange, x.Name, x.RejectWith, RejectChoices)
+	}
+	if e.Default == Reject && e.Protocol == UDP && e.RejectWith == TCPReset {
+		return e, fmt.Errorf("%s: expose %q: a TCP reset cannot answer UDP", x.DeclRange, x.Name)
 	}
 	if len(x.Ports) == 0 {
 		return e, fmt.Errorf("%s: expose %q manages no port", x.DeclRange, x.Name)

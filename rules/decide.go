@@ -4,7 +4,6 @@ import (
 	"net/netip"
 	"slices"
 
-	"github.com/hashicorp/hcl/v2"
 	"github.com/portwarden/portwarden/policies"
 	"go4.org/netipx"
 )
@@ -13,9 +12,14 @@ import (
 const LoopbackInterface = "lo"
 
 // Decide tells what the Ruleset does with a packet, in the evaluation order
-// documented on Exposure, and which block decided it.
+// documented on Exposure, and which block decided it. A packet from a
+// loopback address (127.0.0.0/8, ::1) with no interface given arrives on
+// the loopback interface, as the kernel routes it.
 func (rs *Ruleset) Decide(pkt Packet) Decision {
 	src := pkt.Source.Unmap()
+	if pkt.Interface == "" && src.IsLoopback() {
+		pkt.Interface = LoopbackInterface
+	}
 	for i := range rs.Exposures {
 		e := &rs.Exposures[i]
 		if !e.matches(pkt) {
@@ -90,13 +94,13 @@ func (e *Exposure) decision(v Verdict, kind string, src netip.Addr) Decision {
 
 // line is the list file line of the i-th prefix, nil when it was written
 // in the policy.
-func (o *Origin) line(i int) *hcl.Range {
+func (o *Origin) line(i int) *SourceRange {
 	if i < 0 || i >= len(o.Lines) || o.Lines[i].Line == 0 || int(o.Lines[i].File) >= len(o.ListFiles) {
 		return nil
 	}
 	l := o.Lines[i]
-	pos := hcl.Pos{Line: int(l.Line), Column: 1}
-	return &hcl.Range{Filename: o.ListFiles[l.File], Start: pos, End: pos}
+	pos := SourcePos{Line: int(l.Line), Column: 1}
+	return &SourceRange{Filename: o.ListFiles[l.File], Start: pos, End: pos}
 }
 
 // SamplePacket is a packet from src to the exposure's first port and, when

@@ -20,10 +20,36 @@ type Verdict string
 const (
 	Accept Verdict = "accept"
 	Drop   Verdict = "drop"
-	Reject Verdict = "reject" // ICMP administratively prohibited
+	Reject Verdict = "reject" // answered as Exposure.RejectWith says
 	// Pass: no exposure manages this packet; portwarden leaves it alone.
 	Pass Verdict = "pass"
 )
+
+// RejectWith is how a rejected packet is answered.
+type RejectWith string
+
+const (
+	// TCPReset answers a TCP packet with a reset: clients read "Connection
+	// refused" and nmap "closed", as behind ufw. The default for TCP.
+	TCPReset RejectWith = "tcp-reset"
+	// ICMPPortUnreachable is the default for UDP; TCP clients also read
+	// "Connection refused".
+	ICMPPortUnreachable RejectWith = "icmp-port-unreachable"
+	// ICMPAdminProhibited says a firewall refused: clients read "No route
+	// to host".
+	ICMPAdminProhibited RejectWith = "icmp-admin-prohibited"
+)
+
+// RejectChoices lists the answers reject_with accepts, in documentation order.
+var RejectChoices = []RejectWith{TCPReset, ICMPPortUnreachable, ICMPAdminProhibited}
+
+// DefaultRejectWith is the answer a reject gives when the policy names none.
+func DefaultRejectWith(p Protocol) RejectWith {
+	if p == UDP {
+		return ICMPPortUnreachable
+	}
+	return TCPReset
+}
 
 // PortRange is an inclusive range of ports; a single port has First == Last.
 type PortRange struct {
@@ -65,10 +91,13 @@ type Exposure struct {
 	Interfaces   []string    `json:"interfaces,omitempty"` // sorted, unique; empty: any
 	Destinations Prefixes    `json:"destinations"`         // empty: any local address
 	Default      Verdict     `json:"default"`              // Drop or Reject
-	Log          bool        `json:"log"`                  // log refused packets, rate-limited
-	Loopback     bool        `json:"loopback"`             // accept loopback traffic
-	Deny         Prefixes    `json:"deny"`
-	Allow        Prefixes    `json:"allow"`
+	// RejectWith is the answer of Reject verdicts; Normalize sets the
+	// protocol's default when Default is Reject and clears it otherwise.
+	RejectWith RejectWith `json:"reject_with,omitempty"`
+	Log        bool       `json:"log"`      // log refused packets, rate-limited
+	Loopback   bool       `json:"loopback"` // accept loopback traffic
+	Deny       Prefixes   `json:"deny"`
+	Allow      Prefixes   `json:"allow"`
 
 	// Origins tell which policy block contributed what; they exist only for
 	// a compiled Ruleset (a kernel does not store them) and are ignored by
@@ -128,5 +157,14 @@ type Decision struct {
 	Origin *Origin `json:"origin,omitempty"`
 	// Line is the list file line that names the source, when the deciding
 	// block took it from a members_file.
-	Line *hcl.Range `json:"line,omitempty"`
+	Line *SourceRange `json:"line,omitempty"`
+}
+
+// Answer is how a rejected packet of this exposure is answered, also for
+// an Exposure built by hand and not normalised.
+func (e *Exposure) Answer() RejectWith {
+	if e.RejectWith != "" {
+		return e.RejectWith
+	}
+	return DefaultRejectWith(e.Protocol)
 }

@@ -423,6 +423,8 @@ func applyDiff(t *testing.T, current *Ruleset, d Diff) *Ruleset {
 					}
 				case "default":
 					e.Default = Verdict(a.New)
+				case "reject_with":
+					e.RejectWith = RejectWith(a.New)
 				case "log":
 					e.Log = a.New == "true"
 				case "loopback":

@@ -116,7 +116,8 @@ func TestCompareElementLevel(t *testing.T) {
 		t.Fatalf("diff = %+v", d)
 	}
 	dns, nscp := d.Exposures[0], d.Exposures[1]
-	if dns.Action != Update || len(dns.Attributes) != 1 || dns.Attributes[0].Name != "default" {
+	// reject -> drop also drops the reject's answer.
+	if dns.Action != Update || len(dns.Attributes) != 2 || dns.Attributes[0].Name != "default" || dns.Attributes[1].Name != "reject_with" {
 		t.Errorf("dns diff = %+v", dns)
 	}
 	if nscp.Action != Update || len(nscp.Allow.Added) != 1 || len(nscp.Allow.Removed) != 1 ||

@@ -15,6 +15,7 @@ func (rs *Ruleset) Normalize() {
 	for i := range rs.Exposures {
 		e := &rs.Exposures[i]
 		e.Ports = normalizePorts(e.Ports)
+		e.RejectWith = canonicalRejectWith(e)
 		e.Interfaces = slices.Compact(slices.Sorted(slices.Values(e.Interfaces)))
 		if len(e.Interfaces) == 0 {
 			e.Interfaces = nil
@@ -27,6 +28,16 @@ func (rs *Ruleset) Normalize() {
 	slices.SortFunc(rs.Exposures, func(a, b Exposure) int { return strings.Compare(a.Name, b.Name) })
 }
 
+// canonicalRejectWith is the answer stored in a normalised Exposure: set
+// only for Reject, so a kernel read back and a compiled policy compare
+// equal whether or not the policy spelled out the default.
+func canonicalRejectWith(e *Exposure) RejectWith {
+	if e.Default != Reject {
+		return ""
+	}
+	return e.Answer()
+}
+
 // isNormalized reports whether Normalize would change nothing, in one
 // pass and without copying.
 func (rs *Ruleset) isNormalized() bool {
@@ -36,6 +47,9 @@ func (rs *Ruleset) isNormalized() bool {
 		}
 		if !slices.IsSorted(e.Interfaces) || len(slices.Compact(slices.Clone(e.Interfaces))) != len(e.Interfaces) ||
 			!slices.Equal(normalizePorts(e.Ports), e.Ports) {
+			return false
+		}
+		if e.RejectWith != canonicalRejectWith(&e) {
 			return false
 		}
 		if !e.Destinations.isCanonical() || !e.Deny.isCanonical() || !e.Allow.isCanonical() {
@@ -66,8 +80,8 @@ func (rs *Ruleset) Fingerprint() string {
 	h := sha256.New()
 	var buf []byte
 	for _, e := range canon.Exposures {
-		buf = fmt.Appendf(buf[:0], "exposure %q %s %s log=%t loopback=%t ports=%v interfaces=%q\n",
-			e.Name, e.Protocol, e.Default, e.Log, e.Loopback, e.Ports, e.Interfaces)
+		buf = fmt.Appendf(buf[:0], "exposure %q %s %s%s log=%t loopback=%t ports=%v interfaces=%q\n",
+			e.Name, e.Protocol, e.Default, rejectSuffix(e.RejectWith), e.Log, e.Loopback, e.Ports, e.Interfaces)
 		h.Write(buf)
 		for _, set := range []struct {
 			name string
@@ -98,4 +112,13 @@ func (rs *Ruleset) Clone() *Ruleset {
 		out.Exposures[i] = e
 	}
 	return out
+}
+
+// rejectSuffix keeps fingerprints of drop exposures as they were before
+// reject_with existed.
+func rejectSuffix(r RejectWith) string {
+	if r == "" {
+		return ""
+	}
+	return " with " + string(r)
 }

@@ -241,7 +241,7 @@ func TestCompareTable(t *testing.T) {
 			for _, a := range d.Attributes {
 				names = append(names, a.Name+":"+a.Old+">"+a.New)
 			}
-			want := []string{"protocol:tcp>udp", "interfaces:eth0>eth0,eth1", "default:drop>reject", "log:false>true", "loopback:true>false"}
+			want := []string{"protocol:tcp>udp", "interfaces:eth0>eth0,eth1", "default:drop>reject", "reject_with:>icmp-port-unreachable", "log:false>true", "loopback:true>false"}
 			if !slices.Equal(names, want) {
 				t.Errorf("attributes = %v, want %v", names, want)
 			}

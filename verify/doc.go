@@ -5,7 +5,9 @@
 // one; and reports (text, JSON, JUnit).
 //
 // Expectations always come from rules.Ruleset.Decide, never written twice:
-// Accept and Pass mean open, Drop means filtered, Reject means rejected.
+// Accept and Pass mean open, Drop means filtered, Reject means closed when
+// it answers with a TCP reset or ICMP port unreachable (the defaults) and
+// rejected with icmp-admin-prohibited.
 //
 // Be aware:
 //   - A TCP probe that meets ICMPv6 administratively-prohibited sees the
@@ -15,6 +17,10 @@
 //     reject (TCP reset or ICMP) and an ICMP rejection count as the same
 //     refusal, and a filtered probe whose twin was refused is asked again,
 //     because the kernel limits ICMP errors per namespace.
+//   - A reset from the firewall and a port with no listener are the same
+//     packet. Check.AnsweredBy tells them apart by the policy's verdict and,
+//     in the sandbox (which serves every probed port), by the listener;
+//     live, a rejected source's "closed" reads "firewall or no listener".
 //   - The sandbox never touches the host's own namespace: everything lives
 //     in pwt-sbx-* namespaces that are deleted on every path out.
 package verify

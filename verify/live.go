@@ -86,7 +86,7 @@ func Live(ctx context.Context, cfg LiveConfig) (*Report, error) {
 		for _, port := range probedPorts(e, 0) {
 			pkt := rules.Packet{Protocol: e.Protocol, Source: src, Destination: dst, Port: port}
 			spec := ProbeSpec{Protocol: e.Protocol, Target: netip.AddrPortFrom(dst, port), Timeout: cfg.Timeout, Source: bind}
-			checks = append(checks, Check{Probe: ProbeResult{ProbeSpec: spec}, From: src, Exposure: e.Name, Why: why, Verdict: rs.Decide(pkt).Verdict})
+			checks = append(checks, Check{Probe: ProbeResult{ProbeSpec: spec}, From: src, Exposure: e.Name, Why: why, Verdict: rs.Decide(pkt).Verdict, RejectWith: e.Answer()})
 		}
 	}
 	sem := make(chan struct{}, cfg.Parallel)

@@ -16,10 +16,12 @@ import (
 type State string
 
 const (
-	Open     State = "open"     // handshake completed (TCP) or answer received (UDP)
-	Closed   State = "closed"   // RST or ICMP port unreachable: reachable, nothing listens
+	Open State = "open" // handshake completed (TCP) or answer received (UDP)
+	// Closed: a TCP reset or ICMP port unreachable ("Connection
+	// refused"): nothing listens, or a reject answered as ufw's does.
+	Closed   State = "closed"
 	Filtered State = "filtered" // no answer before the timeout
-	Rejected State = "rejected" // ICMP administratively prohibited or unreachable
+	Rejected State = "rejected" // ICMP administratively prohibited or unreachable ("No route to host")
 	Error    State = "error"    // the probe could not run
 )
 
@@ -32,13 +34,22 @@ func ParseState(s string) (State, bool) {
 	return "", false
 }
 
-// ExpectedState is the state a probe sees for a verdict.
-func ExpectedState(v rules.Verdict) State {
+// ExpectedState is the state a probe sees for a verdict, a reject
+// answered as rules.DefaultRejectWith(TCP) says.
+func ExpectedState(v rules.Verdict) State { return ExpectedStateWith(v, "") }
+
+// ExpectedStateWith is the state a probe sees for a verdict and, for a
+// reject, its answer: a TCP reset and ICMP port unreachable both read as
+// closed, admin-prohibited as rejected.
+func ExpectedStateWith(v rules.Verdict, answer rules.RejectWith) State {
 	switch v {
 	case rules.Drop:
 		return Filtered
 	case rules.Reject:
-		return Rejected
+		if answer == rules.ICMPAdminProhibited {
+			return Rejected
+		}
+		return Closed
 	}
 	return Open
 }

@@ -27,9 +27,21 @@ type Check struct {
 	// TestExpect is the test block's expect ("allow" or "deny") when the
 	// source came from one: the policy must also give that verdict.
 	TestExpect string `json:"test_expect,omitempty"`
-	Expected   State  `json:"expected"`
+	// RejectWith is how the policy answers when Verdict is reject
+	// (tcp-reset, icmp-port-unreachable, icmp-admin-prohibited).
+	RejectWith rules.RejectWith `json:"reject_with,omitempty"`
+	Expected   State            `json:"expected"`
+	// AnsweredBy says who answered a closed probe: "firewall" (the
+	// policy's reject), "no listener" (the firewall let it through and
+	// nothing listens), or "firewall or no listener" when a reset from
+	// the firewall and a port with no listener cannot be told apart.
+	AnsweredBy string `json:"answered_by,omitempty"`
 	Pass       bool   `json:"pass"`
 	Hint       string `json:"hint,omitempty"`
+
+	// listening: a listener is known to serve the probed port (the
+	// sandbox starts one on every probed port).
+	listening bool
 }
 
 // Report is the outcome of a verification.
@@ -67,10 +79,14 @@ func (r *Report) Counts() (passed, failed, errored int) {
 	return
 }
 
-// judge fills Expected, Pass and Hint.
+// judge fills Expected, AnsweredBy, Pass and Hint.
 func (c *Check) judge() {
-	c.Expected = ExpectedState(c.Verdict)
+	if c.Verdict != rules.Reject {
+		c.RejectWith = ""
+	}
+	c.Expected = ExpectedStateWith(c.Verdict, c.RejectWith)
 	c.Pass = c.Probe.State == c.Expected
+	c.AnsweredBy = c.answeredBy()
 	if c.TestExpect != "" && !rules.Expected(c.TestExpect, c.Verdict) {
 		c.Pass = false
 		c.Hint = fmt.Sprintf("the test expects %s but the policy gives %s: the policy itself fails this test (see portwarden test)", c.TestExpect, c.Verdict)
@@ -84,6 +100,8 @@ func (c *Check) judge() {
 		c.Hint = "the probe could not run: " + c.Probe.Detail
 	case c.Probe.IsNetworkUnreachable():
 		c.Hint = "the network is unreachable from here: check routing to the target, not the firewall"
+	case c.Expected == Open && c.Probe.State == Closed && c.listening:
+		c.Hint = "the firewall lets this source through, yet the port answered with a reset although a listener serves it: a foreign rule rejects it; run `portwarden doctor`"
 	case c.Expected == Open && c.Probe.State == Closed:
 		c.Hint = "the firewall lets this source through but nothing listens on the port: start the service"
 	case c.Expected == Open:
@@ -91,8 +109,36 @@ func (c *Check) judge() {
 	case c.Probe.State == Open || c.Probe.State == Closed:
 		c.Hint = "a refused source gets through: the policy's rules are missing or bypassed; run `portwarden plan`"
 	default:
-		c.Hint = fmt.Sprintf("refused, but %s instead of %s: the exposure's default (drop or reject) differs from the kernel's", c.Probe.State, c.Expected)
+		c.Hint = fmt.Sprintf("refused, but %s instead of %s: the exposure's default (drop or reject) or reject_with differs from the kernel's; run `portwarden plan`", c.Probe.State, c.Expected)
 	}
+}
+
+// answeredBy tells a reset or port-unreachable from the firewall from a
+// port where nothing listens: both read as "closed" on the wire. The policy
+// says which one to expect; a listener known to serve the port rules out
+// the second.
+func (c *Check) answeredBy() string {
+	if c.Probe.State != Closed {
+		return ""
+	}
+	switch {
+	case c.Verdict == rules.Reject && c.listening:
+		return "firewall"
+	case c.Verdict == rules.Reject:
+		return "firewall or no listener"
+	case c.listening:
+		return "firewall" // something other than the policy refused it
+	}
+	return "no listener"
+}
+
+// observed is the OBSERVED column: the state, and who answered a closed
+// probe.
+func (c *Check) observed() string {
+	if c.AnsweredBy == "" {
+		return string(c.Probe.State)
+	}
+	return fmt.Sprintf("%s (%s)", c.Probe.State, c.AnsweredBy)
 }
 
 // WriteText prints a table: source, port, expected, observed, time, result.
@@ -115,12 +161,12 @@ func (r *Report) WriteText(w io.Writer, color bool) {
 		}
 		src := c.From.String()
 		fmt.Fprintf(tw, "%s\t%s/%d\t%s\t%s\t%s\t%s\t%s\t%s\n", src, c.Probe.Protocol, c.Probe.Target.Port(), c.Exposure,
-			c.Expected, c.Probe.State, c.Probe.Elapsed.Round(time.Millisecond), result, c.Why)
+			c.Expected, c.observed(), c.Probe.Elapsed.Round(time.Millisecond), result, c.Why)
 	}
 	tw.Flush()
 	for _, c := range r.Checks {
 		if !c.Pass {
-			fmt.Fprintf(w, "\n%s %s -> %s: expected %s, observed %s.\n  hint: %s\n", paint("31", "FAIL"), c.From, c.Probe.Target, c.Expected, c.Probe.State, c.Hint)
+			fmt.Fprintf(w, "\n%s %s -> %s: expected %s, observed %s.\n  hint: %s\n", paint("31", "FAIL"), c.From, c.Probe.Target, c.Expected, c.observed(), c.Hint)
 		}
 	}
 	for _, s := range r.Skipped {

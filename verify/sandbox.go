@@ -132,6 +132,7 @@ func Sandbox(ctx context.Context, cfg SandboxConfig) (rep *Report, err error) {
 				checks = append(checks, Check{
 					Probe: ProbeResult{ProbeSpec: ProbeSpec{Protocol: e.Protocol, Target: netip.AddrPortFrom(dst, port), Source: t.src, Timeout: cfg.Timeout}},
 					From:  t.src, Exposure: e.Name, Why: t.why, Verdict: rs.Decide(pkt).Verdict, TestExpect: t.expect,
+					RejectWith: e.Answer(), listening: true, // listenAll serves every probed port
 				})
 			}
 		}

@@ -219,11 +219,43 @@ func TestJudgeHints(t *testing.T) {
 		{rules.Accept, Closed, "", "nothing listens on the port"},
 		{rules.Accept, Rejected, "connect: network is unreachable", "the network is unreachable"},
 		{rules.Drop, Open, "", "a refused source gets through"},
+		{rules.Reject, Rejected, "", "or reject_with differs"},
 	} {
 		ch := Check{Verdict: c.verdict, Probe: ProbeResult{State: c.observed, Detail: c.detail}}
 		ch.judge()
 		if ch.Pass || !strings.Contains(ch.Hint, c.hint) {
 			t.Errorf("%s observed %s: pass %v hint %q", c.verdict, c.observed, ch.Pass, ch.Hint)
+		}
+	}
+}
+
+// TestRejectOrNoListener: a closed probe is the firewall's reset where the
+// policy rejects, no listener where it accepts, and ambiguous only where
+// no listener is known and the policy rejects with a reset.
+func TestRejectOrNoListener(t *testing.T) {
+	for _, c := range []struct {
+		verdict   rules.Verdict
+		answer    rules.RejectWith
+		listening bool
+		observed  State
+		pass      bool
+		by        string
+	}{
+		{rules.Reject, rules.TCPReset, true, Closed, true, "firewall"},
+		{rules.Reject, "", false, Closed, true, "firewall or no listener"},
+		{rules.Reject, rules.ICMPPortUnreachable, true, Closed, true, "firewall"},
+		{rules.Reject, rules.ICMPAdminProhibited, true, Rejected, true, ""},
+		{rules.Reject, rules.ICMPAdminProhibited, true, Closed, false, "firewall"},
+		{rules.Accept, rules.TCPReset, false, Closed, false, "no listener"},
+		{rules.Accept, "", true, Closed, false, "firewall"},
+	} {
+		ch := Check{Verdict: c.verdict, RejectWith: c.answer, listening: c.listening, Probe: ProbeResult{State: c.observed}}
+		ch.judge()
+		if ch.Pass != c.pass || ch.AnsweredBy != c.by {
+			t.Errorf("%s/%q listening=%v observed %s: pass %v answered by %q, want %v %q (hint %q)", c.verdict, c.answer, c.listening, c.observed, ch.Pass, ch.AnsweredBy, c.pass, c.by, ch.Hint)
+		}
+		if c.verdict == rules.Accept && ch.RejectWith != "" {
+			t.Errorf("reject_with reported for an accepted source: %+v", ch)
 		}
 	}
 }
@@ -244,7 +276,8 @@ func TestSandboxUDP(t *testing.T) {
 	for _, c := range rep.Checks {
 		seen[c.Probe.State] = true
 	}
-	if rep.Failed() || !seen[Open] || !seen[Rejected] || !seen[Filtered] {
+	// dns rejects: ICMP port unreachable, the UDP default, reads as closed.
+	if rep.Failed() || !seen[Open] || !seen[Closed] || !seen[Filtered] {
 		var b strings.Builder
 		rep.WriteText(&b, false)
 		t.Fatalf("UDP sandbox verification (states seen %v):\n%s", seen, b.String())

@@ -203,8 +203,16 @@ func (l *Lab) Apply(t *testing.T, desired *rules.Ruleset) *backends.Plan {
 
 // Expected is the probe result rules.Decide predicts.
 func Expected(rs *rules.Ruleset, src, dst netip.Addr, port int) string {
-	v := rs.Decide(rules.Packet{Protocol: rules.TCP, Source: src, Destination: dst, Port: uint16(port), Interface: "pw0"}).Verdict
-	return map[rules.Verdict]string{rules.Accept: Open, rules.Pass: Open, rules.Reject: Rejected, rules.Drop: Filtered}[v]
+	d := rs.Decide(rules.Packet{Protocol: rules.TCP, Source: src, Destination: dst, Port: uint16(port), Interface: "pw0"})
+	if d.Verdict == rules.Reject {
+		// A reset and ICMP port unreachable both read as "connection
+		// refused"; only admin-prohibited reads as a routing error.
+		if e := rs.Exposure(d.Exposure); e != nil && e.Answer() == rules.ICMPAdminProhibited {
+			return Rejected
+		}
+		return Closed
+	}
+	return map[rules.Verdict]string{rules.Accept: Open, rules.Pass: Open, rules.Drop: Filtered}[d.Verdict]
 }
 
 // LabRuleset is the lab's policy: port 27 from allowed, denied listed in

@@ -31,15 +31,39 @@ func Run(t *testing.T, h Hooks) {
 	t.Run("AlternatingApplyIsAtomic", func(t *testing.T) { testAtomicity(t, h) })
 }
 
+// testConnectivity probes every way of refusing: drop, and reject with
+// each answer, which the backend must also read back as written.
 func testConnectivity(t *testing.T, h Hooks) {
-	for _, def := range []rules.Verdict{rules.Reject, rules.Drop} {
-		t.Run(string(def), func(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		def     rules.Verdict
+		answer  rules.RejectWith
+		refused string
+	}{
+		{"reject", rules.Reject, "", Closed}, // the default: a TCP reset
+		{"reject-tcp-reset", rules.Reject, rules.TCPReset, Closed},
+		{"reject-icmp-port-unreachable", rules.Reject, rules.ICMPPortUnreachable, Closed},
+		{"reject-icmp-admin-prohibited", rules.Reject, rules.ICMPAdminProhibited, Rejected},
+		{"drop", rules.Drop, "", Filtered},
+	} {
+		def, refused := c.def, c.refused
+		t.Run(c.name, func(t *testing.T) {
 			l := NewLab(t, h)
 			rs := LabRuleset(def)
+			if c.answer != "" {
+				rs.Exposures[0].RejectWith = c.answer
+				rs.Normalize()
+			}
 			l.Apply(t, rs)
-			refused := Filtered
-			if def == rules.Reject {
-				refused = Rejected
+			st, err := l.Backend.Current(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := st.Ruleset.Exposure("nscp"); got == nil || got.RejectWith != rs.Exposures[0].RejectWith || len(st.Drift) > 0 {
+				t.Fatalf("read back %+v (drift %q), want reject_with %q", got, st.Drift, rs.Exposures[0].RejectWith)
+			}
+			if p, err := l.Backend.Plan(context.Background(), rs); err != nil || !p.Empty() {
+				t.Fatalf("plan after apply is not empty: %+v %v", p, err)
 			}
 			for _, c := range []struct {
 				src  netip.Addr
@@ -103,7 +127,7 @@ func testInterfacesAndDestinations(t *testing.T, h Hooks) {
 	for _, c := range []struct {
 		src, dst netip.Addr
 		want     string
-	}{{OtherV4, ServerV4, Rejected}, {OtherV4, extra, Open}, {OtherV6, ServerV6, Open}} {
+	}{{OtherV4, ServerV4, Closed}, {OtherV4, extra, Open}, {OtherV6, ServerV6, Open}} {
 		if got := l.Probe(t, l.Client, c.src, c.dst, ManagedPort); got != c.want {
 			t.Errorf("destinations: %s -> %s = %s, want %s", c.src, c.dst, got, c.want)
 		}
@@ -116,8 +140,8 @@ func testInterfacesAndDestinations(t *testing.T, h Hooks) {
 	}
 	rs.Exposures[0].Interfaces = []string{"pw0"}
 	l.Apply(t, rs)
-	if got := l.Probe(t, l.Client, OtherV4, ServerV4, ManagedPort); got != Rejected {
-		t.Errorf("managed interface: %s, want rejected", got)
+	if got := l.Probe(t, l.Client, OtherV4, ServerV4, ManagedPort); got != Closed {
+		t.Errorf("managed interface: %s, want closed (a TCP reset)", got)
 	}
 }
 
@@ -159,8 +183,8 @@ func testForeignUntouched(t *testing.T, h Hooks) {
 	if got := h.Foreign(t, path); got != before {
 		t.Errorf("apply changed foreign objects:\nbefore\n%s\nafter\n%s", before, got)
 	}
-	if got := l.Probe(t, l.Client, DeniedV4, ServerV4, ManagedPort); got != Rejected {
-		t.Errorf("denied peer with foreign rules present: %s", got)
+	if got := l.Probe(t, l.Client, DeniedV4, ServerV4, ManagedPort); got != Closed {
+		t.Errorf("denied peer with foreign rules present: %s, want closed (a TCP reset)", got)
 	}
 	rs := LabRuleset(rules.Drop)
 	rs.Exposures[0].Log = false
@@ -282,7 +306,8 @@ func testRevocation(t *testing.T, h Hooks) {
 func randomRuleset(r *rand.Rand, clients []netip.Addr) *rules.Ruleset {
 	rs := &rules.Ruleset{}
 	for i := range 1 + r.IntN(2) {
-		e := rules.Exposure{Name: "e" + strconv.Itoa(i), Protocol: rules.TCP, Default: []rules.Verdict{rules.Reject, rules.Drop}[r.IntN(2)], Loopback: true, Log: r.IntN(2) == 0}
+		e := rules.Exposure{Name: "e" + strconv.Itoa(i), Protocol: rules.TCP, Default: []rules.Verdict{rules.Reject, rules.Drop}[r.IntN(2)], Loopback: true, Log: r.IntN(2) == 0,
+			RejectWith: append([]rules.RejectWith{""}, rules.RejectChoices...)[r.IntN(4)]}
 		for _, port := range []uint16{27, 28, 29} {
 			if r.IntN(2) == 0 {
 				e.Ports = append(e.Ports, rules.PortRange{First: port, Last: port})

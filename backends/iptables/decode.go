@@ -353,6 +353,16 @@ func (d *decoder) setDefault(b *exposureBuilder, fam family, chain string, spec 
 		v = rules.Drop
 	case "REJECT":
 		v = rules.Reject
+		answer := rules.ICMPPortUnreachable // iptables' own default
+		for a, opts := range rejectOptions {
+			if spec.rejectWith == opts[0] || spec.rejectWith == opts[1] {
+				answer = a
+			}
+		}
+		if b.e.RejectWith != "" && b.e.RejectWith != answer {
+			d.driftf(fam, chain, "chain %s rejects with both %s and %s; apply makes it consistent", chain, b.e.RejectWith, answer)
+		}
+		b.e.RejectWith = answer
 	default:
 		return
 	}

@@ -21,9 +21,11 @@
 // Every owned rule carries a comment "portwarden expose=NAME KIND" (KIND is
 // match, loopback, deny, deny-log, allow, log or default), which is how
 // Current decodes the chains back into the model and Counters names them.
-// LOG rules are limited to 10/min and their prefix names the exposure.
-// REJECT answers icmp-admin-prohibited (IPv4) or icmp6-adm-prohibited
-// (IPv6). There is no conntrack shortcut: every packet to a managed port
+// LOG rules are limited to 10/min and their prefix names the exposure
+// (backends.LogPrefix, the same text as nftables writes). REJECT answers as
+// the exposure's reject_with says: tcp-reset (the rule then matches -p tcp,
+// as iptables requires), icmp-port-unreachable / icmp6-port-unreachable or
+// icmp-admin-prohibited / icmp6-adm-prohibited. There is no conntrack shortcut: every packet to a managed port
 // walks the chain, so revoking a source cuts its open connections. Every
 // other chain and rule (Docker's, firewalld's, an administrator's) is
 // never written: a write names only owned chains and the jump.

@@ -123,7 +123,7 @@ func TestKernelForeignRulesUntouched(t *testing.T) {
 		}
 		// The foreign INPUT rules above would accept established traffic;
 		// portwarden's jump is first, so a denied peer is still refused.
-		if got := l.probe(t, l.client, deniedV4, serverV4, managedPort); got != rejected {
+		if got := l.probe(t, l.client, deniedV4, serverV4, managedPort); got != closed {
 			t.Errorf("denied peer with foreign rules: %s", got)
 		}
 		if err := l.b.Destroy(context.Background()); err != nil {

@@ -22,6 +22,7 @@ var (
 	allowedV4, deniedV4, otherV4 = backendtest.AllowedV4, backendtest.DeniedV4, backendtest.OtherV4
 	allowedV6, deniedV6, otherV6 = backendtest.AllowedV6, backendtest.DeniedV6, backendtest.OtherV6
 	open, rejected, filtered     = backendtest.Open, backendtest.Rejected, backendtest.Filtered
+	closed                       = backendtest.Closed
 	managedPort, unmanagedPort   = backendtest.ManagedPort, backendtest.UnmanagedPort
 )
 

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/portwarden/portwarden/backends"
 	"github.com/portwarden/portwarden/rules"
 )
 
@@ -53,8 +54,6 @@ const (
 	// logLimit is the rate of LOG rules; the default burst (5) is used so
 	// that iptables-save prints the rule back exactly as written.
 	logLimit = "10/min"
-	// maxLogPrefix is the kernel's limit on a LOG prefix, in bytes.
-	maxLogPrefix = 29
 )
 
 // Rule kinds, the last word of an owned rule's comment. They are also the
@@ -80,16 +79,6 @@ func exposureChain(name string) string {
 // ruleComment is the comment of an owned rule of an exposure.
 func ruleComment(name, kind string) string {
 	return commentPrefix + " expose=" + escapeName(name) + " " + kind
-}
-
-// logPrefix names the exposure in kernel log lines, cut to the kernel's
-// limit.
-func logPrefix(name string) string {
-	p := "portwarden " + escapeName(name)
-	if len(p) > maxLogPrefix-2 {
-		p = p[:maxLogPrefix-2]
-	}
-	return p + ": "
 }
 
 // maxEscapedName keeps the longest comment well under the kernel's 256.
@@ -192,7 +181,7 @@ func validate(rs *rules.Ruleset) error {
 				return fmt.Errorf("exposure %q: interface %q is not a Linux interface name (1 to 15 characters, no blanks, quotes or slashes)", e.Name, ifname)
 			}
 		}
-		if _, err := verdictTarget(e.Default, ipv4); err != nil {
+		if _, _, err := verdictTarget(e, ipv4); err != nil {
 			return fmt.Errorf("exposure %q: %w", e.Name, err)
 		}
 	}
@@ -300,18 +289,39 @@ func portGroups(ports []rules.PortRange) []string {
 	return groups
 }
 
-// verdictTarget is the -j part of a refusing rule.
-func verdictTarget(v rules.Verdict, fam family) (string, error) {
-	switch v {
+// rejectOptions are the --reject-with values of each answer, per family.
+var rejectOptions = map[rules.RejectWith][2]string{
+	rules.TCPReset:            {"tcp-reset", "tcp-reset"},
+	rules.ICMPPortUnreachable: {"icmp-port-unreachable", "icmp6-port-unreachable"},
+	rules.ICMPAdminProhibited: {"icmp-admin-prohibited", "icmp6-adm-prohibited"},
+}
+
+// verdictTarget is the -j part of a refusing rule. A TCP reset needs the
+// rule to match -p tcp (iptables refuses it otherwise), which iptables-save
+// prints before the comment, so it is returned apart as proto.
+func verdictTarget(e *rules.Exposure, fam family) (proto, target string, err error) {
+	switch e.Default {
 	case rules.Drop:
-		return "-j DROP", nil
+		return "", "-j DROP", nil
 	case rules.Reject:
-		if fam == ipv6 {
-			return "-j REJECT --reject-with icmp6-adm-prohibited", nil
+		answer := e.Answer()
+		opts, ok := rejectOptions[answer]
+		if !ok {
+			return "", "", fmt.Errorf("reject_with %q is not one of %v", answer, rules.RejectChoices)
 		}
-		return "-j REJECT --reject-with icmp-admin-prohibited", nil
+		if answer == rules.TCPReset {
+			if e.Protocol != rules.TCP {
+				return "", "", fmt.Errorf("a TCP reset cannot answer %s", e.Protocol)
+			}
+			proto = " -p tcp"
+		}
+		i := 0
+		if fam == ipv6 {
+			i = 1
+		}
+		return proto, "-j REJECT --reject-with " + opts[i], nil
 	}
-	return "", fmt.Errorf("default %q is not drop or reject", v)
+	return "", "", fmt.Errorf("default %q is not drop or reject", e.Default)
 }
 
 // exposureRules is the body of an exposure's chain: loopback, deny
@@ -324,8 +334,8 @@ func exposureRules(e *rules.Exposure, fam family, chain string, tolerant bool) (
 		comments[kind] = "-m comment --comment " + quote(ruleComment(e.Name, kind))
 	}
 	cmt := func(kind string) string { return comments[kind] }
-	logTarget := "-m limit --limit " + logLimit + " -j LOG --log-prefix " + quote(logPrefix(e.Name))
-	verdict, err := verdictTarget(e.Default, fam)
+	logTarget := "-m limit --limit " + logLimit + " -j LOG --log-prefix " + quote(backends.LogPrefix(e.Name))
+	proto, verdict, err := verdictTarget(e, fam)
 	if err != nil {
 		if !tolerant {
 			return nil, fmt.Errorf("exposure %q: %w", e.Name, err)
@@ -341,7 +351,7 @@ func exposureRules(e *rules.Exposure, fam family, chain string, tolerant bool) (
 			out = append(out, head+" -s "+p.String()+" "+cmt(kindDenyLog)+" "+logTarget)
 		}
 		if verdict != "" {
-			out = append(out, head+" -s "+p.String()+" "+cmt(kindDeny)+" "+verdict)
+			out = append(out, head+" -s "+p.String()+proto+" "+cmt(kindDeny)+" "+verdict)
 		}
 	}
 	for _, p := range familyPrefixes(e.Allow, fam) {
@@ -351,7 +361,7 @@ func exposureRules(e *rules.Exposure, fam family, chain string, tolerant bool) (
 		out = append(out, head+" "+cmt(kindLog)+" "+logTarget)
 	}
 	if verdict != "" {
-		out = append(out, head+" "+cmt(kindDefault)+" "+verdict)
+		out = append(out, head+proto+" "+cmt(kindDefault)+" "+verdict)
 	}
 	return out, nil
 }

@@ -50,8 +50,8 @@ func TestRenderIsDeterministicAndComplete(t *testing.T) {
 	}
 	for _, want := range []string{
 		"-A PORTWARDEN -d 198.18.0.1/32 -i pw0 -p tcp -m multiport --dports 27,1000:1010 -m comment --comment \"portwarden expose=nscp match\" -j " + exposureChain("nscp"),
-		"-A " + exposureChain("nscp") + " -s 198.18.1.66/32 -m comment --comment \"portwarden expose=nscp deny\" -j REJECT --reject-with icmp-admin-prohibited",
-		"-A " + exposureChain("nscp") + " -s 2001:2:0:1::66/128 -m comment --comment \"portwarden expose=nscp deny\" -j REJECT --reject-with icmp6-adm-prohibited",
+		"-A " + exposureChain("nscp") + " -s 198.18.1.66/32 -p tcp -m comment --comment \"portwarden expose=nscp deny\" -j REJECT --reject-with tcp-reset",
+		"-A " + exposureChain("nscp") + " -s 2001:2:0:1::66/128 -p tcp -m comment --comment \"portwarden expose=nscp deny\" -j REJECT --reject-with tcp-reset",
 		"-A " + exposureChain("nscp") + " -m comment --comment \"portwarden expose=nscp log\" -m limit --limit 10/min -j LOG --log-prefix \"portwarden nscp: \"",
 		"-A " + exposureChain("syslog") + " -m comment --comment \"portwarden expose=syslog default\" -j DROP",
 		"-I INPUT 1 -m comment --comment \"portwarden jump\" -j PORTWARDEN",

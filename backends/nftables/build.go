@@ -3,10 +3,12 @@ package nftables
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	"github.com/portwarden/portwarden/backends"
 	"github.com/portwarden/portwarden/rules"
 	"go4.org/netipx"
 	"golang.org/x/sys/unix"
@@ -24,6 +26,7 @@ type ruleSpec struct {
 type attrs struct {
 	protocol rules.Protocol
 	def      rules.Verdict
+	answer   rules.RejectWith // set only with def == Reject
 	log      bool
 	loopback bool
 	ifaces   bool // the jump matches the interface set
@@ -31,12 +34,19 @@ type attrs struct {
 }
 
 func attrsOf(e *rules.Exposure) attrs {
-	return attrs{protocol: e.Protocol, def: e.Default, log: e.Log, loopback: e.Loopback,
+	a := attrs{protocol: e.Protocol, def: e.Default, log: e.Log, loopback: e.Loopback,
 		ifaces: len(e.Interfaces) > 0, dst: !e.Destinations.Empty()}
+	if e.Default == rules.Reject {
+		a.answer = e.Answer()
+	}
+	return a
 }
 
 func (a attrs) String() string {
 	s := fmt.Sprintf("proto=%s default=%s", a.protocol, a.def)
+	if a.answer != "" {
+		s += " reject=" + string(a.answer)
+	}
 	for _, f := range []struct {
 		on   bool
 		name string
@@ -57,6 +67,8 @@ func parseAttrs(s string) (attrs, error) {
 			a.protocol = rules.Protocol(v)
 		case "default":
 			a.def = rules.Verdict(v)
+		case "reject":
+			a.answer = rules.RejectWith(v)
 		case "log":
 			a.log = true
 		case "loopback":
@@ -71,6 +83,14 @@ func parseAttrs(s string) (attrs, error) {
 	}
 	if (a.protocol != rules.TCP && a.protocol != rules.UDP) || (a.def != rules.Drop && a.def != rules.Reject) {
 		return a, fmt.Errorf("incomplete attributes %q", s)
+	}
+	if a.def == rules.Reject && a.answer == "" {
+		// Written before reject_with existed, when every reject answered
+		// admin-prohibited: read it as that, so the plan shows the change.
+		a.answer = rules.ICMPAdminProhibited
+	}
+	if a.answer != "" && !slices.Contains(rules.RejectChoices, a.answer) {
+		return a, fmt.Errorf("unknown reject answer in %q", s)
 	}
 	return a, nil
 }
@@ -155,31 +175,39 @@ func addrInSet(fam int, source bool, set *nftables.Set) []expr.Any {
 	)
 }
 
-func verdictExprs(v rules.Verdict) []expr.Any {
+// verdictExprs is a verdict as expressions; answer says how a Reject
+// answers. icmpx codes answer in each family's own ICMP, so one rule
+// serves IPv4 and IPv6 in the inet table.
+func verdictExprs(v rules.Verdict, answer rules.RejectWith) []expr.Any {
 	switch v {
 	case rules.Accept:
 		return []expr.Any{&expr.Verdict{Kind: expr.VerdictAccept}}
 	case rules.Reject:
+		switch answer {
+		case rules.TCPReset:
+			// The chain sees only its exposure's protocol, but a reset
+			// needs a TCP header: nft adds this match to a rule loaded as
+			// text, so Apply writes it too and both read back the same.
+			return []expr.Any{
+				&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+				&expr.Reject{Type: unix.NFT_REJECT_TCP_RST},
+			}
+		case rules.ICMPPortUnreachable:
+			return []expr.Any{&expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_PORT_UNREACH}}
+		}
 		return []expr.Any{&expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_ADMIN_PROHIBITED}}
 	default:
 		return []expr.Any{&expr.Verdict{Kind: expr.VerdictDrop}}
 	}
 }
 
-func logExprs(exposure, why string) []expr.Any {
+func logExprs(exposure string) []expr.Any {
 	return []expr.Any{
 		&expr.Limit{Type: expr.LimitTypePkts, Rate: logRate, Unit: expr.LimitTimeMinute, Burst: logBurst},
 		&expr.Counter{},
-		&expr.Log{Key: 1<<unix.NFTA_LOG_PREFIX | 1<<unix.NFTA_LOG_LEVEL, Level: expr.LogLevelWarning, Data: []byte(logPrefix(exposure, why))},
+		&expr.Log{Key: 1<<unix.NFTA_LOG_PREFIX | 1<<unix.NFTA_LOG_LEVEL, Level: expr.LogLevelWarning, Data: []byte(backends.LogPrefix(exposure))},
 	}
-}
-
-func logPrefix(exposure, why string) string {
-	p := "portwarden " + exposure + " " + why + ": "
-	if len(p) > 127 {
-		p = p[:127]
-	}
-	return p
 }
 
 // exposureSets are the named sets of one exposure, keyed by role.
@@ -248,23 +276,23 @@ func chainRules(e *rules.Exposure, sets exposureSets) []ruleSpec {
 			&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte("lo\x00")},
 			&expr.Counter{},
-		}, verdictExprs(rules.Accept))
+		}, verdictExprs(rules.Accept, ""))
 	}
 	for _, fam := range []int{4, 6} {
 		set := sets[map[int]string{4: roleDeny4, 6: roleDeny6}[fam]]
 		if e.Log {
-			add(fmt.Sprintf("deny%d-log", fam), addrInSet(fam, true, set), logExprs(e.Name, "denied"))
+			add(fmt.Sprintf("deny%d-log", fam), addrInSet(fam, true, set), logExprs(e.Name))
 		}
-		add(fmt.Sprintf("deny%d", fam), addrInSet(fam, true, set), []expr.Any{&expr.Counter{}}, verdictExprs(e.Default))
+		add(fmt.Sprintf("deny%d", fam), addrInSet(fam, true, set), []expr.Any{&expr.Counter{}}, verdictExprs(e.Default, e.Answer()))
 	}
 	for _, fam := range []int{4, 6} {
 		set := sets[map[int]string{4: roleAllow4, 6: roleAllow6}[fam]]
-		add(fmt.Sprintf("allow%d", fam), addrInSet(fam, true, set), []expr.Any{&expr.Counter{}}, verdictExprs(rules.Accept))
+		add(fmt.Sprintf("allow%d", fam), addrInSet(fam, true, set), []expr.Any{&expr.Counter{}}, verdictExprs(rules.Accept, ""))
 	}
 	if e.Log {
-		add("default-log", logExprs(e.Name, "refused"))
+		add("default-log", logExprs(e.Name))
 	}
-	add("default", []expr.Any{&expr.Counter{}}, verdictExprs(e.Default))
+	add("default", []expr.Any{&expr.Counter{}}, verdictExprs(e.Default, e.Answer()))
 	return out
 }
 

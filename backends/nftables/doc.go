@@ -17,12 +17,16 @@
 //	      [ip|ip6 daddr @NAME-dst4|6] counter jump x-NAME      (exposures in name order)
 //	  chain x-NAME             the exposure, in rules.Exposure's evaluation order:
 //	      iifname "lo" counter accept                          (when loopback)
-//	      ip saddr @NAME-deny4 [limit 10/minute counter log prefix "portwarden NAME denied: "]
-//	      ip saddr @NAME-deny4 counter drop | reject with icmpx admin-prohibited
+//	      ip saddr @NAME-deny4 [limit 10/minute counter log prefix "portwarden NAME: "]
+//	      ip saddr @NAME-deny4 counter drop | REJECT
 //	      (the same for ip6 and NAME-deny6)
 //	      ip saddr @NAME-allow4 counter accept; ip6 saddr @NAME-allow6 counter accept
-//	      [limit 10/minute counter log prefix "portwarden NAME refused: "]
-//	      counter drop | reject with icmpx admin-prohibited
+//	      [limit 10/minute counter log prefix "portwarden NAME: "]
+//	      counter drop | REJECT
+//	  where REJECT is the exposure's reject_with: "meta l4proto tcp reject with
+//	  tcp reset", "reject with icmpx port-unreachable" or "reject with icmpx
+//	  admin-prohibited"; the jump rule's comment records it ("reject=...").
+//	  The log prefix is backends.LogPrefix, the same text as iptables writes.
 //
 // Sources live in interval sets, so the per-packet cost does not grow with
 // their number. There is no conntrack shortcut: every packet to a managed

@@ -245,7 +245,7 @@ func (s *snapshot) decode() {
 // exposure rebuilds the model of one exposure from its attributes and the
 // contents of its sets.
 func (s *snapshot) exposure(name string, a attrs) rules.Exposure {
-	e := rules.Exposure{Name: name, Protocol: a.protocol, Default: a.def, Log: a.log, Loopback: a.loopback}
+	e := rules.Exposure{Name: name, Protocol: a.protocol, Default: a.def, RejectWith: a.answer, Log: a.log, Loopback: a.loopback}
 	for _, iv := range s.content[setName(name, rolePorts)] {
 		e.Ports = append(e.Ports, rules.PortRange{First: uint16(iv.first[0])<<8 | uint16(iv.first[1]), Last: uint16(iv.last[0])<<8 | uint16(iv.last[1])})
 	}

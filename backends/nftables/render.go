@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/portwarden/portwarden/backends"
 	"github.com/portwarden/portwarden/rules"
 	"go4.org/netipx"
 )
@@ -57,11 +58,11 @@ func (b *Backend) Render(desired *rules.Ruleset) (string, error) {
 		if e.Loopback {
 			line("loopback", `iifname "lo" counter accept`)
 		}
-		verdict := renderVerdict(e.Default)
+		verdict := renderVerdict(e.Default, e.Answer())
 		for _, fam := range []int{4, 6} {
 			match := fmt.Sprintf("meta nfproto %s %s saddr @%s", nfproto(fam), ipKeyword(fam), setName(e.Name, fmt.Sprintf("deny%d", fam)))
 			if e.Log {
-				line(fmt.Sprintf("deny%d-log", fam), match+" "+renderLog(e.Name, "denied"))
+				line(fmt.Sprintf("deny%d-log", fam), match+" "+renderLog(e.Name))
 			}
 			line(fmt.Sprintf("deny%d", fam), match+" counter "+verdict)
 		}
@@ -69,7 +70,7 @@ func (b *Backend) Render(desired *rules.Ruleset) (string, error) {
 			line(fmt.Sprintf("allow%d", fam), fmt.Sprintf("meta nfproto %s %s saddr @%s counter accept", nfproto(fam), ipKeyword(fam), setName(e.Name, fmt.Sprintf("allow%d", fam))))
 		}
 		if e.Log {
-			line("default-log", renderLog(e.Name, "refused"))
+			line("default-log", renderLog(e.Name))
 		}
 		line("default", "counter "+verdict)
 		fmt.Fprintf(&w, "\t}\n")
@@ -132,15 +133,21 @@ func ipKeyword(fam int) string {
 	return "ip"
 }
 
-func renderVerdict(v rules.Verdict) string {
-	if v == rules.Reject {
-		return "reject with icmpx admin-prohibited"
+func renderVerdict(v rules.Verdict, answer rules.RejectWith) string {
+	if v != rules.Reject {
+		return "drop"
 	}
-	return "drop"
+	switch answer {
+	case rules.TCPReset:
+		return "meta l4proto tcp reject with tcp reset"
+	case rules.ICMPPortUnreachable:
+		return "reject with icmpx port-unreachable"
+	}
+	return "reject with icmpx admin-prohibited"
 }
 
-func renderLog(exposure, why string) string {
-	return fmt.Sprintf("limit rate %d/minute burst %d packets counter log prefix %q", logRate, logBurst, logPrefix(exposure, why))
+func renderLog(exposure string) string {
+	return fmt.Sprintf("limit rate %d/minute burst %d packets counter log prefix %q", logRate, logBurst, backends.LogPrefix(exposure))
 }
 
 // Render is Backend.Render without a backend: rendering needs no kernel.

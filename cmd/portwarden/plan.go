@@ -116,5 +116,13 @@ func (g *globals) makePlan(cmd *cobra.Command) (*backends.Plan, string, *policie
 	if _, ok := b.(backends.Holder); ok {
 		g.recordCompiled(pol, rs, b.Name())
 	}
+	// The same policy as the last apply: whatever differs was changed
+	// outside portwarden, and the plan says so.
+	if dir, err := safeapply.OpenExisting(""); err == nil && dir != nil && !plan.Diff.Empty() {
+		if a, err := dir.LastApplied(); err == nil && a != nil && !a.RolledBack &&
+			a.Backend == plan.Backend && a.Fingerprint == plan.Desired.Fingerprint() {
+			plan.DriftOnly = true
+		}
+	}
 	return plan, reason, pol, nil
 }

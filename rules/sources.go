@@ -1,0 +1,108 @@
+package rules
+
+import (
+	"net/netip"
+	"slices"
+
+	"github.com/hashicorp/hcl/v2"
+	"go4.org/netipx"
+)
+
+// SourceChange is one line of a plan in the policy's own words: a source
+// as a block wrote it (with the block's range) that the kernel does not
+// admit or refuse yet, or addresses the kernel holds that no block lists
+// any more.
+type SourceChange struct {
+	Kind    string       `json:"kind"` // OriginAllow | OriginDeny
+	Added   bool         `json:"added"`
+	Prefix  netip.Prefix `json:"prefix"`
+	Comment string       `json:"comment,omitempty"`
+	// Range is the block that lists an added source; nil for a removed
+	// one (the kernel does not remember who wrote it).
+	Range *hcl.Range `json:"range,omitempty"`
+}
+
+// SourceChanges says what changes in an exposure's allow and deny sets
+// the way the policy wrote them: the model merges 198.18.20.10 and
+// 198.18.20.11 into a /31, but the person who added .11 wants to read
+// "+ 198.18.20.11" and where it was written. An added entry is a source
+// listed by a block of after (its Origins) that before's set does not
+// hold in full; a removed entry is a part of before's set that after's set
+// no longer holds, as merged prefixes. ok is false when after has no
+// Origins (it was not compiled from a policy); callers then fall back to
+// the element-level Diff.
+func SourceChanges(before, after *Exposure) (changes []SourceChange, ok bool) {
+	if after != nil && len(after.Origins) == 0 && !(after.Allow.Empty() && after.Deny.Empty()) {
+		return nil, false
+	}
+	var empty Exposure
+	if before == nil {
+		before = &empty
+	}
+	if after == nil {
+		after = &empty
+	}
+	for _, kind := range []string{OriginDeny, OriginAllow} {
+		was, will := before.Deny, after.Deny
+		if kind == OriginAllow {
+			was, will = before.Allow, after.Allow
+		}
+		seen := map[netip.Prefix]bool{}
+		for i := range after.Origins {
+			o := &after.Origins[i]
+			if o.Kind != kind {
+				continue
+			}
+			for _, p := range o.Prefixes {
+				if covered(was, p) || seen[p] {
+					continue
+				}
+				seen[p] = true
+				r := o.Range
+				changes = append(changes, SourceChange{Kind: kind, Added: true, Prefix: p, Comment: o.Comment, Range: &r})
+			}
+		}
+		// Both sets are normalised (disjoint prefixes), so what was and is
+		// no more is the removed elements less the added ones: only the
+		// (usually few) differing elements go through an IPSet.
+		d := diffPrefixes(was, will)
+		if len(d.Removed) == 0 {
+			continue
+		}
+		var gone netipx.IPSetBuilder
+		for _, p := range d.Removed {
+			gone.AddPrefix(p)
+		}
+		for _, p := range d.Added {
+			gone.RemovePrefix(p)
+		}
+		goneSet, _ := gone.IPSet()
+		for _, p := range goneSet.Prefixes() {
+			changes = append(changes, SourceChange{Kind: kind, Prefix: p})
+		}
+	}
+	return changes, true
+}
+
+// covered reports whether the normalised set holds all of p. Its
+// prefixes are the largest aligned blocks of the addresses it holds, so an
+// aligned block inside the set lies inside one of them: a binary search
+// for the last prefix starting at or before p finds it.
+func covered(set Prefixes, p netip.Prefix) bool {
+	p = p.Masked()
+	ps := set.Family(familyOf(p.Addr()))
+	i, found := slices.BinarySearchFunc(ps, p.Addr(), func(x netip.Prefix, a netip.Addr) int { return x.Addr().Compare(a) })
+	if !found {
+		i--
+	}
+	return i >= 0 && ps[i].Bits() <= p.Bits() && ps[i].Contains(p.Addr())
+}
+
+// SourceString writes a prefix the way people write a single address: a
+// /32 or /128 as the bare address.
+func SourceString(p netip.Prefix) string {
+	if p.IsSingleIP() {
+		return p.Addr().String()
+	}
+	return p.String()
+}
