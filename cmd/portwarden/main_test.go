@@ -60,8 +60,9 @@ func TestScripts(t *testing.T) {
 			return false, nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"netns":    cmdNetns,
-			"jsonmask": cmdJSONMask,
+			"netns":         cmdNetns,
+			"jsonmask":      cmdJSONMask,
+			"countersmatch": cmdCountersMatch,
 		},
 	})
 }

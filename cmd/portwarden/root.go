@@ -54,6 +54,8 @@ func newRootCmd() *cobra.Command {
 		newApplyCmd(g),
 		newConfirmCmd(g),
 		newStatusCmd(g),
+		newMetricsCmd(g),
+		newCheckCmd(g),
 		newVerifyCmd(g),
 		newProbeCmd(g),
 		newDoctorCmd(g),
