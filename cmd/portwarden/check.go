@@ -18,8 +18,10 @@ func newCheckCmd(g *globals) *cobra.Command {
 		Short: "A Nagios/Icinga plugin: one status line, perfdata, exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN",
 		Long: `check judges the firewall as a monitoring plugin: exit 2 (CRITICAL) for drift,
 for applied rules missing from the kernel, and with --verify for a test block
-of the policy that fails against what the kernel holds; exit 3 (UNKNOWN) when
-the kernel cannot be read (no privileges, no backend); else exit 0 (OK).
+of the policy that fails against what the kernel holds; exit 1 (WARNING) for
+a change awaiting portwarden confirm (it rolls back without one); exit 3
+(UNKNOWN) when the kernel cannot be read (no privileges, no backend); else
+exit 0 (OK).
 The policy for --verify is --policy, else the one last applied.`,
 		Example: `  portwarden check
   portwarden --policy /etc/portwarden check --verify`,

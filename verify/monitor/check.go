@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 )
 
 // Nagios plugin exit codes.
@@ -47,7 +48,8 @@ type CheckOptions struct {
 }
 
 // Check judges a snapshot: CRITICAL for drift, for applied rules missing
-// from the kernel and for failing test blocks; OK otherwise.
+// from the kernel and for failing test blocks; WARNING for a change that
+// awaits confirmation (it will roll back); OK otherwise.
 func Check(s *Snapshot, o CheckOptions) Result {
 	r := Result{}
 	if len(s.Drift) > 0 {
@@ -58,6 +60,9 @@ func Check(s *Snapshot, o CheckOptions) Result {
 	}
 	if n := len(o.FailedTests); n > 0 {
 		r.raise(Critical, fmt.Sprintf("%d of %d test block(s) fail against the kernel: %s", n, o.TestsRun, strings.Join(o.FailedTests, ", ")))
+	}
+	if !s.PendingUntil.IsZero() {
+		r.raise(Warning, fmt.Sprintf("a change awaits portwarden confirm and rolls back at %s", s.PendingUntil.UTC().Format(time.RFC3339)))
 	}
 	exposures := 0
 	if s.Ruleset != nil {

@@ -34,6 +34,9 @@ type Snapshot struct {
 	// destroy was recorded since.
 	AppliedFingerprint string
 	Missing            bool
+	// PendingUntil is when an unconfirmed change rolls back; zero when
+	// none waits.
+	PendingUntil time.Time
 }
 
 // RuleCounter is a backend's counters summed per exposure and rule.
@@ -112,6 +115,8 @@ func WriteMetrics(w io.Writer, s *Snapshot) error {
 	fmt.Fprintf(bw, "portwarden_drift_objects{%s} %d\n", backend, len(s.Drift))
 	family("portwarden_rules_missing", "gauge", "Whether the last applied rules are gone from the kernel without a recorded destroy (1) or not (0).")
 	fmt.Fprintf(bw, "portwarden_rules_missing{%s} %d\n", backend, b2i(s.Missing))
+	family("portwarden_pending_confirmation", "gauge", "Whether an applied change awaits portwarden confirm and will roll back without it (1) or not (0).")
+	fmt.Fprintf(bw, "portwarden_pending_confirmation{%s} %d\n", backend, b2i(!s.PendingUntil.IsZero()))
 	exposures := 0
 	if s.Ruleset != nil {
 		exposures = len(s.Ruleset.Exposures)

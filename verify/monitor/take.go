@@ -27,6 +27,9 @@ func Take(ctx context.Context, b backends.Backend, root string) (*Snapshot, erro
 	if err != nil || dir == nil {
 		return s, nil
 	}
+	if p, _ := dir.GetPending(); p != nil {
+		s.PendingUntil = p.Deadline
+	}
 	a, _ := dir.LastApplied()
 	if a == nil || a.Backend != b.Name() {
 		return s, nil
