@@ -18,7 +18,8 @@ func newCheckCmd(g *globals) *cobra.Command {
 		Short: "A Nagios/Icinga plugin: one status line, perfdata, exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN",
 		Long: `check judges the firewall as a monitoring plugin: exit 2 (CRITICAL) for drift,
 for applied rules missing from the kernel, and with --verify for a test block
-of the policy that fails against what the kernel holds; exit 1 (WARNING) for
+of the policy that fails against what the kernel holds, and with --policy
+when the kernel does not hold that policy; exit 1 (WARNING) for
 a change awaiting portwarden confirm (it rolls back without one); exit 3
 (UNKNOWN) when the kernel cannot be read (no privileges, no backend); else
 exit 0 (OK).
@@ -39,8 +40,8 @@ The policy for --verify is --policy, else the one last applied.`,
 				return silentExit(monitor.Unknown)
 			}
 			var o monitor.CheckOptions
-			if runTests {
-				if o, err = g.kernelTests(cmd, s); err != nil {
+			if runTests || cmd.Flags().Changed("policy") {
+				if o, err = g.policyChecks(cmd, s, runTests); err != nil {
 					monitor.UnknownResult(err).Write(w)
 					return silentExit(monitor.Unknown)
 				}
@@ -57,11 +58,13 @@ The policy for --verify is --policy, else the one last applied.`,
 	return cmd
 }
 
-// kernelTests runs the policy's test blocks against the kernel's ruleset:
-// the policy named with --policy, else the one last applied.
-func (g *globals) kernelTests(cmd *cobra.Command, s *monitor.Snapshot) (monitor.CheckOptions, error) {
+// policyChecks compares the kernel with the policy named with --policy,
+// and with runTests runs that policy's test blocks (else the last applied
+// policy's) against the ruleset the kernel holds.
+func (g *globals) policyChecks(cmd *cobra.Command, s *monitor.Snapshot, runTests bool) (monitor.CheckOptions, error) {
 	var o monitor.CheckOptions
-	if !cmd.Flags().Changed("policy") {
+	named := cmd.Flags().Changed("policy")
+	if !named {
 		if p := lastAppliedPolicy(); p != "" {
 			g.policyPath = p
 		}
@@ -73,6 +76,18 @@ func (g *globals) kernelTests(cmd *cobra.Command, s *monitor.Snapshot) (monitor.
 	pol, diags := policies.Load(g.policyPath, opts)
 	if diags.HasErrors() {
 		return o, fmt.Errorf("the policy %s does not load: run portwarden --policy %s validate", g.policyPath, g.policyPath)
+	}
+	if named {
+		desired, err := rules.Compile(pol)
+		if err != nil {
+			return o, fmt.Errorf("the policy %s does not compile: %w", g.policyPath, err)
+		}
+		if desired.Fingerprint() != s.Fingerprint {
+			o.Mismatch = g.policyPath
+		}
+	}
+	if !runTests {
+		return o, nil
 	}
 	o.FailedTests = []string{}
 	for _, r := range rules.RunTests(pol, s.Ruleset) {

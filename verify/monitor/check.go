@@ -45,10 +45,14 @@ type CheckOptions struct {
 	// ruleset (check --verify); nil when not asked.
 	FailedTests []string
 	TestsRun    int
+	// Mismatch is the path of a policy the kernel was compared with and
+	// does not hold; empty when it holds it or none was named.
+	Mismatch string
 }
 
 // Check judges a snapshot: CRITICAL for drift, for applied rules missing
-// from the kernel and for failing test blocks; WARNING for a change that
+// from the kernel, for a named policy the kernel does not hold and for
+// failing test blocks; WARNING for a change that
 // awaits confirmation (it will roll back); OK otherwise.
 func Check(s *Snapshot, o CheckOptions) Result {
 	r := Result{}
@@ -57,6 +61,9 @@ func Check(s *Snapshot, o CheckOptions) Result {
 	}
 	if s.Missing {
 		r.raise(Critical, "the rules last applied are missing from the kernel (no destroy recorded): run portwarden plan")
+	}
+	if o.Mismatch != "" && len(s.Drift) == 0 {
+		r.raise(Critical, fmt.Sprintf("the kernel does not hold %s: run portwarden --policy %s plan", o.Mismatch, o.Mismatch))
 	}
 	if n := len(o.FailedTests); n > 0 {
 		r.raise(Critical, fmt.Sprintf("%d of %d test block(s) fail against the kernel: %s", n, o.TestsRun, strings.Join(o.FailedTests, ", ")))
