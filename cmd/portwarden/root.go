@@ -55,6 +55,8 @@ func newRootCmd() *cobra.Command {
 		newConfirmCmd(g),
 		newRollbackCmd(g),
 		newStatusCmd(g),
+		newMetricsCmd(g),
+		newCheckCmd(g),
 		newVerifyCmd(g),
 		newProbeCmd(g),
 		newDoctorCmd(g),

@@ -1,0 +1,132 @@
+package monitor
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// Nagios plugin exit codes.
+const (
+	OK       = 0
+	Warning  = 1
+	Critical = 2
+	Unknown  = 3
+)
+
+var stateNames = [...]string{"OK", "WARNING", "CRITICAL", "UNKNOWN"}
+
+// Result is one plugin run: a state, the reasons for it, and perfdata.
+type Result struct {
+	Code    int
+	Reasons []string // why the state is not OK, worst first
+	Summary string   // what an OK run says
+	Perf    []Perf
+}
+
+// Perf is one performance datum: label=value[UOM];warn;crit;min;max.
+type Perf struct {
+	Label string
+	Value string
+}
+
+// raise sets the state to code when it is worse, and adds the reason.
+func (r *Result) raise(code int, reason string) {
+	if code > r.Code {
+		r.Code = code
+	}
+	r.Reasons = append(r.Reasons, reason)
+}
+
+// CheckOptions are what a check looks at besides the snapshot.
+type CheckOptions struct {
+	// FailedTests are the test blocks that fail against the kernel's
+	// ruleset (check --verify); nil when not asked.
+	FailedTests []string
+	TestsRun    int
+	// Mismatch is the path of a policy the kernel was compared with and
+	// does not hold; empty when it holds it or none was named.
+	Mismatch string
+}
+
+// Check judges a snapshot: CRITICAL for drift, for applied rules missing
+// from the kernel, for a named policy the kernel does not hold and for
+// failing test blocks; WARNING for a change that
+// awaits confirmation (it will roll back); OK otherwise.
+func Check(s *Snapshot, o CheckOptions) Result {
+	r := Result{}
+	if len(s.Drift) > 0 {
+		r.raise(Critical, fmt.Sprintf("drift: %s", strings.Join(s.Drift, "; ")))
+	}
+	if s.Missing {
+		r.raise(Critical, "the rules last applied are missing from the kernel (no destroy recorded): run portwarden plan")
+	}
+	if o.Mismatch != "" && len(s.Drift) == 0 {
+		r.raise(Critical, fmt.Sprintf("the kernel does not hold %s: run portwarden --policy %s plan", o.Mismatch, o.Mismatch))
+	}
+	if n := len(o.FailedTests); n > 0 {
+		r.raise(Critical, fmt.Sprintf("%d of %d test block(s) fail against the kernel: %s", n, o.TestsRun, strings.Join(o.FailedTests, ", ")))
+	}
+	if !s.PendingUntil.IsZero() {
+		r.raise(Warning, fmt.Sprintf("a change awaits portwarden confirm and rolls back at %s", s.PendingUntil.UTC().Format(time.RFC3339)))
+	}
+	exposures := 0
+	if s.Ruleset != nil {
+		exposures = len(s.Ruleset.Exposures)
+	}
+	if s.Installed {
+		r.Summary = fmt.Sprintf("%s holds %d exposure(s) as applied", s.Backend, exposures)
+	} else {
+		r.Summary = fmt.Sprintf("portwarden owns no %s objects here", s.Backend)
+	}
+	var refused uint64
+	for _, n := range s.Refused() {
+		refused += n
+	}
+	var accepted uint64
+	for _, c := range s.Rules() {
+		if strings.HasPrefix(c.Rule, "allow") {
+			accepted += c.Packets
+		}
+	}
+	r.Perf = []Perf{
+		{"exposures", fmt.Sprint(exposures)},
+		{"drift", fmt.Sprint(len(s.Drift))},
+		{"allowed_packets", formatUint(accepted) + "c"},
+		{"refused_packets", formatUint(refused) + "c"},
+	}
+	if o.FailedTests != nil || o.TestsRun > 0 {
+		r.Perf = append(r.Perf, Perf{"failed_tests", fmt.Sprint(len(o.FailedTests))})
+	}
+	return r
+}
+
+// UnknownResult is the result when the kernel cannot be read at all.
+func UnknownResult(err error) Result {
+	return Result{Code: Unknown, Reasons: []string{oneLine(err.Error())}}
+}
+
+// Write prints the plugin output: one status line with perfdata after '|'.
+func (r Result) Write(w io.Writer) error {
+	text := r.Summary
+	if len(r.Reasons) > 0 {
+		text = strings.Join(r.Reasons, "; ")
+	}
+	line := "PORTWARDEN " + stateNames[r.Code] + " - " + oneLine(text)
+	if len(r.Perf) > 0 {
+		parts := make([]string, len(r.Perf))
+		for i, p := range r.Perf {
+			parts[i] = p.Label + "=" + p.Value
+		}
+		line += " | " + strings.Join(parts, " ")
+	}
+	_, err := fmt.Fprintln(w, line)
+	return err
+}
+
+// oneLine keeps the status line one line, and without the '|' that would
+// start the perfdata.
+func oneLine(s string) string {
+	return strings.NewReplacer("\n", " ", "|", "/").Replace(s)
+}

@@ -1,0 +1,17 @@
+// Package monitor turns what the kernel holds into what monitoring reads:
+// the Prometheus text exposition format (for node_exporter's textfile
+// collector) and a Nagios/Icinga plugin result (one status line,
+// performance data after '|', exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).
+//
+// Both are computed from one Snapshot, which the command fills from a
+// backend (Current, Counters) and the state directory (the last apply);
+// nothing here talks to the kernel, so the formats are tested without one.
+//
+// Be aware:
+//   - Counters are summed per exposure and rule name: nftables keeps one
+//     jump rule per address family and destination, iptables one rule per
+//     source, and Prometheus wants each label set once.
+//   - Refused packets are those counted by deny rules and by the default
+//     rule of an exposure whose default refuses (drop or reject); the log
+//     rules count the same packets again and are left out.
+package monitor

@@ -1,0 +1,42 @@
+package monitor
+
+import (
+	"context"
+
+	"github.com/portwarden/portwarden/backends"
+	"github.com/portwarden/portwarden/backends/safeapply"
+)
+
+// Take reads a snapshot: the backend's owned state and counters in the
+// caller's network namespace, and the last apply from the state directory
+// under root ("" for the default, PORTWARDEN_STATE_DIR).
+func Take(ctx context.Context, b backends.Backend, root string) (*Snapshot, error) {
+	st, err := b.Current(ctx)
+	if err != nil {
+		return nil, err
+	}
+	counters, err := b.Counters(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s := &Snapshot{Backend: b.Name(), Installed: st.Installed, Ruleset: st.Ruleset, Drift: st.Drift,
+		Counters: counters, Fingerprint: st.Ruleset.Fingerprint()}
+	// The state directory is a record, not a requirement: without one
+	// there is no last apply to report.
+	dir, err := safeapply.OpenExisting(root)
+	if err != nil || dir == nil {
+		return s, nil
+	}
+	if p, _ := dir.GetPending(); p != nil {
+		s.PendingUntil = p.Deadline
+	}
+	a, _ := dir.LastApplied()
+	if a == nil || a.Backend != b.Name() {
+		return s, nil
+	}
+	s.LastApply, s.AppliedFingerprint = a.When, a.Fingerprint
+	ev, _ := safeapply.LastEvent(root)
+	destroyed := ev != nil && ev.Action == "destroy" && ev.When.After(a.When)
+	s.Missing = !destroyed && !st.Installed
+	return s, nil
+}
