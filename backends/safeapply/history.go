@@ -28,15 +28,7 @@ type Event struct {
 // never grows without end.
 const historyKeep = 200
 
-func historyPath(root string) string {
-	if root == "" {
-		root = os.Getenv("PORTWARDEN_STATE_DIR")
-	}
-	if root == "" {
-		root = DefaultRoot
-	}
-	return filepath.Join(root, "history.jsonl")
-}
+func historyPath(root string) string { return filepath.Join(RootDir(root), "history.jsonl") }
 
 // RecordEvent appends an event of the caller's namespace to the history
 // under root ("" for the default). Failures are returned for the caller to

@@ -122,10 +122,7 @@ func sign(key, plan []byte, policyDigest string) string {
 // in a 0700 directory: only root can sign, so only root's portwarden can
 // have written a plan that verifies.
 func planKey(create bool) ([]byte, error) {
-	root := os.Getenv("PORTWARDEN_STATE_DIR")
-	if root == "" {
-		root = DefaultRoot
-	}
+	root := RootDir("")
 	path := filepath.Join(root, "plan.key")
 	key, err := os.ReadFile(path)
 	if err == nil && len(key) == 32 {

@@ -29,21 +29,14 @@ const dirPrefix = "netns-"
 // below root ("" for the default), creating it, and removes the
 // directories of namespaces that no longer exist.
 func Open(root string) (*Dir, error) {
-	if root == "" {
-		root = os.Getenv("PORTWARDEN_STATE_DIR")
-	}
-	if root == "" {
-		root = DefaultRoot
-	}
-	cookie, err := nfgen.Cookie("")
+	d, err := ownDir(root)
 	if err != nil {
 		return nil, err
 	}
-	d := &Dir{Path: filepath.Join(root, dirPrefix+strconv.FormatUint(cookie, 10))}
 	if err := d.create(); err != nil {
 		return nil, err
 	}
-	sweepStale(root, d.Path)
+	sweepStale(RootDir(root), d.Path)
 	return d, nil
 }
 
@@ -51,21 +44,23 @@ func Open(root string) (*Dir, error) {
 // exists, nil otherwise: for commands that only read (status, plan), which
 // must not leave a directory behind.
 func OpenExisting(root string) (*Dir, error) {
-	if root == "" {
-		root = os.Getenv("PORTWARDEN_STATE_DIR")
-	}
-	if root == "" {
-		root = DefaultRoot
-	}
-	cookie, err := nfgen.Cookie("")
+	d, err := ownDir(root)
 	if err != nil {
 		return nil, err
 	}
-	d := &Dir{Path: filepath.Join(root, dirPrefix+strconv.FormatUint(cookie, 10))}
 	if _, err := os.Stat(d.Path); err != nil {
 		return nil, nil
 	}
 	return d, nil
+}
+
+// ownDir names the caller's namespace's directory below root.
+func ownDir(root string) (*Dir, error) {
+	cookie, err := nfgen.Cookie("")
+	if err != nil {
+		return nil, err
+	}
+	return &Dir{Path: NamespaceDir(root, cookie)}, nil
 }
 
 // create makes the directory (0700: plans of who may get in are nobody
