@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclparse"
@@ -22,6 +23,10 @@ type Options struct {
 	Vars     map[string]string
 	VarFiles []string
 	Environ  []string
+	// MaxValues and MaxEvalTime bound evaluation (bounds.go); zero takes
+	// PORTWARDEN_MAX_VALUES / PORTWARDEN_MAX_EVAL_TIME or the defaults.
+	MaxValues   int
+	MaxEvalTime time.Duration
 }
 
 // EnvPrefix starts the environment variables that set policy variables.
@@ -86,6 +91,7 @@ func loadFS(fsys fs.FS, name string, opts Options, display func(string) string) 
 		diags = append(diags, d...)
 		if f != nil {
 			pol.Files[display(n)] = f
+			guardForExpressions(f)
 			bodies = append(bodies, f)
 		}
 	}
@@ -100,7 +106,7 @@ func loadFS(fsys fs.FS, name string, opts Options, display func(string) string) 
 		return pol, diags
 	}
 	d = decode(pol, bodies, opts, varFiles)
-	return pol, append(diags, d...)
+	return pol, append(diags, retitleLimitDiagnostics(d)...)
 }
 
 func policyFiles(fsys fs.FS, name string, display func(string) string) ([]string, hcl.Diagnostics) {

@@ -28,18 +28,26 @@ func newPlanCmd(g *globals) *cobra.Command {
 				}
 			}
 			w := cmd.OutOrStdout()
+			unfinished := g.unfinishedApply(nil)
 			if g.json {
-				if err := printJSON(w, planJSON{Plan: plan, Empty: plan.Empty(), Reason: reason}); err != nil {
+				pj := planJSON{Plan: plan, Empty: plan.Empty(), Reason: reason}
+				if unfinished != nil {
+					pj.Unfinished = unfinished.String()
+				}
+				if err := printJSON(w, pj); err != nil {
 					return err
 				}
 			} else {
+				if unfinished != nil {
+					fmt.Fprintf(w, "%s\n\n", unfinished)
+				}
 				fmt.Fprintf(w, "Backend: %s (%s)\n\n", plan.Backend, reason)
 				backends.WritePlan(w, plan, g.color(w))
 				if out != "" {
 					fmt.Fprintf(w, "\nSaved the plan to %s: apply it with portwarden apply %s\n", out, out)
 				}
 			}
-			if detailed && !plan.Empty() {
+			if detailed && (!plan.Empty() || unfinished != nil) {
 				return silentExit(exitChanges)
 			}
 			return nil
@@ -54,6 +62,9 @@ type planJSON struct {
 	*backends.Plan
 	Empty  bool   `json:"empty"`
 	Reason string `json:"backend_reason"`
+	// Unfinished says that the last apply did not finish, and what the
+	// kernel holds; apply completes it.
+	Unfinished string `json:"unfinished_apply,omitempty"`
 }
 
 // makePlan loads the policy and plans it against the kernel.

@@ -20,6 +20,7 @@ type statusJSON struct {
 	Applied     *safeapply.Applied `json:"last_applied,omitempty"`
 	Pending     *safeapply.Pending `json:"pending_confirmation,omitempty"`
 	Counters    []backends.Counter `json:"counters"`
+	Unfinished  string             `json:"unfinished_apply,omitempty"` // the last apply did not finish
 }
 
 func newStatusCmd(g *globals) *cobra.Command {
@@ -47,9 +48,15 @@ func newStatusCmd(g *globals) *cobra.Command {
 				s.Applied, _ = dir.LastApplied()
 				s.Pending, _ = dir.GetPending()
 			}
+			if in := g.unfinishedApply(b); in != nil {
+				s.Unfinished = in.String()
+			}
 			w := cmd.OutOrStdout()
 			if g.json {
 				return printJSON(w, s)
+			}
+			if s.Unfinished != "" {
+				fmt.Fprintf(w, "%s\n\n", s.Unfinished)
 			}
 			if !s.Installed {
 				fmt.Fprintf(w, "Nothing installed: portwarden owns no %s objects here.\n", s.Backend)
