@@ -99,7 +99,7 @@ func (b *budget) guard() function.Function {
 				return v, nil
 			}
 			if b.reported && b.exhausted() {
-				return emptyLike(v), nil
+				return cty.DynamicVal, nil
 			}
 			if err := b.charge(v.LengthInt()); err != nil {
 				b.reported = true

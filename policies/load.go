@@ -27,6 +27,9 @@ type Options struct {
 	// PORTWARDEN_MAX_VALUES / PORTWARDEN_MAX_EVAL_TIME or the defaults.
 	MaxValues   int
 	MaxEvalTime time.Duration
+	// Trust decides what happens to files others could have written
+	// (trust.go).
+	Trust FileTrust
 }
 
 // EnvPrefix starts the environment variables that set policy variables.
@@ -69,7 +72,12 @@ func Load(p string, opts Options) (*Policy, hcl.Diagnostics) {
 		}
 		return filepath.Join(dir, filepath.FromSlash(n))
 	}
-	return loadFS(os.DirFS(dir), name, opts, display)
+	trust := checkTrust(p, opts)
+	if trust.HasErrors() {
+		return &Policy{Files: map[string]*hcl.File{}}, trust
+	}
+	pol, diags := loadFS(os.DirFS(dir), name, opts, display)
+	return pol, append(trust, diags...)
 }
 
 // LoadFS is Load over a file system: tests and the fuzzer need no files.

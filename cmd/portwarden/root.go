@@ -12,6 +12,9 @@ type globals struct {
 	varFiles   []string
 	json       bool
 	noColor    bool
+	// strictModes refuses (false: warns about) policy files others could
+	// write, when running as root.
+	strictModes bool
 }
 
 func newRootCmd() *cobra.Command {
@@ -29,6 +32,7 @@ func newRootCmd() *cobra.Command {
 	f.StringArrayVar(&g.varFiles, "var-file", nil, "load variables from a .hcl or .hcl.json file (repeatable)")
 	f.BoolVar(&g.json, "json", false, "print machine-readable JSON")
 	f.BoolVar(&g.noColor, "no-color", false, "disable colour (also NO_COLOR)")
+	f.BoolVar(&g.strictModes, "strict-modes", true, "as root, refuse policy and variables files (and their directories) that a user other than root or the owner can write; false only warns")
 
 	root.AddCommand(
 		newValidateCmd(g),
