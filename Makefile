@@ -11,7 +11,7 @@ build:
 # The one test command: unit tests, CLI scripts and kernel tests (kernel tests
 # need root; under CI=true they fail instead of skipping).
 test: lint
-	$(GO) test -count=1 $(PKGS)
+	$(GO) test -count=1 -timeout 30m $(PKGS)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

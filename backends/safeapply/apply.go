@@ -70,7 +70,10 @@ func (e *InterruptedError) Error() string {
 func Apply(ctx context.Context, d *Dir, b backends.Backend, plan *backends.Plan, opts Options) error {
 	lock, err := d.Acquire(opts.LockTimeout, opts.Command)
 	if err != nil {
-		return err
+		if errors.Is(err, ErrLocked) {
+			return err
+		}
+		return fmt.Errorf("%w: %w", ErrNotPrepared, err)
 	}
 	defer lock.Unlock()
 	if p, err := d.GetPending(); err != nil {
