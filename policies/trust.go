@@ -93,8 +93,8 @@ func CheckListFile(path string, opts Options) *hcl.Diagnostic {
 // then replace that file.
 func trustOf(path, what string, dirOfFile bool, mode FileTrust) *hcl.Diagnostic {
 	info, err := os.Stat(path)
-	if err != nil {
-		return nil // reading it reports the problem
+	if err != nil || !info.Mode().IsRegular() && !info.IsDir() {
+		return nil // reading it reports the problem (a device, a pipe)
 	}
 	st, ok := info.Sys().(*syscall.Stat_t)
 	if !ok {

@@ -89,7 +89,7 @@ func Apply(ctx context.Context, d *Dir, b backends.Backend, plan *backends.Plan,
 	if opts.ConfirmTimeout > 0 {
 		pend := Pending{Backend: b.Name(), Previous: previous, Deadline: time.Now().Add(opts.ConfirmTimeout).UTC(), By: Who()}
 		if err := d.SetPending(pend); err != nil {
-			return fmt.Errorf("record the change awaiting confirmation: %w", err)
+			return fmt.Errorf("%w: record the change awaiting confirmation: %w", ErrNotPrepared, err)
 		}
 		pid, err := opts.StartWatchdog()
 		if err != nil {
