@@ -23,7 +23,7 @@ install:
 # The one test command: unit tests, CLI scripts and kernel tests (kernel tests
 # need root; under CI=true they fail instead of skipping).
 test: lint
-	@skips=$$(mktemp); PORTWARDEN_SKIP_LOG=$$skips $(GO) test -count=1 -timeout 20m $(PKGS); rc=$$?; \
+	@skips=$$(mktemp); PORTWARDEN_SKIP_LOG=$$skips $(GO) test -count=1 -timeout 25m $(PKGS); rc=$$?; \
 	  if [ -s $$skips ]; then \
 	    echo; echo "$$(wc -l < $$skips) kernel tests were SKIPPED, so the firewall was not tested:"; \
 	    sort $$skips | uniq -c | sed 's/^/  /'; \

@@ -8,12 +8,14 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/ext/typeexpr"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
+	"github.com/zclconf/go-cty/cty/function"
 )
 
 var rootSchema = &hcl.BodySchema{
@@ -62,6 +64,10 @@ type decoder struct {
 	// seconds as cty strings, and a plain reference copies Members instead.
 	groups    map[string]*AddressGroup
 	groupVals map[string]cty.Value
+	// budget bounds evaluation; literalCtx has only its guard, for
+	// expressions that may not refer to anything (variable defaults).
+	budget     *budget
+	literalCtx *hcl.EvalContext
 }
 
 type namedBlock struct {
@@ -102,7 +108,15 @@ func decode(pol *Policy, files []*hcl.File, opts Options, varFiles []*hcl.File, 
 		}
 	}
 
-	d.ctx = &hcl.EvalContext{Variables: map[string]cty.Value{}, Functions: functions()}
+	limitsFromEnv(&d.opts)
+	d.budget = &budget{max: d.opts.MaxValues, maxTime: d.opts.MaxEvalTime, start: time.Now()}
+	fns := functions()
+	for name, f := range fns {
+		fns[name] = d.budget.bounded(name, f)
+	}
+	fns[guardFunction] = d.budget.guard()
+	d.ctx = &hcl.EvalContext{Variables: map[string]cty.Value{}, Functions: fns}
+	d.literalCtx = &hcl.EvalContext{Functions: map[string]function.Function{guardFunction: fns[guardFunction]}}
 	diags = append(diags, d.decodeVariables(byType["variable"], varFiles)...)
 	diags = append(diags, d.decodeLocals(localAttrs)...)
 	diags = append(diags, d.decodeGroups(byType["address_group"])...)
@@ -275,7 +289,7 @@ func (d *decoder) decodeVariables(blocks []*hcl.Block, varFiles []*hcl.File) hcl
 		}
 		if a, ok := content.Attributes["default"]; ok {
 			diags = append(diags, d.checkRefs(a.Expr)...)
-			val, vd := a.Expr.Value(nil)
+			val, vd := a.Expr.Value(d.literalCtx)
 			diags = append(diags, vd...)
 			if !vd.HasErrors() {
 				v.Default, vd = convertValue(val, v.Type, a.Expr.Range(), "default of variable "+name)
@@ -389,6 +403,13 @@ func (d *decoder) decodeLocals(attrs map[string]*hcl.Attribute) hcl.Diagnostics 
 			d.ctx.Variables["local"] = objectOrEmpty(values)
 			val, vd := a.Expr.Value(d.ctx)
 			diags = append(diags, vd...)
+			if !vd.HasErrors() {
+				if err := d.budget.checkSize(val, "local."+name); err != nil {
+					diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Policy too large to evaluate",
+						Detail: err.Error(), Subject: a.Expr.Range().Ptr()})
+					val = cty.DynamicVal
+				}
+			}
 			values[name] = val
 			delete(pending, name)
 			progress = true

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclparse"
@@ -22,6 +23,13 @@ type Options struct {
 	Vars     map[string]string
 	VarFiles []string
 	Environ  []string
+	// MaxValues and MaxEvalTime bound evaluation (bounds.go); zero takes
+	// PORTWARDEN_MAX_VALUES / PORTWARDEN_MAX_EVAL_TIME or the defaults.
+	MaxValues   int
+	MaxEvalTime time.Duration
+	// Trust decides what happens to files others could have written
+	// (trust.go).
+	Trust FileTrust
 }
 
 // EnvPrefix starts the environment variables that set policy variables.
@@ -64,7 +72,12 @@ func Load(p string, opts Options) (*Policy, hcl.Diagnostics) {
 		}
 		return filepath.Join(dir, filepath.FromSlash(n))
 	}
-	return loadFS(os.DirFS(dir), name, opts, display, osListReader)
+	trust := checkTrust(p, opts)
+	if trust.HasErrors() {
+		return &Policy{Files: map[string]*hcl.File{}}, trust
+	}
+	pol, diags := loadFS(os.DirFS(dir), name, opts, display, osListReader)
+	return pol, append(trust, diags...)
 }
 
 // LoadFS is Load over a file system: tests and the fuzzer need no files.
@@ -86,6 +99,7 @@ func loadFS(fsys fs.FS, name string, opts Options, display func(string) string, 
 		diags = append(diags, d...)
 		if f != nil {
 			pol.Files[display(n)] = f
+			guardForExpressions(f)
 			bodies = append(bodies, f)
 		}
 	}
@@ -100,7 +114,7 @@ func loadFS(fsys fs.FS, name string, opts Options, display func(string) string, 
 		return pol, diags
 	}
 	d = decode(pol, bodies, opts, varFiles, readList)
-	return pol, append(diags, d...)
+	return pol, append(diags, retitleLimitDiagnostics(d)...)
 }
 
 func policyFiles(fsys fs.FS, name string, display func(string) string) ([]string, hcl.Diagnostics) {

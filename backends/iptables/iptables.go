@@ -209,7 +209,8 @@ func Warnings(desired *rules.Ruleset) []string {
 	return out
 }
 
-// Apply loads the transition in one iptables-restore --noflush per family.
+// Apply loads the transition with iptables-restore --noflush, one commit
+// per family and phase (see applyPhased).
 func (b *Backend) Apply(ctx context.Context, plan *backends.Plan) error {
 	if plan == nil || plan.Current == nil || plan.Desired == nil {
 		return errors.New("apply: the plan is incomplete; make it with Plan")
@@ -224,26 +225,7 @@ func (b *Backend) Apply(ctx context.Context, plan *backends.Plan) error {
 	if plan.Empty() {
 		return nil
 	}
-	texts := [2]string{}
-	for _, fam := range families {
-		want, err := renderFamily(plan.Desired, fam, false)
-		if err != nil {
-			return fmt.Errorf("iptables backend cannot express the policy: %w", err)
-		}
-		texts[fam] = transition(owned[fam], want, b.maxEditedChain())
-	}
-	for _, fam := range families {
-		if texts[fam] == "" {
-			continue
-		}
-		if err := b.run.restore(ctx, fam, texts[fam]); err != nil {
-			if fam == ipv6 && texts[ipv4] != "" {
-				return fmt.Errorf("%w (the IPv4 chains were already changed; run plan and apply again)", err)
-			}
-			return err
-		}
-	}
-	return nil
+	return b.applyPhased(ctx, owned, plan)
 }
 
 // transition is the iptables-restore --noflush text that turns what a

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 
 	"github.com/portwarden/portwarden/backends"
 )
@@ -69,6 +70,11 @@ func (x execRunner) exec(ctx context.Context, name string, stdin *strings.Reader
 			cmd.Stdin = stdin
 		}
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		// Its own process group keeps a Ctrl-C meant for portwarden from
+		// killing a restore mid-way (portwarden decides when to stop, see
+		// cmd/portwarden apply), and Pdeathsig ends it with a killed
+		// portwarden, so no commit lands after portwarden is gone.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 		return cmd.Run()
 	})
 	if err != nil {

@@ -25,6 +25,11 @@ type Options struct {
 	// failure restores the previous state.
 	Verify func(ctx context.Context, st *backends.State) (ok bool, report string, err error)
 	Policy string // recorded in the journal
+	// Interrupted, when set, delivers a signal that arrived while the
+	// apply was being prepared: Apply then stops before the kernel changes
+	// and returns an *InterruptedError. A signal after that point is for
+	// the caller to hold until Apply returns.
+	Interrupted <-chan os.Signal
 }
 
 var (
@@ -35,12 +40,40 @@ var (
 	ErrVerifyFailed = errors.New("verification after applying failed: the previous state was restored")
 )
 
+// ErrNotPrepared: what the apply must record could not be written, so
+// nothing was applied.
+var ErrNotPrepared = errors.New("nothing was applied: the state could not be prepared")
+
+// NotRecordedError: the kernel changed as planned, but recording it
+// failed afterwards. The firewall matches the new policy.
+type NotRecordedError struct {
+	What string
+	Err  error
+}
+
+func (e *NotRecordedError) Error() string {
+	return fmt.Sprintf("the firewall now matches the new policy, but %s was not recorded: %v", e.What, e.Err)
+}
+
+func (e *NotRecordedError) Unwrap() error { return e.Err }
+
+// InterruptedError: a signal arrived before the kernel changed; nothing
+// was applied.
+type InterruptedError struct{ Signal os.Signal }
+
+func (e *InterruptedError) Error() string {
+	return fmt.Sprintf("interrupted by %v before the firewall changed: nothing was applied", e.Signal)
+}
+
 // Apply applies plan with the lock held, a watchdog armed when asked, and
 // verification when asked.
 func Apply(ctx context.Context, d *Dir, b backends.Backend, plan *backends.Plan, opts Options) error {
 	lock, err := d.Acquire(opts.LockTimeout, opts.Command)
 	if err != nil {
-		return err
+		if errors.Is(err, ErrLocked) {
+			return err
+		}
+		return fmt.Errorf("%w: %w", ErrNotPrepared, err)
 	}
 	defer lock.Unlock()
 	if p, err := d.GetPending(); err != nil {
@@ -56,7 +89,7 @@ func Apply(ctx context.Context, d *Dir, b backends.Backend, plan *backends.Plan,
 	if opts.ConfirmTimeout > 0 {
 		pend := Pending{Backend: b.Name(), Previous: previous, Deadline: time.Now().Add(opts.ConfirmTimeout).UTC(), By: Who()}
 		if err := d.SetPending(pend); err != nil {
-			return fmt.Errorf("record the change awaiting confirmation: %w", err)
+			return fmt.Errorf("%w: record the change awaiting confirmation: %w", ErrNotPrepared, err)
 		}
 		pid, err := opts.StartWatchdog()
 		if err != nil {
@@ -68,12 +101,43 @@ func Apply(ctx context.Context, d *Dir, b backends.Backend, plan *backends.Plan,
 			return err
 		}
 	}
-	if err := b.Apply(ctx, plan); err != nil {
+	// Everything the apply records is written and synced now, before the
+	// kernel changes: a full, read-only or vanished state directory stops
+	// the apply here, with nothing applied. After the kernel changed, only
+	// renames remain.
+	rec, err := d.stageApplied(Applied{Fingerprint: plan.Desired.Fingerprint(), Backend: b.Name(), When: time.Now().UTC(), By: Who(), Policy: opts.Policy})
+	if err != nil {
+		d.disarm()
+		return fmt.Errorf("%w: %w", ErrNotPrepared, err)
+	}
+	defer rec.discard()
+	if err := d.beginApplying(Applying{Backend: b.Name(), Previous: previous, Desired: plan.Desired, Started: time.Now().UTC(), By: Who(), PID: os.Getpid()}); err != nil {
+		d.disarm()
+		return fmt.Errorf("%w: %w", ErrNotPrepared, err)
+	}
+	if opts.Interrupted != nil {
+		select {
+		case sig := <-opts.Interrupted:
+			d.endApplying()
+			d.disarm()
+			return &InterruptedError{Signal: sig}
+		default:
+		}
+	}
+	// From here on the kernel changes: an interrupting signal waits until
+	// the whole transition is in (the caller keeps it from killing us).
+	if err := b.Apply(context.WithoutCancel(ctx), plan); err != nil {
+		if errors.Is(err, backends.ErrStalePlan) {
+			d.endApplying()
+		}
 		d.disarm()
 		return err
 	}
-	if err := d.RecordApplied(Applied{Fingerprint: plan.Desired.Fingerprint(), Backend: b.Name(), When: time.Now().UTC(), By: Who(), Policy: opts.Policy}); err != nil {
-		return err
+	if err := rec.commit(); err != nil {
+		return &NotRecordedError{What: "the journal of this apply (" + d.file("applied.json") + ")", Err: err}
+	}
+	if err := d.endApplying(); err != nil {
+		return &NotRecordedError{What: "the end of this apply (" + d.file(applyingFile) + " is left, and plan and status say the apply did not finish)", Err: err}
 	}
 	if opts.Verify == nil {
 		return nil

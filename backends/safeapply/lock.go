@@ -58,7 +58,7 @@ func (d *Dir) tryAcquire(command string, recreate bool) (*Lock, error) {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("lock: %w", err)
+			return nil, fileError("lock "+d.file("lock"), err)
 		}
 		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 			f.Close()

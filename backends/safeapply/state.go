@@ -141,18 +141,14 @@ func writeJSON(path string, v any) error {
 }
 
 // writeFile replaces path atomically: a reader sees the old or the new
-// file, and a symlink planted at path is replaced, never followed.
+// file, and a symlink planted at path is replaced, never followed. The
+// temporary file is removed on every failure.
 func writeFile(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		os.Remove(tmp)
+	st, err := stageFile(path, data)
+	if err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
+	return st.commit()
 }
 
 func readJSON(path string, v any) (bool, error) {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -81,7 +82,16 @@ func newApplyCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if plan.Empty() && confirmTimeout == 0 {
+			// An empty plan writes nothing, so it needs no state directory,
+			// unless an earlier apply was cut short and must be recorded.
+			dir, dirErr := safeapply.Open("")
+			var unfinished *safeapply.Applying
+			if dirErr == nil {
+				if unfinished, err = dir.Unfinished(); err != nil {
+					return withCode(exitError1, err)
+				}
+			}
+			if plan.Empty() && confirmTimeout == 0 && unfinished == nil {
 				// Nothing to write: the stale check still runs, the kernel
 				// sees no write.
 				if err := b.Apply(context.Background(), plan); err != nil {
@@ -101,9 +111,8 @@ func newApplyCmd(g *globals) *cobra.Command {
 					return withCode(exitError1, err)
 				}
 			}
-			dir, err := safeapply.Open("")
-			if err != nil {
-				return withCode(exitError1, err)
+			if dirErr != nil {
+				return withCode(exitError1, fmt.Errorf("%w: %w", safeapply.ErrNotPrepared, dirErr))
 			}
 			opts := safeapply.Options{
 				LockTimeout: lockTimeout, Command: "portwarden apply", Policy: policyPath,
@@ -122,12 +131,8 @@ func newApplyCmd(g *globals) *cobra.Command {
 				}
 			}
 			ctx := context.Background()
-			if err := safeapply.Apply(ctx, dir, b, plan, opts); err != nil {
-				if errors.Is(err, safeapply.ErrVerifyFailed) {
-					fmt.Fprintln(cmd.ErrOrStderr(), err)
-					return silentExit(exitFailed)
-				}
-				return withCode(exitError1, explainStale(b, plan, explainKernelError(err)))
+			if err := applyThroughSignals(ctx, cmd, dir, b, plan, opts); err != nil {
+				return err
 			}
 			if !plan.Empty() {
 				safeapply.RecordEvent("", safeapply.Event{Action: "apply", Backend: b.Name(), Policy: policyPath})
@@ -148,6 +153,41 @@ func newApplyCmd(g *globals) *cobra.Command {
 	f.BoolVar(&force, "force", false, "apply even if the new rules would cut this SSH session")
 	f.DurationVar(&lockTimeout, "lock-timeout", 30*time.Second, "how long to wait for another portwarden command to finish")
 	return cmd
+}
+
+// applyThroughSignals runs the safe apply with SIGINT and SIGTERM caught:
+// one before the kernel changes stops the apply with nothing applied (exit
+// 128+signal); one after it waits until the whole transition is in, so the
+// kernel never stays half-way because of it (exit 0, with a note).
+func applyThroughSignals(ctx context.Context, cmd *cobra.Command, dir *safeapply.Dir, b backends.Backend, plan *backends.Plan, opts safeapply.Options) error {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	opts.Interrupted = sigs
+	err := safeapply.Apply(ctx, dir, b, plan, opts)
+	var ie *safeapply.InterruptedError
+	var nr *safeapply.NotRecordedError
+	switch {
+	case err == nil:
+		select {
+		case sig := <-sigs:
+			fmt.Fprintf(cmd.ErrOrStderr(), "Received %v while the change was being applied: it was completed first.\n", sig)
+		default:
+		}
+		return nil
+	case errors.As(err, &ie):
+		code := exitSignal
+		if s, ok := ie.Signal.(syscall.Signal); ok {
+			code += int(s)
+		}
+		return withCode(code, err)
+	case errors.As(err, &nr):
+		return withCode(exitNotRecorded, err)
+	case errors.Is(err, safeapply.ErrVerifyFailed):
+		fmt.Fprintln(cmd.ErrOrStderr(), err)
+		return silentExit(exitFailed)
+	}
+	return withCode(exitError1, explainKernelError(err))
 }
 
 // lockoutGuard refuses rules that would cut a live SSH session to this
@@ -280,4 +320,27 @@ func confirm(in io.Reader, w io.Writer, what string) error {
 		return fmt.Errorf("%s cancelled: nothing was changed", what)
 	}
 	return nil
+}
+
+// unfinishedApply reports an apply that was cut short (killed, or the
+// machine stopped) before it finished, for plan and status; nil when there
+// is none or the state directory cannot be read.
+func (g *globals) unfinishedApply(b backends.Backend) *safeapply.Interruption {
+	dir, err := safeapply.Open("")
+	if err != nil {
+		return nil
+	}
+	if a, err := dir.Unfinished(); err != nil || a == nil {
+		return nil
+	}
+	if b == nil {
+		if b, _, err = g.openBackend(); err != nil {
+			return nil
+		}
+	}
+	in, err := safeapply.CheckUnfinished(context.Background(), dir, b)
+	if err != nil {
+		return nil
+	}
+	return in
 }

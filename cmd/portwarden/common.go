@@ -22,6 +22,9 @@ import (
 // loading options. --var values are name=value.
 func (g *globals) loadOptions() (policies.Options, error) {
 	opts := policies.Options{Vars: map[string]string{}, VarFiles: g.varFiles, Environ: os.Environ()}
+	if !g.strictModes {
+		opts.Trust = policies.TrustWarn
+	}
 	for _, kv := range g.vars {
 		name, value, ok := strings.Cut(kv, "=")
 		if !ok || name == "" {

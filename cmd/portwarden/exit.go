@@ -16,6 +16,12 @@ const (
 	exitError1  = 1 // an error: invalid policy, kernel refused, bad flags
 	exitChanges = 2 // plan --detailed-exitcode: there are changes
 	exitFailed  = 3 // a check failed: test, verify, probe --expect, fmt --check, doctor
+	// exitNotRecorded: apply changed the kernel as planned (the firewall
+	// matches the new policy) but could not record it afterwards.
+	exitNotRecorded = 4
+	// exitSignal + the signal number (130 SIGINT, 143 SIGTERM): apply was
+	// interrupted before the kernel changed; nothing was applied.
+	exitSignal = 128
 )
 
 // exitError carries an exit code out of a cobra RunE. reported is true when

@@ -37,18 +37,26 @@ func newPlanCmd(g *globals) *cobra.Command {
 				}
 			}
 			w := cmd.OutOrStdout()
+			unfinished := g.unfinishedApply(nil)
 			if g.json {
-				if err := printJSON(w, newPlanJSON(plan, reason)); err != nil {
+				pj := newPlanJSON(plan, reason)
+				if unfinished != nil {
+					pj.Unfinished = unfinished.String()
+				}
+				if err := printJSON(w, pj); err != nil {
 					return err
 				}
 			} else {
+				if unfinished != nil {
+					fmt.Fprintf(w, "%s\n\n", unfinished)
+				}
 				fmt.Fprintf(w, "Backend: %s\n\n", reason)
 				backends.WritePlan(w, plan, g.color(w))
 				if out != "" {
 					fmt.Fprintf(w, "\nSaved the plan to %s: apply it with portwarden apply %s\n", out, out)
 				}
 			}
-			if detailed && !plan.Empty() {
+			if detailed && (!plan.Empty() || unfinished != nil) {
 				return silentExit(exitChanges)
 			}
 			return nil
@@ -68,6 +76,9 @@ type planJSON struct {
 	// Drift: the kernel differs from what portwarden last applied here, so
 	// part of the difference was made outside portwarden.
 	Drift bool `json:"drift"`
+	// Unfinished says that the last apply did not finish, and what the
+	// kernel holds; apply completes it.
+	Unfinished string `json:"unfinished_apply,omitempty"`
 }
 
 type planSummary struct {

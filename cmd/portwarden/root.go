@@ -19,6 +19,9 @@ type globals struct {
 	// warnings are the last loaded policy's warnings, for JSON outputs.
 	warnings hcl.Diagnostics
 	loaded   *loaded // loadPolicy and openBackend, once per process (common.go)
+	// strictModes refuses (false: warns about) policy files others could
+	// write, when running as root.
+	strictModes bool
 }
 
 func newRootCmd() *cobra.Command {
@@ -39,6 +42,7 @@ func newRootCmd() *cobra.Command {
 	f.StringArrayVar(&g.varFiles, "var-file", nil, "load variables from a .hcl or .hcl.json file (repeatable)")
 	f.BoolVar(&g.json, "json", false, "print machine-readable JSON")
 	f.BoolVar(&g.noColor, "no-color", false, "disable colour (also NO_COLOR)")
+	f.BoolVar(&g.strictModes, "strict-modes", true, "as root, refuse policy and variables files (and their directories) that a user other than root or the owner can write; false only warns")
 
 	// Help lists the commands in the order of the work: write and check a
 	// policy, plan and apply it, watch and prove it, adopt, remove.

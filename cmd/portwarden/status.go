@@ -32,6 +32,8 @@ type statusJSON struct {
 	// Policy is the policy the kernel was compared with (--policy, or the
 	// one last applied), and whether the kernel matches it.
 	Policy *policyMatch `json:"policy,omitempty"`
+	// Unfinished: the last apply did not finish (what each family holds).
+	Unfinished string `json:"unfinished_apply,omitempty"`
 }
 
 type policyMatch struct {
@@ -133,6 +135,9 @@ func newStatusCmd(g *globals) *cobra.Command {
 			for i := range st.Ruleset.Exposures {
 				s.Access = append(s.Access, access(&st.Ruleset.Exposures[i], desired))
 			}
+			if in := g.unfinishedApply(b); in != nil {
+				s.Unfinished = in.String()
+			}
 			w := cmd.OutOrStdout()
 			if g.json {
 				return printJSON(w, s)
@@ -208,6 +213,9 @@ func prefixStrings(ps []netip.Prefix) []string {
 }
 
 func writeStatus(w io.Writer, s *statusJSON) {
+	if s.Unfinished != "" {
+		fmt.Fprintf(w, "%s\n\n", s.Unfinished)
+	}
 	if !s.Installed {
 		fmt.Fprintf(w, "Nothing installed: portwarden owns no %s objects here; every port is as the rest of the firewall leaves it.\n", s.Backend)
 	} else {

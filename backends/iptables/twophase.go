@@ -1,0 +1,285 @@
+package iptables
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"math"
+	"net/netip"
+	"slices"
+
+	"go4.org/netipx"
+
+	"github.com/portwarden/portwarden/backends"
+	"github.com/portwarden/portwarden/rules"
+)
+
+// Two-phase apply. IPv4 and IPv6 are separate tables, loaded by separate
+// iptables-restore commits, so a process killed between them leaves one
+// family on the old rules and the other on the new: new sources already
+// get in over one family while revoked ones still get in over the other,
+// more open than either policy. So Apply goes in two phases: first every
+// family to the intersection of old and new (revocations only), then every
+// family to the new rules. Whenever it stops, each family holds old,
+// intersection or new, and the families are either both in {old,
+// intersection} or both in {intersection, new}: the firewall admits a
+// subset of what the old policy admits or of what the new one does.
+
+// applyPhased writes the transition from owned to plan.Desired in the two
+// phases described above. Steps with nothing to change write nothing: an
+// apply that only adds sources has an intersection equal to the old rules,
+// one that only revokes has an intersection equal to the new rules.
+func (b *Backend) applyPhased(ctx context.Context, owned [2]ownedFamily, plan *backends.Plan) error {
+	var previous *rules.Ruleset
+	if plan.Current != nil {
+		previous = plan.Current.Ruleset
+	}
+	steps := []struct {
+		name string
+		rs   *rules.Ruleset
+	}{
+		{"the revocations (the intersection of the old and new rules)", intersect(previous, plan.Desired)},
+		{"the new rules", plan.Desired},
+	}
+	have := owned
+	for i, step := range steps {
+		var wants [2]familyRules
+		var texts [2]string
+		for _, fam := range families {
+			want, err := renderFamily(step.rs, fam, false)
+			if err != nil {
+				return fmt.Errorf("iptables backend cannot express the policy: %w", err)
+			}
+			wants[fam] = want
+			texts[fam] = transition(have[fam], want, b.maxEditedChain())
+		}
+		for _, fam := range families {
+			if texts[fam] == "" {
+				continue
+			}
+			if err := b.run.restore(ctx, fam, texts[fam]); err != nil {
+				return phaseError(err, i, fam, texts)
+			}
+		}
+		for _, fam := range families {
+			have[fam] = ownedFromRendered(fam, wants[fam])
+		}
+	}
+	return nil
+}
+
+// phaseError says what each family holds after a failed restore; either
+// way the firewall is no more open than the old or the new policy.
+func phaseError(err error, phase int, failed family, texts [2]string) error {
+	other := ipv4
+	if failed == ipv4 {
+		other = ipv6
+	}
+	switch {
+	case phase == 0 && failed == ipv6 && texts[ipv4] != "":
+		return fmt.Errorf("%w (IPv4 holds only the revocations of the change, IPv6 the old rules: no more open than the old policy; run plan and apply again)", err)
+	case phase == 0:
+		return fmt.Errorf("%w (nothing was changed)", err)
+	case failed == ipv6 && texts[ipv4] != "":
+		return fmt.Errorf("%w (IPv4 holds the new rules, IPv6 only the revocations of the change: no more open than the new policy; run plan and apply again)", err)
+	default:
+		return fmt.Errorf("%w (both families hold only the revocations of the change, %s unchanged since: no more open than either policy; run plan and apply again)", err, other)
+	}
+}
+
+// ownedFromRendered is what a family's table holds right after rendered
+// was loaded: the chains as written and the jump at the top of INPUT.
+func ownedFromRendered(fam family, fr familyRules) ownedFamily {
+	o := ownedFamily{fam: fam, jumps: []savedRule{{chain: "INPUT", line: jumpRule}}, jumpAtTop: true, chains: map[string][]savedRule{}}
+	for _, c := range fr.chains {
+		o.chainOrder = append(o.chainOrder, c.name)
+		rs := make([]savedRule, len(c.rules))
+		for i, r := range c.rules {
+			rs[i] = savedRule{chain: c.name, line: r}
+		}
+		o.chains[c.name] = rs
+	}
+	return o
+}
+
+// intersect is a Ruleset that admits no packet that old or new refuses:
+// every exposure of either is kept with its own match (protocol, ports,
+// interfaces, destinations), and a packet it matches is admitted only if
+// every exposure of old and new that could match the same packet admits
+// its source (allow sets intersected, deny sets united, loopback only if
+// all allow it). Because each kept exposure is restricted by all that
+// overlap it, the first-match order between them does not matter, and
+// because every exposure of both is kept, nothing either manages passes
+// unchecked. An exposure whose match changed is kept twice: the new one
+// under its name, the old one under "NAME (previous)".
+func intersect(old, new *rules.Ruleset) *rules.Ruleset {
+	if old == nil {
+		old = &rules.Ruleset{}
+	}
+	if new == nil {
+		new = &rules.Ruleset{}
+	}
+	all := make([]*rules.Exposure, 0, len(old.Exposures)+len(new.Exposures))
+	for i := range old.Exposures {
+		all = append(all, &old.Exposures[i])
+	}
+	for i := range new.Exposures {
+		all = append(all, &new.Exposures[i])
+	}
+	names := map[string]bool{}
+	for _, e := range all {
+		names[e.Name] = true
+	}
+	out := &rules.Ruleset{}
+	add := func(e *rules.Exposure, name string) {
+		x := rules.Exposure{Name: name, Protocol: e.Protocol, Ports: slices.Clone(e.Ports), Interfaces: slices.Clone(e.Interfaces),
+			Destinations: e.Destinations, Default: e.Default, Log: e.Log, Loopback: true}
+		var allow, deny [2]*netipx.IPSet
+		first := true
+		for _, f := range all {
+			if !overlaps(e, f) {
+				continue
+			}
+			x.Loopback = x.Loopback && f.Loopback
+			a, d := ipSets(f.Allow), ipSets(f.Deny)
+			for v := range 2 {
+				if first {
+					allow[v], deny[v] = a[v], d[v]
+					continue
+				}
+				var ab, db netipx.IPSetBuilder
+				ab.AddSet(allow[v])
+				ab.Intersect(a[v])
+				allow[v], _ = ab.IPSet()
+				db.AddSet(deny[v])
+				db.AddSet(d[v])
+				deny[v], _ = db.IPSet()
+			}
+			first = false
+		}
+		x.Allow = rules.Prefixes{V4: allow[0].Prefixes(), V6: allow[1].Prefixes()}
+		x.Deny = rules.Prefixes{V4: deny[0].Prefixes(), V6: deny[1].Prefixes()}
+		out.Exposures = append(out.Exposures, x)
+	}
+	for i := range new.Exposures {
+		add(&new.Exposures[i], new.Exposures[i].Name)
+	}
+	for i := range old.Exposures {
+		e := &old.Exposures[i]
+		if n := new.Exposure(e.Name); n != nil && sameMatch(e, n) {
+			continue // the new one's match is the same: restricted by both already
+		}
+		name := e.Name
+		if names[name] {
+			name = previousName(e.Name, names)
+		}
+		names[name] = true
+		add(e, name)
+	}
+	out.Normalize()
+	return out
+}
+
+// previousName names the old version of an exposure whose match changed.
+func previousName(name string, taken map[string]bool) string {
+	if n := name + " (previous)"; validName(n) && !taken[n] {
+		return n
+	}
+	sum := sha256.Sum256([]byte(name))
+	return "previous " + hex.EncodeToString(sum[:8])
+}
+
+func sameMatch(a, b *rules.Exposure) bool {
+	return a.Protocol == b.Protocol && slices.Equal(a.Ports, b.Ports) && slices.Equal(a.Interfaces, b.Interfaces) &&
+		slices.Equal(a.Destinations.V4, b.Destinations.V4) && slices.Equal(a.Destinations.V6, b.Destinations.V6)
+}
+
+// overlaps reports whether some packet could match both exposures. It may
+// say yes when none could (which only makes the intersection stricter),
+// never no when one could.
+func overlaps(a, b *rules.Exposure) bool {
+	if a.Protocol != b.Protocol {
+		return false
+	}
+	ports := false
+	for _, p := range a.Ports {
+		for _, q := range b.Ports {
+			if p.First <= q.Last && q.First <= p.Last {
+				ports = true
+			}
+		}
+	}
+	if !ports {
+		return false
+	}
+	if len(a.Interfaces) > 0 && len(b.Interfaces) > 0 && !slices.ContainsFunc(a.Interfaces, func(i string) bool { return slices.Contains(b.Interfaces, i) }) {
+		return false
+	}
+	if a.Destinations.Empty() || b.Destinations.Empty() {
+		return true
+	}
+	da, db := ipSets(a.Destinations), ipSets(b.Destinations)
+	return da[0].Overlaps(db[0]) || da[1].Overlaps(db[1])
+}
+
+func ipSets(p rules.Prefixes) [2]*netipx.IPSet {
+	var out [2]*netipx.IPSet
+	for v, ps := range [][]netip.Prefix{p.V4, p.V6} {
+		var b netipx.IPSetBuilder
+		for _, x := range ps {
+			b.AddPrefix(x)
+		}
+		out[v], _ = b.IPSet()
+	}
+	return out
+}
+
+// Holdings says, per family, which step of the transition from previous
+// to desired the kernel holds: the old rules, only the revocations (the
+// intersection), the new rules, or something else. safeapply uses it to
+// describe an apply that was cut short.
+func (b *Backend) Holdings(ctx context.Context, previous, desired *rules.Ruleset) ([]string, error) {
+	owned, err := b.read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if previous == nil {
+		previous = &rules.Ruleset{}
+	}
+	if desired == nil {
+		desired = &rules.Ruleset{}
+	}
+	steps := []struct {
+		what string
+		rs   *rules.Ruleset
+	}{
+		{"the new rules", desired},
+		{"the old rules", previous},
+		{"only the revocations of the change (the intersection of old and new)", intersect(previous, desired)},
+	}
+	var out []string
+	for _, fam := range families {
+		what := "neither the old nor the new rules (changed by hand since?)"
+		for _, s := range steps {
+			if familyHolds(owned[fam], s.rs, fam) {
+				what = s.what
+				break
+			}
+		}
+		out = append(out, fmt.Sprintf("%s holds %s", fam, what))
+	}
+	return out, nil
+}
+
+// familyHolds reports whether a family's owned objects are exactly rs.
+func familyHolds(o ownedFamily, rs *rules.Ruleset, fam family) bool {
+	if len(rs.Exposures) == 0 {
+		return o.empty()
+	}
+	want, err := renderFamily(rs, fam, false)
+	if err != nil {
+		return false
+	}
+	return !o.empty() && transition(o, want, math.MaxInt) == ""
+}

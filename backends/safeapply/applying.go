@@ -1,0 +1,140 @@
+package safeapply
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"time"
+
+	"github.com/portwarden/portwarden/backends"
+	"github.com/portwarden/portwarden/rules"
+)
+
+// applyingFile records an apply in flight. It is written (and synced)
+// before the kernel changes and removed after the apply is recorded, so
+// when it exists and nobody holds the lock, an apply was killed midway.
+const applyingFile = "applying.json"
+
+// Applying is the record of an apply in flight.
+type Applying struct {
+	Backend string `json:"backend"`
+	// Previous is the owned state before the apply (nil: nothing was
+	// installed); Desired what it was taking the kernel to.
+	Previous *rules.Ruleset `json:"previous"`
+	Desired  *rules.Ruleset `json:"desired"`
+	Started  time.Time      `json:"started"`
+	By       string         `json:"by"`
+	PID      int            `json:"pid"`
+}
+
+func (d *Dir) stageApplied(a Applied) (*staged, error) {
+	data, err := json.MarshalIndent(a, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return stageFile(d.file("applied.json"), append(data, '\n'))
+}
+
+func (d *Dir) beginApplying(a Applying) error {
+	data, err := json.Marshal(a)
+	if err != nil {
+		return err
+	}
+	st, err := stageFile(d.file(applyingFile), append(data, '\n'))
+	if err != nil {
+		return err
+	}
+	return st.commit()
+}
+
+func (d *Dir) endApplying() error {
+	err := os.Remove(d.file(applyingFile))
+	if err == nil || errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return fileError("remove "+d.file(applyingFile), err)
+}
+
+// Unfinished reads the record of an apply that did not finish: nil when
+// there is none, or when the apply that wrote it still runs (holds the
+// lock).
+func (d *Dir) Unfinished() (*Applying, error) {
+	var a Applying
+	ok, err := readJSON(d.file(applyingFile), &a)
+	if !ok || err != nil {
+		return nil, err
+	}
+	l, err := d.tryAcquire("portwarden (checking for an unfinished apply)", false)
+	if err != nil || l == nil {
+		return nil, err // held: the apply is still running
+	}
+	l.Unlock()
+	return &a, nil
+}
+
+// FamilyReporter is implemented by backends that change the address
+// families in separate commits (iptables): they say, per family, which
+// step of the transition from previous to desired the kernel holds.
+type FamilyReporter interface {
+	Holdings(ctx context.Context, previous, desired *rules.Ruleset) ([]string, error)
+}
+
+// Interruption describes an apply that did not finish, for plan and
+// status.
+type Interruption struct {
+	Applying *Applying
+	// Holds says what the kernel holds now, one line per family (or one
+	// for the whole backend when it changes both families at once).
+	Holds []string
+}
+
+// String is the notice plan and status print.
+func (i *Interruption) String() string {
+	s := fmt.Sprintf("The last apply (started %s by %s, pid %d) did not finish: it was killed or the machine stopped.",
+		i.Applying.Started.Local().Format(time.RFC3339), i.Applying.By, i.Applying.PID)
+	for _, h := range i.Holds {
+		s += "\n  " + h
+	}
+	return s + "\nRun portwarden apply to complete a change (it starts from what the kernel holds now)."
+}
+
+// CheckUnfinished reports an unfinished apply on backend b, nil when
+// there is none.
+func CheckUnfinished(ctx context.Context, d *Dir, b backends.Backend) (*Interruption, error) {
+	a, err := d.Unfinished()
+	if err != nil || a == nil {
+		return nil, err
+	}
+	in := &Interruption{Applying: a}
+	if a.Backend != b.Name() {
+		in.Holds = []string{"it used the " + a.Backend + " backend, not " + b.Name()}
+		return in, nil
+	}
+	if fr, ok := b.(FamilyReporter); ok {
+		in.Holds, err = fr.Holdings(ctx, a.Previous, a.Desired)
+		return in, err
+	}
+	st, err := b.Current(ctx)
+	if err != nil {
+		return nil, err
+	}
+	switch fp := st.Ruleset.Fingerprint(); {
+	case a.Desired != nil && fp == a.Desired.Fingerprint():
+		in.Holds = []string{"the kernel holds the new rules whole; only the record is missing"}
+	case fp == fingerprintOf(a.Previous):
+		in.Holds = []string{"the kernel holds the previous rules whole"}
+	default:
+		in.Holds = []string{"the kernel holds neither the previous nor the new rules (changed since?)"}
+	}
+	return in, nil
+}
+
+func fingerprintOf(rs *rules.Ruleset) string {
+	if rs == nil {
+		rs = &rules.Ruleset{}
+	}
+	return rs.Fingerprint()
+}

@@ -1,0 +1,90 @@
+package safeapply
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// staged is a file written in full and synced under a temporary name
+// beside its final path, waiting to be renamed into place. Everything that
+// can fail for lack of space, a read-only file system or permission fails
+// while staging, before the kernel changes; commit only renames.
+type staged struct {
+	tmp, path string
+	done      bool
+}
+
+// stageFile writes data to a temporary file next to path and syncs it.
+// On any failure the temporary file is gone and the error names the path
+// and the cause.
+func stageFile(path string, data []byte) (*staged, error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return nil, fileError("create a temporary file beside "+path, err)
+	}
+	st := &staged{tmp: f.Name(), path: path}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(0o600)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(st.tmp)
+		return nil, fileError("write "+path, err)
+	}
+	return st, nil
+}
+
+// commit renames the staged file into place and syncs the directory so
+// the rename survives a crash.
+func (s *staged) commit() error {
+	if s.done {
+		return nil
+	}
+	s.done = true
+	if err := os.Rename(s.tmp, s.path); err != nil {
+		os.Remove(s.tmp)
+		return fileError("rename "+s.tmp+" to "+s.path, err)
+	}
+	if d, err := os.Open(filepath.Dir(s.path)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// discard removes the staged file unless it was committed.
+func (s *staged) discard() {
+	if s != nil && !s.done {
+		s.done = true
+		os.Remove(s.tmp)
+	}
+}
+
+// fileError says what failed on which path and why, in words an operator
+// acts on.
+func fileError(what string, err error) error {
+	var hint string
+	switch {
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		hint = "the file system is full: free space there or point PORTWARDEN_STATE_DIR elsewhere"
+	case errors.Is(err, syscall.EROFS):
+		hint = "the file system is read-only: remount it read-write or point PORTWARDEN_STATE_DIR elsewhere"
+	case errors.Is(err, os.ErrPermission):
+		hint = "permission denied: run as root, or fix the directory's owner and mode"
+	case errors.Is(err, os.ErrNotExist):
+		hint = "the directory is gone: was the state directory removed?"
+	}
+	if hint == "" {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return fmt.Errorf("%s: %w (%s)", what, err, hint)
+}
