@@ -187,7 +187,7 @@ func applyThroughSignals(ctx context.Context, cmd *cobra.Command, dir *safeapply
 		fmt.Fprintln(cmd.ErrOrStderr(), err)
 		return silentExit(exitFailed)
 	}
-	return withCode(exitError1, explainKernelError(err))
+	return withCode(exitError1, explainStale(b, plan, explainKernelError(err)))
 }
 
 // lockoutGuard refuses rules that would cut a live SSH session to this
@@ -283,7 +283,9 @@ func explainStale(b backends.Backend, plan *backends.Plan, err error) error {
 		return err
 	}
 	st, cerr := b.Current(context.Background())
-	if cerr == nil && len(st.Drift) == 0 && st.Ruleset.Fingerprint() == plan.Desired.Fingerprint() {
+	want := plan.Desired.Clone()
+	want.Normalize() // a saved plan's JSON leaves defaults (reject_with) implicit
+	if cerr == nil && len(st.Drift) == 0 && st.Ruleset.Fingerprint() == want.Fingerprint() {
 		return fmt.Errorf("%w (it was already applied: the firewall already holds its result, nothing to do)", backends.ErrStalePlan)
 	}
 	return err
