@@ -92,6 +92,6 @@ func (g *globals) recordCompiled(pol *policies.Policy, rs *rules.Ruleset, backen
 
 // writeUnchanged prints what plan and apply print when nothing changes.
 func writeUnchanged(w io.Writer, backend, reason string) {
-	fmt.Fprintf(w, "Backend: %s (%s)\n\n", backend, reason)
+	fmt.Fprintf(w, "Backend: %s\n\n", reason)
 	fmt.Fprintf(w, "No changes. The %s firewall matches the policy.\n", backend)
 }
