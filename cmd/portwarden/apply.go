@@ -143,6 +143,8 @@ func newApplyCmd(g *globals) *cobra.Command {
 			if confirmTimeout == 0 {
 				return nil
 			}
+			// While it waits, Ctrl-C may end it: the watchdog rolls back.
+			signal.Reset(syscall.SIGINT, syscall.SIGTERM)
 			return waitForConfirmation(ctx, cmd, dir, lockTimeout)
 		},
 	}
@@ -161,8 +163,11 @@ func newApplyCmd(g *globals) *cobra.Command {
 // kernel never stays half-way because of it (exit 0, with a note).
 func applyThroughSignals(ctx context.Context, cmd *cobra.Command, dir *safeapply.Dir, b backends.Backend, plan *backends.Plan, opts safeapply.Options) error {
 	sigs := make(chan os.Signal, 2)
+	// Not stopped on return: a signal after the change must not kill the
+	// process while it records and reports it (its exit code would say
+	// "killed" of a change that is in). The caller resets the handling
+	// before it waits for a confirmation.
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sigs)
 	opts.Interrupted = sigs
 	err := safeapply.Apply(ctx, dir, b, plan, opts)
 	var ie *safeapply.InterruptedError
