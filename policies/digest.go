@@ -47,8 +47,16 @@ func InputDigest(path string, opts Options, lists []string) (string, error) {
 		defer f.Close()
 		// Only regular files: a device such as /dev/zero would be read
 		// forever. The loader then says what is wrong with it.
-		if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() || (kind != "list" && fi.Size() > MaxFileBytes()) {
-			return fmt.Errorf("%s: not a regular file within the size limit", name)
+		limit := MaxFileBytes()
+		if kind == "list" {
+			limit = MaxListBytes
+		}
+		fi, err := f.Stat()
+		if err != nil {
+			return err
+		}
+		if r := admit(fi, limit); r != nil {
+			return fmt.Errorf("%s: %w", name, r)
 		}
 		fmt.Fprintf(h, "%s %q\n", kind, name)
 		n, err := io.Copy(h, f)

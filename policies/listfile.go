@@ -3,7 +3,6 @@ package policies
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"io/fs"
 	"net/netip"
 	"os"
@@ -43,22 +42,14 @@ func osListReader(policyFile, member string) ([]byte, string, error) {
 // a host.
 const MaxListBytes = 256 << 20
 
-// readListFile reads a regular file of at most MaxListBytes: a device such
-// as /dev/zero would be read forever.
+// readListFile reads a list file: a regular file of at most MaxListBytes.
 func readListFile(f fs.File, shown string) ([]byte, error) {
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file", shown)
-	}
-	if fi.Size() > MaxListBytes {
-		return nil, fmt.Errorf("%s is %d bytes, over the limit of %d bytes for a list file", shown, fi.Size(), MaxListBytes)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, MaxListBytes+1))
-	if err == nil && len(data) > MaxListBytes {
-		err = fmt.Errorf("%s grew over the limit of %d bytes while being read", shown, MaxListBytes)
+	data, err := readAdmitted(f, MaxListBytes)
+	if r, ok := err.(*fileRefusal); ok {
+		if r.Kind != "" {
+			return nil, fmt.Errorf("%s is not a regular file (%s)", shown, r.Kind)
+		}
+		return nil, fmt.Errorf("%s is %v for a list file", shown, r)
 	}
 	return data, err
 }
@@ -202,8 +193,17 @@ func (d *decoder) readMembersFile(a *hcl.Attribute) ([]Address, hcl.Diagnostics)
 			Detail:  fmt.Sprintf("%s: %v. members_file is relative to the policy file that names it.", shown, unwrapPathErr(err)),
 			Subject: a.Expr.Range().Ptr()}}
 	}
+	var trust hcl.Diagnostics
+	if td := CheckListFile(shown, d.opts); td != nil {
+		td.Subject = a.Expr.Range().Ptr()
+		if td.Severity == hcl.DiagError {
+			return nil, hcl.Diagnostics{td}
+		}
+		trust = append(trust, td)
+	}
 	d.pol.ListFiles = append(d.pol.ListFiles, shown)
 	members, diags := parseList(data, shown)
+	diags = append(trust, diags...)
 	if diags.HasErrors() && d.pol.Files[shown] == nil {
 		// The diagnostic writer then shows the offending line.
 		d.pol.Files[shown] = &hcl.File{Body: hcl.EmptyBody(), Bytes: data}

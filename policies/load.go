@@ -2,7 +2,6 @@ package policies
 
 import (
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -180,44 +179,35 @@ func isPolicyFile(name string) bool {
 // /dev/zero, a FIFO, a socket) and files over MaxFileBytes, before reading
 // a byte of them.
 func checkRegular(info fs.FileInfo, shown, what string) *hcl.Diagnostic {
-	if !info.Mode().IsRegular() {
-		kind := "a special file"
-		switch t := info.Mode().Type(); {
-		case t&fs.ModeDevice != 0:
-			kind = "a device"
-		case t&fs.ModeNamedPipe != 0:
-			kind = "a named pipe"
-		case t&fs.ModeSocket != 0:
-			kind = "a socket"
-		}
-		return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Not a regular file",
-			Detail: fmt.Sprintf("%s is %s, not a regular file: portwarden reads %s files only from regular files (a policy may also be a directory of them).", shown, kind, what)}
-	}
-	if max := MaxFileBytes(); info.Size() > max {
-		return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "File too large",
-			Detail: fmt.Sprintf("%s is %d bytes, over the limit of %d bytes for a %s file: split it into several files of a policy directory, "+
-				"or keep long address lists in list files (address_group's members_file). PORTWARDEN_MAX_POLICY_BYTES raises the limit.", shown, info.Size(), max, what)}
+	if r := admit(info, MaxFileBytes()); r != nil {
+		return refusalDiagnostic(r, shown, what)
 	}
 	return nil
 }
 
-// readLimited reads a file that checkRegular accepted, refusing one that
-// grew past the limit since (the check and the read are not atomic).
+// refusalDiagnostic says why a policy or variables file was not read, and
+// what to do.
+func refusalDiagnostic(r *fileRefusal, shown, what string) *hcl.Diagnostic {
+	switch {
+	case r.Kind != "":
+		return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Not a regular file",
+			Detail: fmt.Sprintf("%s is %s, not a regular file: portwarden reads %s files only from regular files (a policy may also be a directory of them).", shown, r.Kind, what)}
+	case r.Size < 0:
+		return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "File too large", Detail: fmt.Sprintf("%s grew over the limit of %d bytes while being read.", shown, r.Limit)}
+	}
+	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "File too large",
+		Detail: fmt.Sprintf("%s is %d bytes, over the limit of %d bytes for a %s file: split it into several files of a policy directory, "+
+			"or keep long address lists in list files (address_group's members_file). PORTWARDEN_MAX_POLICY_BYTES raises the limit.", shown, r.Size, r.Limit, what)}
+}
+
+// readLimited reads a policy or variables file within MaxFileBytes.
 func readLimited(f fs.File, shown, what string) ([]byte, *hcl.Diagnostic) {
-	info, err := f.Stat()
+	src, err := readAdmitted(f, MaxFileBytes())
+	if r, ok := err.(*fileRefusal); ok {
+		return nil, refusalDiagnostic(r, shown, what)
+	}
 	if err != nil {
 		return nil, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot read " + what + " file", Detail: fmt.Sprintf("%s: %v.", shown, unwrapPathErr(err))}
-	}
-	if d := checkRegular(info, shown, what); d != nil {
-		return nil, d
-	}
-	max := MaxFileBytes()
-	src, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
-		return nil, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot read " + what + " file", Detail: fmt.Sprintf("%s: %v.", shown, unwrapPathErr(err))}
-	}
-	if int64(len(src)) > max {
-		return nil, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "File too large", Detail: fmt.Sprintf("%s grew over the limit of %d bytes while being read.", shown, max)}
 	}
 	return src, nil
 }

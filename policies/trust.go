@@ -35,13 +35,7 @@ const (
 // (a file and the directory it is in, or a directory and every policy
 // file in it) and the variables files.
 func checkTrust(p string, opts Options) hcl.Diagnostics {
-	mode := opts.Trust
-	if mode == TrustAuto {
-		if os.Geteuid() != 0 {
-			return nil
-		}
-		mode = TrustRefuse
-	}
+	mode := effectiveTrust(opts)
 	if mode == TrustOff {
 		return nil
 	}
@@ -73,17 +67,23 @@ func checkTrust(p string, opts Options) hcl.Diagnostics {
 // CheckListFile applies the same trust to a list file (one address a
 // line) before it is read.
 func CheckListFile(path string, opts Options) *hcl.Diagnostic {
-	mode := opts.Trust
-	if mode == TrustAuto {
-		if os.Geteuid() != 0 {
-			return nil
-		}
-		mode = TrustRefuse
-	}
+	mode := effectiveTrust(opts)
 	if mode == TrustOff {
 		return nil
 	}
 	return trustOf(path, "list file", false, mode)
+}
+
+// effectiveTrust resolves TrustAuto: only root is refused files others can
+// write (as sshd's StrictModes); anyone else checks nothing.
+func effectiveTrust(opts Options) FileTrust {
+	if opts.Trust != TrustAuto {
+		return opts.Trust
+	}
+	if os.Geteuid() != 0 {
+		return TrustOff
+	}
+	return TrustRefuse
 }
 
 // trustOf returns a diagnostic when path is writable by someone other than

@@ -35,32 +35,27 @@ var expectWords = map[string]string{
 var rejectWithWords = []string{"tcp-reset", "icmp-port-unreachable", "icmp-admin-prohibited"}
 
 func decodeDefault(a *hcl.Attribute, ctx *hcl.EvalContext, out *string) hcl.Diagnostics {
-	var s string
-	diags := decodeString(a, ctx, &s)
-	if diags.HasErrors() {
-		return diags
-	}
-	w, ok := defaultWords[strings.ToLower(strings.TrimSpace(s))]
-	if !ok {
-		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid default",
-			Detail:  fmt.Sprintf("default is %q; use \"drop\" (answer nothing; \"deny\" means the same) or \"reject\" (answer at once: a TCP reset, or ICMP port unreachable on UDP; reject_with picks another answer).", s),
-			Subject: a.Expr.Range().Ptr()}}
-	}
-	*out = w
-	return diags
+	return decodeWord(a, ctx, defaultWords, out, "Invalid default",
+		"default is %q; use \"drop\" (answer nothing; \"deny\" means the same) or \"reject\" (answer at once: a TCP reset, or ICMP port unreachable on UDP; reject_with picks another answer).")
 }
 
 func decodeExpect(a *hcl.Attribute, ctx *hcl.EvalContext, out *string) hcl.Diagnostics {
+	return decodeWord(a, ctx, expectWords, out, "Invalid expectation",
+		"expect is %q; use \"allow\" (the source gets in) or \"deny\" (it is refused; \"drop\" and \"reject\" mean the same here).")
+}
+
+// decodeWord reads a string attribute that takes one of words' keys (any
+// case) and stores the canonical word; anything else gets summary and
+// detail (a format taking the text written).
+func decodeWord(a *hcl.Attribute, ctx *hcl.EvalContext, words map[string]string, out *string, summary, detail string) hcl.Diagnostics {
 	var s string
 	diags := decodeString(a, ctx, &s)
 	if diags.HasErrors() {
 		return diags
 	}
-	w, ok := expectWords[strings.ToLower(strings.TrimSpace(s))]
+	w, ok := words[strings.ToLower(strings.TrimSpace(s))]
 	if !ok {
-		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid expectation",
-			Detail:  fmt.Sprintf("expect is %q; use \"allow\" (the source gets in) or \"deny\" (it is refused; \"drop\" and \"reject\" mean the same here).", s),
-			Subject: a.Expr.Range().Ptr()}}
+		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: summary, Detail: fmt.Sprintf(detail, s), Subject: a.Expr.Range().Ptr()}}
 	}
 	*out = w
 	return diags

@@ -99,7 +99,7 @@ func (o *Origin) line(i int) *SourceRange {
 		return nil
 	}
 	l := o.Lines[i]
-	pos := SourcePos{Line: int(l.Line), Column: 1}
+	pos := policies.SourcePos{Line: int(l.Line), Column: 1}
 	return &SourceRange{Filename: o.ListFiles[l.File], Start: pos, End: pos}
 }
 

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 
-	"github.com/hashicorp/hcl/v2"
+	"github.com/portwarden/portwarden/policies"
 )
 
 // Describe names the block in words and where it is written, for messages:
@@ -33,34 +33,9 @@ func (o *Origin) Describe() string {
 	return s
 }
 
-// SourceRange is where something is written in a policy file, as the JSON
-// outputs spell it (snake_case, like terraform validate -json).
-type SourceRange struct {
-	Filename string    `json:"filename"`
-	Start    SourcePos `json:"start"`
-	End      SourcePos `json:"end"`
-}
-
-// SourcePos is a position in a file: line and column count from 1, byte
-// from 0.
-type SourcePos struct {
-	Line   int `json:"line"`
-	Column int `json:"column"`
-	Byte   int `json:"byte"`
-}
-
-// RangeJSON converts an hcl.Range to its JSON form.
-func RangeJSON(r hcl.Range) SourceRange {
-	return SourceRange{Filename: r.Filename,
-		Start: SourcePos{Line: r.Start.Line, Column: r.Start.Column, Byte: r.Start.Byte},
-		End:   SourcePos{Line: r.End.Line, Column: r.End.Column, Byte: r.End.Byte}}
-}
-
-func (s SourceRange) hcl() hcl.Range {
-	return hcl.Range{Filename: s.Filename,
-		Start: hcl.Pos{Line: s.Start.Line, Column: s.Start.Column, Byte: s.Start.Byte},
-		End:   hcl.Pos{Line: s.End.Line, Column: s.End.Column, Byte: s.End.Byte}}
-}
+// SourceRange is where something is written in a policy file, as the
+// JSON outputs spell it.
+type SourceRange = policies.SourceRange
 
 // originJSON is Origin as JSON: the range in snake_case rather than
 // hcl.Range's Go field names.
@@ -78,7 +53,7 @@ func (o Origin) MarshalJSON() ([]byte, error) {
 		j.Prefixes = append(j.Prefixes, p.String())
 	}
 	if o.Range.Filename != "" || o.Range.Start.Line != 0 {
-		r := RangeJSON(o.Range)
+		r := policies.RangeOf(o.Range)
 		j.Range = &r
 	}
 	return json.Marshal(j)
@@ -99,7 +74,7 @@ func (o *Origin) UnmarshalJSON(data []byte) error {
 		o.Prefixes = append(o.Prefixes, p)
 	}
 	if j.Range != nil {
-		o.Range = j.Range.hcl()
+		o.Range = j.Range.HCL()
 	}
 	return nil
 }

@@ -97,16 +97,8 @@ func Equivalence(ctx context.Context, cfg EquivalenceConfig) (*EquivalenceReport
 		}
 	}
 	servers := serverAddrs(rs, targets)
-	var sources []netip.Addr
-	for _, t := range targets {
-		if reason := unusableSource(t.src, servers); reason != "" {
-			rep.Skipped = append(rep.Skipped, fmt.Sprintf("%s (%s): %s", t.src, t.why, reason))
-			continue
-		}
-		sources = append(sources, t.src)
-	}
-	slices.SortFunc(sources, func(a, b netip.Addr) int { return a.Compare(b) })
-	sources = slices.Compact(sources)
+	sources, skipped := probeSources(targets, servers)
+	rep.Skipped = append(rep.Skipped, skipped...)
 	rep.Sources = len(sources)
 
 	var specs []Check

@@ -65,16 +65,8 @@ func Sandbox(ctx context.Context, cfg SandboxConfig) (rep *Report, err error) {
 
 	targets := sandboxTargets(cfg, rs)
 	servers := serverAddrs(rs, targets)
-	var sources []netip.Addr
-	for _, t := range targets {
-		if reason := unusableSource(t.src, servers); reason != "" {
-			rep.Skipped = append(rep.Skipped, fmt.Sprintf("%s (%s): %s", t.src, t.why, reason))
-			continue
-		}
-		sources = append(sources, t.src)
-	}
-	slices.SortFunc(sources, func(a, b netip.Addr) int { return a.Compare(b) })
-	sources = slices.Compact(sources)
+	sources, skipped := probeSources(targets, servers)
+	rep.Skipped = append(rep.Skipped, skipped...)
 
 	server, err := netns.New("sbx-srv")
 	if err != nil {
@@ -404,4 +396,18 @@ func runProbes(ctx context.Context, ns *netns.NS, checks []Check, parallel int, 
 	}
 	close(work)
 	wg.Wait()
+}
+
+// probeSources is the sorted, unique sources of targets that a sandbox can
+// probe from, and a sentence for each it cannot.
+func probeSources(targets []probeTarget, servers []netip.Addr) (sources []netip.Addr, skipped []string) {
+	for _, t := range targets {
+		if reason := unusableSource(t.src, servers); reason != "" {
+			skipped = append(skipped, fmt.Sprintf("%s (%s): %s", t.src, t.why, reason))
+			continue
+		}
+		sources = append(sources, t.src)
+	}
+	slices.SortFunc(sources, func(a, b netip.Addr) int { return a.Compare(b) })
+	return slices.Compact(sources), skipped
 }

@@ -109,7 +109,7 @@ func (h *hooks) Damage(t *testing.T, nsPath, kind, exposure string) {
 	case "delete-rule": // one allow rule
 		for _, line := range strings.Split(h.run(t, nsPath, ipv4, "", "-S", chain), "\n") {
 			if strings.Contains(line, ruleComment(exposure, kindAllow)) {
-				args, err := splitArgs(strings.Replace(line, "-A ", "-D ", 1))
+				args, err := SplitArgs(strings.Replace(line, "-A ", "-D ", 1))
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -144,7 +144,7 @@ func TestDecodeReportsDrift(t *testing.T) {
 
 func mustRule(t *testing.T, line string) savedRule {
 	t.Helper()
-	args, err := splitArgs(line)
+	args, err := SplitArgs(line)
 	if err != nil {
 		t.Fatal(err)
 	}

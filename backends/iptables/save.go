@@ -72,7 +72,7 @@ func parseSave(text string) (savedTable, error) {
 			t.rules[chain] = append(t.rules[chain], r)
 			continue
 		}
-		args, err := splitArgs(line)
+		args, err := SplitArgs(line)
 		if err != nil {
 			return t, fmt.Errorf("iptables-save line %d: %w", n+1, err)
 		}
@@ -85,9 +85,10 @@ func parseSave(text string) (savedTable, error) {
 	return t, nil
 }
 
-// splitArgs splits a rule the way iptables-restore does: on blanks, with
-// double quotes grouping and backslash escaping inside them.
-func splitArgs(line string) ([]string, error) {
+// SplitArgs splits a rule the way iptables-restore does: on blanks, with
+// double quotes grouping and backslash escaping inside them. The importer
+// reads iptables-save files with it too.
+func SplitArgs(line string) ([]string, error) {
 	var args []string
 	var cur strings.Builder
 	inQuote, have := false, false

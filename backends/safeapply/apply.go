@@ -243,18 +243,8 @@ func Watch(ctx context.Context, d *Dir, open func(name string) (backends.Backend
 	if err != nil || now == nil || !now.Deadline.Equal(p.Deadline) {
 		return err // confirmed, or replaced by a newer change with its own watchdog
 	}
-	b, err := open(now.Backend)
-	if err != nil {
-		return err
-	}
-	if err := Restore(ctx, b, now.Previous); err != nil {
+	if err := d.rollBack(ctx, now, open, "the rollback watchdog: "+now.By+" did not confirm by "+now.Deadline.Format(time.RFC3339)); err != nil {
 		return fmt.Errorf("rollback: %w", err)
 	}
-	fp := ""
-	if now.Previous != nil {
-		fp = now.Previous.Fingerprint()
-	}
-	d.RecordApplied(Applied{Fingerprint: fp, Backend: now.Backend, When: time.Now().UTC(), RolledBack: true,
-		By: "the rollback watchdog: " + now.By + " did not confirm by " + now.Deadline.Format(time.RFC3339)})
 	return d.ClearPending()
 }

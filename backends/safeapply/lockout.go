@@ -59,12 +59,12 @@ func LockoutError(cuts []Cut) error {
 }
 
 // CheckLockout reads the live SSH sessions from the kernel and refuses rs
-// if it would cut any. notes say what was assumed while looking.
-func CheckLockout(rs *rules.Ruleset, environ []string) (notes []string, err error) {
-	sessions, notes, err := SSHSessions(environ)
+// if it would cut any.
+func CheckLockout(rs *rules.Ruleset, environ []string) error {
+	sessions, err := SSHSessions(environ)
 	if err != nil {
-		return notes, fmt.Errorf("cannot tell which SSH sessions are alive, so cannot tell whether the new rules would cut them: %w\n"+
+		return fmt.Errorf("cannot tell which SSH sessions are alive, so cannot tell whether the new rules would cut them: %w\n"+
 			"Pass --force to apply without this check", err)
 	}
-	return notes, LockoutError(Cuts(rs, sessions))
+	return LockoutError(Cuts(rs, sessions))
 }

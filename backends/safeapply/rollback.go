@@ -23,19 +23,28 @@ func RollbackNow(ctx context.Context, d *Dir, lockTimeout time.Duration, open fu
 	if err != nil || p == nil {
 		return nil, err
 	}
+	if err := d.rollBack(ctx, p, open, Who()+" rolled back the change "+p.By+" applied"); err != nil {
+		return nil, fmt.Errorf("rollback (the change stays pending; the watchdog still rolls it back at %s): %w", p.Deadline.Format(time.RFC3339), err)
+	}
+	d.disarm()
+	return p, nil
+}
+
+// rollBack restores the state from before the pending change p with the
+// backend it was applied with, and records that in the journal. The caller
+// holds the lock and forgets p afterwards.
+func (d *Dir) rollBack(ctx context.Context, p *Pending, open func(name string) (backends.Backend, error), by string) error {
 	b, err := open(p.Backend)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := Restore(ctx, b, p.Previous); err != nil {
-		return nil, fmt.Errorf("rollback (the change stays pending; the watchdog still rolls it back at %s): %w", p.Deadline.Format(time.RFC3339), err)
+		return err
 	}
 	fp := ""
 	if p.Previous != nil {
 		fp = p.Previous.Fingerprint()
 	}
-	d.RecordApplied(Applied{Fingerprint: fp, Backend: p.Backend, When: time.Now().UTC(), RolledBack: true,
-		By: Who() + " rolled back the change " + p.By + " applied"})
-	d.disarm()
-	return p, nil
+	d.RecordApplied(Applied{Fingerprint: fp, Backend: p.Backend, When: time.Now().UTC(), RolledBack: true, By: by})
+	return nil
 }

@@ -51,17 +51,14 @@ type tcpSocket struct {
 // env_reset and Ansible's become drop SSH_CONNECTION, the kernel does not.
 // A session is an established TCP connection held by an SSH daemon's
 // process, or whose local port is one an SSH daemon listens on. environ's
-// SSH_CONNECTION, when present, adds the session it names. notes say what
-// was assumed, for the user.
-func SSHSessions(environ []string) (sessions []Session, notes []string, err error) {
+// SSH_CONNECTION, when present, adds the session it names. When no SSH
+// daemon can be seen listening, DefaultSSHPort is taken for SSH.
+func SSHSessions(environ []string) ([]Session, error) {
 	socks, err := tcpSockets()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	owned, procErr := daemonSocketInodes()
-	if procErr != nil {
-		notes = append(notes, "could not see which processes are SSH daemons ("+procErr.Error()+")")
-	}
+	owned := daemonSocketInodes()
 	ports := map[uint16]bool{}
 	for _, s := range socks {
 		if s.listening && owned[s.inode] {
@@ -70,7 +67,6 @@ func SSHSessions(environ []string) (sessions []Session, notes []string, err erro
 	}
 	if len(ports) == 0 {
 		ports[DefaultSSHPort] = true
-		notes = append(notes, fmt.Sprintf("no SSH daemon listens in this network namespace as far as the socket table shows; port %d is treated as SSH", DefaultSSHPort))
 	}
 	// A connection between two addresses of this host shows twice in the
 	// table, once from each end: the client end marks the session local.
@@ -103,6 +99,7 @@ func SSHSessions(environ []string) (sessions []Session, notes []string, err erro
 			add(env.Client, env.Server, "SSH_CONNECTION", env.Client.IsLoopback())
 		}
 	}
+	sessions := make([]Session, 0, len(byKey))
 	for _, s := range byKey {
 		sessions = append(sessions, *s)
 	}
@@ -112,7 +109,7 @@ func SSHSessions(environ []string) (sessions []Session, notes []string, err erro
 		}
 		return a.Server.Compare(b.Server)
 	})
-	return sessions, notes, nil
+	return sessions, nil
 }
 
 // sshConnection parses SSH_CONNECTION ("client_ip client_port server_ip
@@ -230,11 +227,8 @@ func parseProcAddrPort(s string) (netip.AddrPort, error) {
 // processes hold open, from /proc/PID/fd. Socket inodes are unique across
 // network namespaces, so matching them against this namespace's table
 // picks only this namespace's daemons.
-func daemonSocketInodes() (map[uint32]bool, error) {
-	pids, err := filepath.Glob("/proc/[0-9]*")
-	if err != nil {
-		return nil, err
-	}
+func daemonSocketInodes() map[uint32]bool {
+	pids, _ := filepath.Glob("/proc/[0-9]*") // the pattern is valid
 	inodes := map[uint32]bool{}
 	for _, dir := range pids {
 		comm, err := os.ReadFile(dir + "/comm")
@@ -257,5 +251,5 @@ func daemonSocketInodes() (map[uint32]bool, error) {
 			}
 		}
 	}
-	return inodes, nil
+	return inodes
 }

@@ -84,7 +84,7 @@ func newApplyCmd(g *globals) *cobra.Command {
 			}
 			// An empty plan writes nothing, so it needs no state directory,
 			// unless an earlier apply was cut short and must be recorded.
-			dir, dirErr := safeapply.Open("")
+			dir, dirErr := g.stateDir()
 			var unfinished *safeapply.Applying
 			if dirErr == nil {
 				if unfinished, err = dir.Unfinished(); err != nil {
@@ -203,8 +203,7 @@ func lockoutGuard(rs *rules.Ruleset, force bool) error {
 	if force {
 		return nil
 	}
-	_, err := safeapply.CheckLockout(rs, os.Environ())
-	return err
+	return safeapply.CheckLockout(rs, os.Environ())
 }
 
 // startWatchdog re-executes this binary as the rollback watchdog in a new
@@ -288,9 +287,7 @@ func explainStale(b backends.Backend, plan *backends.Plan, err error) error {
 		return err
 	}
 	st, cerr := b.Current(context.Background())
-	want := plan.Desired.Clone()
-	want.Normalize() // a saved plan's JSON leaves defaults (reject_with) implicit
-	if cerr == nil && len(st.Drift) == 0 && st.Ruleset.Fingerprint() == want.Fingerprint() {
+	if cerr == nil && len(st.Drift) == 0 && st.Ruleset.Fingerprint() == plan.Desired.Fingerprint() {
 		return fmt.Errorf("%w (it was already applied: the firewall already holds its result, nothing to do)", backends.ErrStalePlan)
 	}
 	return err
@@ -333,7 +330,7 @@ func confirm(in io.Reader, w io.Writer, what string) error {
 // machine stopped) before it finished, for plan and status; nil when there
 // is none or the state directory cannot be read.
 func (g *globals) unfinishedApply(b backends.Backend) *safeapply.Interruption {
-	dir, err := safeapply.Open("")
+	dir, err := g.stateDir()
 	if err != nil {
 		return nil
 	}

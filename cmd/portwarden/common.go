@@ -146,3 +146,36 @@ func printJSON(w io.Writer, v any) error {
 // isTerminal reports whether standard input is a terminal a person can
 // answer on.
 func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
+
+// state is this namespace's state directory and the journal entry of the
+// last apply, each read once per process: plan asks for them in several
+// places (the compiled record, drift, an unfinished apply).
+type state struct {
+	dir         *safeapply.Dir
+	err         error
+	applied     *safeapply.Applied
+	appliedRead bool
+}
+
+// stateDir opens (and creates) this namespace's state directory once.
+func (g *globals) stateDir() (*safeapply.Dir, error) {
+	if g.state == nil {
+		g.state = &state{}
+		g.state.dir, g.state.err = safeapply.Open("")
+	}
+	return g.state.dir, g.state.err
+}
+
+// lastApplied is the journal entry of the last apply here, nil when there
+// is none or it cannot be read.
+func (g *globals) lastApplied() *safeapply.Applied {
+	dir, err := g.stateDir()
+	if err != nil {
+		return nil
+	}
+	if !g.state.appliedRead {
+		g.state.applied, _ = dir.LastApplied()
+		g.state.appliedRead = true
+	}
+	return g.state.applied
+}

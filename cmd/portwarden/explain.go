@@ -75,8 +75,6 @@ kernel routes it, unless --interface says otherwise.`,
 	return cmd
 }
 
-func describeOrigin(o *rules.Origin) string { return o.Describe() }
-
 // parseFrom reads --from: an address, or a prefix (prefix then valid). A
 // prefix of one address is that address.
 func parseFrom(from string) (netip.Addr, netip.Prefix, error) {
@@ -116,7 +114,7 @@ func writeDecision(out io.Writer, indent string, d rules.Decision) {
 	}
 	fmt.Fprintf(out, "%sexpose %q", indent, d.Exposure)
 	if o := d.Origin; o != nil {
-		fmt.Fprintf(out, ", %s", describeOrigin(o))
+		fmt.Fprintf(out, ", %s", o.Describe())
 	}
 	fmt.Fprintln(out)
 	if d.Line != nil {

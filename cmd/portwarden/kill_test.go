@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -17,24 +15,6 @@ import (
 	"github.com/portwarden/portwarden/policies"
 	"github.com/portwarden/portwarden/rules"
 )
-
-// bigPolicy writes a policy allowing n single addresses that no prefix
-// merges (every other address), half IPv4 and half IPv6, all from the test
-// ranges.
-func bigPolicy(t *testing.T, path string, n int) {
-	t.Helper()
-	var b strings.Builder
-	b.WriteString("address_group \"many\" {\n  members = [\n")
-	for i := 0; i < n/2; i++ {
-		v := 2 * i
-		fmt.Fprintf(&b, "    \"198.%d.%d.%d\",\n", 18+v>>16, v>>8&255, v&255)
-		fmt.Fprintf(&b, "    \"2001:2::%x:%x\",\n", v>>16, v&0xffff)
-	}
-	b.WriteString("  ]\n}\n\nexpose \"nscp\" {\n  protocol = \"tcp\"\n  ports    = [27]\n  allow {\n    from = [address_group.many]\n  }\n}\n")
-	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
 
 func compilePolicy(t *testing.T, path string) *rules.Ruleset {
 	t.Helper()
@@ -63,7 +43,7 @@ func TestKilledApplyLeavesOldOrNew(t *testing.T) {
 	if err := os.WriteFile(small, []byte("expose \"nscp\" {\n  protocol = \"tcp\"\n  ports    = [27]\n  allow {\n    from = [\"198.18.1.0/24\"]\n  }\n}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	bigPolicy(t, big, 100_000)
+	rangePolicy(t, big, 0, 100_000)
 	oldRS, newRS := compilePolicy(t, small), compilePolicy(t, big)
 	be, err := nftables.New(backends.Config{NetNS: ns.Path()})
 	if err != nil {

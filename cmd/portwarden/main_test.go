@@ -2,11 +2,11 @@ package main
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"testing"
 
+	"github.com/portwarden/portwarden/internal/listen"
 	"github.com/portwarden/portwarden/internal/netns"
 	"github.com/portwarden/portwarden/internal/netns/netnstest"
 	"github.com/rogpeppe/go-internal/testscript"
@@ -77,21 +77,9 @@ func TestScripts(t *testing.T) {
 }
 
 func tcpListen() {
-	for _, port := range os.Args[1:] {
-		ln, err := net.Listen("tcp", "[::]:"+port)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				c.Close()
-			}
-		}()
+	if err := listen.Ports(os.Args[1:]...); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
 	fmt.Println("listening")
 	select {}

@@ -39,7 +39,7 @@ func newPlanCmd(g *globals) *cobra.Command {
 			w := cmd.OutOrStdout()
 			unfinished := g.unfinishedApply(nil)
 			if g.json {
-				pj := newPlanJSON(plan, reason)
+				pj := g.newPlanJSON(plan, reason)
 				if unfinished != nil {
 					pj.Unfinished = unfinished.String()
 				}
@@ -87,24 +87,20 @@ type planSummary struct {
 	Destroy int `json:"destroy"`
 }
 
-func newPlanJSON(plan *backends.Plan, reason string) planJSON {
+func (g *globals) newPlanJSON(plan *backends.Plan, reason string) planJSON {
 	c, u, r := plan.Diff.Summary()
-	return planJSON{FormatVersion: formatVersion, Plan: plan, Empty: plan.Empty(), Reason: reason, Summary: planSummary{c, u, r}, Drift: driftedSinceApply(plan)}
+	return planJSON{FormatVersion: formatVersion, Plan: plan, Empty: plan.Empty(), Reason: reason, Summary: planSummary{c, u, r}, Drift: g.driftedSinceApply(plan)}
 }
 
 // driftedSinceApply reports whether the kernel's owned rules differ from
 // what portwarden last applied in this namespace: a change made outside
 // portwarden.
-func driftedSinceApply(plan *backends.Plan) bool {
+func (g *globals) driftedSinceApply(plan *backends.Plan) bool {
 	if len(plan.Current.Drift) > 0 {
 		return true
 	}
-	dir, err := safeapply.OpenExisting("")
-	if err != nil || dir == nil {
-		return false
-	}
-	a, err := dir.LastApplied()
-	if err != nil || a == nil || a.RolledBack || a.Backend != plan.Backend {
+	a := g.lastApplied()
+	if a == nil || a.RolledBack || a.Backend != plan.Backend {
 		return false
 	}
 	return a.Fingerprint != plan.Current.Ruleset.Fingerprint()
@@ -129,11 +125,9 @@ func (g *globals) makePlan(cmd *cobra.Command) (*backends.Plan, string, *policie
 	}
 	// The same policy as the last apply: whatever differs was changed
 	// outside portwarden, and the plan says so.
-	if dir, err := safeapply.OpenExisting(""); err == nil && dir != nil && !plan.Diff.Empty() {
-		if a, err := dir.LastApplied(); err == nil && a != nil && !a.RolledBack &&
-			a.Backend == plan.Backend && a.Fingerprint == plan.Desired.Fingerprint() {
-			plan.DriftOnly = true
-		}
+	if a := g.lastApplied(); a != nil && !plan.Diff.Empty() && !a.RolledBack &&
+		a.Backend == plan.Backend && a.Fingerprint == plan.Desired.Fingerprint() {
+		plan.DriftOnly = true
 	}
 	return plan, reason, pol, nil
 }

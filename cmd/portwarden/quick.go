@@ -21,7 +21,7 @@ import (
 // milliseconds instead of loading and comparing them. Any doubt returns
 // false, and the command does the full work.
 func (g *globals) unchanged(cmd *cobra.Command) (*safeapply.Compiled, backends.Backend, string, bool) {
-	dir, err := safeapply.Open("")
+	dir, err := g.stateDir()
 	if err != nil {
 		return nil, nil, "", false
 	}
@@ -79,7 +79,7 @@ func (g *globals) recordCompiled(pol *policies.Policy, rs *rules.Ruleset, backen
 	if err != nil {
 		return
 	}
-	dir, err := safeapply.Open("")
+	dir, err := g.stateDir()
 	if err != nil {
 		return
 	}

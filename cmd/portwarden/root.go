@@ -19,6 +19,7 @@ type globals struct {
 	// warnings are the last loaded policy's warnings, for JSON outputs.
 	warnings hcl.Diagnostics
 	loaded   *loaded // loadPolicy and openBackend, once per process (common.go)
+	state    *state  // the state directory and its journal, once per process (common.go)
 	// strictModes refuses (false: warns about) policy files others could
 	// write, when running as root.
 	strictModes bool

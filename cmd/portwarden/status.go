@@ -172,7 +172,7 @@ func access(e *rules.Exposure, desired *rules.Ruleset) accessJSON {
 				if o.Kind != rules.OriginAllow && o.Kind != rules.OriginDeny {
 					continue
 				}
-				r := rules.RangeJSON(o.Range)
+				r := policies.RangeOf(o.Range)
 				a.Blocks = append(a.Blocks, block(o.Kind, &r, o.Comment, o.Prefixes))
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"fmt"
+	"github.com/portwarden/portwarden/backends/iptables"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -312,37 +313,11 @@ func (p *saveParser) parse(data []byte) error {
 	return nil
 }
 
-// splitArgs splits a saved rule the way iptables-save quotes it.
+// splitArgs splits a saved rule as iptables-restore would read it.
 func splitArgs(line string) ([]string, error) {
-	var out []string
-	var cur strings.Builder
-	inQuote, have := false, false
-	for i := 0; i < len(line); i++ {
-		c := line[i]
-		switch {
-		case c == '\\' && i+1 < len(line):
-			i++
-			cur.WriteByte(line[i])
-			have = true
-		case c == '"':
-			inQuote = !inQuote
-			have = true
-		case (c == ' ' || c == '\t') && !inQuote:
-			if have {
-				out = append(out, cur.String())
-				cur.Reset()
-				have = false
-			}
-		default:
-			cur.WriteByte(c)
-			have = true
-		}
-	}
-	if inQuote {
-		return nil, fmt.Errorf("unterminated quote in %q", line)
-	}
-	if have {
-		out = append(out, cur.String())
+	out, err := iptables.SplitArgs(line)
+	if err != nil {
+		return nil, err
 	}
 	if len(out) < 2 {
 		return nil, fmt.Errorf("cannot read rule %q", line)

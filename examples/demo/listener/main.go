@@ -4,8 +4,9 @@ package main
 
 import (
 	"fmt"
-	"net"
 	"os"
+
+	"github.com/portwarden/portwarden/internal/listen"
 )
 
 func main() {
@@ -13,21 +14,9 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: listener PORT...")
 		os.Exit(2)
 	}
-	for _, port := range os.Args[1:] {
-		ln, err := net.Listen("tcp", "[::]:"+port)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				c.Close()
-			}
-		}()
+	if err := listen.Ports(os.Args[1:]...); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
 	select {}
 }
