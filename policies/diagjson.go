@@ -8,9 +8,9 @@ import (
 // terraform validate -json: severity, summary, detail and the range in
 // snake_case.
 type JSONDiagnostic struct {
-	Severity string     `json:"severity"` // "error" or "warning"
-	Summary  string     `json:"summary"`
-	Detail   string     `json:"detail"`
+	Severity string       `json:"severity"` // "error" or "warning"
+	Summary  string       `json:"summary"`
+	Detail   string       `json:"detail"`
 	Range    *SourceRange `json:"range,omitempty"`
 }
 
