@@ -29,6 +29,7 @@ func Run(t *testing.T, h Hooks) {
 	t.Run("RevocationCutsOpenConnection", func(t *testing.T) { testRevocation(t, h) })
 	t.Run("Differential", func(t *testing.T) { testDifferential(t, h) })
 	t.Run("AlternatingApplyIsAtomic", func(t *testing.T) { testAtomicity(t, h) })
+	t.Run("Usage", func(t *testing.T) { testUsage(t, h) })
 }
 
 // testConnectivity probes every way of refusing: drop, and reject with

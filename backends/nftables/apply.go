@@ -67,7 +67,7 @@ func writeTransition(c *nftables.Conn, now *snapshot, want *rules.Ruleset, diff 
 	for _, e := range have.Exposures {
 		if want.Exposure(e.Name) == nil {
 			dropChain(c, table, now, chainName(e.Name))
-			for _, role := range setRoles {
+			for _, role := range ownedRoles() {
 				if set := now.sets[setName(e.Name, role)]; set != nil {
 					c.DelSet(set)
 				}
@@ -82,6 +82,21 @@ func writeTransition(c *nftables.Conn, now *snapshot, want *rules.Ruleset, diff 
 	for _, name := range now.leftSets {
 		if !wantedSet(want, name) {
 			c.DelSet(now.sets[name])
+		}
+	}
+
+	// Exposure chains rebuilt are emptied before any set changes: a set
+	// recreated (other flags) cannot be deleted while a rule refers to it.
+	for i := range want.Exposures {
+		e := &want.Exposures[i]
+		if !rebuild[e.Name] {
+			continue
+		}
+		chain := &nftables.Chain{Name: chainName(e.Name), Table: table}
+		if now.chains[chain.Name] != nil {
+			c.FlushChain(chain)
+		} else {
+			c.AddChain(chain)
 		}
 	}
 
@@ -111,6 +126,19 @@ func writeTransition(c *nftables.Conn, now *snapshot, want *rules.Ruleset, diff 
 				return nil, err
 			}
 		}
+		// Seen sets keep what the packet path recorded across applies;
+		// only a missing one or one of another type is (re)created.
+		for _, role := range seenRoles {
+			set := sets[role]
+			if existing := now.sets[set.Name]; existing == nil || !sameSetType(existing, set) {
+				if existing != nil {
+					c.DelSet(existing)
+				}
+				if err := c.AddSet(set, nil); err != nil {
+					return nil, err
+				}
+			}
+		}
 	}
 
 	// Exposure chains, rebuilt whole when their shape changed.
@@ -120,11 +148,6 @@ func writeTransition(c *nftables.Conn, now *snapshot, want *rules.Ruleset, diff 
 			continue
 		}
 		chain := &nftables.Chain{Name: chainName(e.Name), Table: table}
-		if now.chains[chain.Name] != nil {
-			c.FlushChain(chain)
-		} else {
-			c.AddChain(chain)
-		}
 		for _, r := range chainRules(e, allSets[e.Name]) {
 			c.AddRule(&nftables.Rule{Table: table, Chain: chain, Exprs: r.exprs, UserData: userData(r.comment)})
 		}
@@ -179,7 +202,7 @@ func exposureName(chain string) string {
 
 func wantedSet(want *rules.Ruleset, set string) bool {
 	for _, e := range want.Exposures {
-		for _, role := range setRoles {
+		for _, role := range ownedRoles() {
 			if setName(e.Name, role) == set {
 				return true
 			}
@@ -240,8 +263,11 @@ func inChunks(set *nftables.Set, ivs []interval, fn func([]nftables.SetElement) 
 	return nil
 }
 
+// sameSetType reports whether two sets agree in what cannot change in
+// place: a set with other flags, counters or timeout is recreated.
 func sameSetType(a, b *nftables.Set) bool {
-	return a.KeyType.Name == b.KeyType.Name && a.Interval == b.Interval
+	return a.KeyType.Name == b.KeyType.Name && a.Interval == b.Interval && a.Counter == b.Counter &&
+		a.Dynamic == b.Dynamic && a.HasTimeout == b.HasTimeout && a.Timeout == b.Timeout && a.Size == b.Size
 }
 
 // diffIntervals compares two sorted interval lists in one pass.

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -216,7 +217,8 @@ type exposureSets map[string]*nftables.Set
 func newExposureSets(table *nftables.Table, exposure string) exposureSets {
 	sets := exposureSets{}
 	for _, role := range setRoles {
-		s := &nftables.Set{Table: table, Name: setName(exposure, role), Interval: true, KeyType: nftables.TypeIPAddr}
+		s := &nftables.Set{Table: table, Name: setName(exposure, role), Interval: true, KeyType: nftables.TypeIPAddr,
+			Counter: isAdmitting(role)}
 		switch role {
 		case rolePorts:
 			s.KeyType = nftables.TypeInetService
@@ -227,8 +229,29 @@ func newExposureSets(table *nftables.Table, exposure string) exposureSets {
 		}
 		sets[role] = s
 	}
+	for _, role := range seenRoles {
+		s := &nftables.Set{Table: table, Name: setName(exposure, role), KeyType: nftables.TypeIPAddr,
+			Dynamic: true, HasTimeout: true, Timeout: seenTimeout, Size: seenSize}
+		if role == roleSeen6 {
+			s.KeyType = nftables.TypeIP6Addr
+		}
+		sets[role] = s
+	}
 	return sets
 }
+
+// seenTimeout is how long a seen set remembers a source after it was last
+// admitted; the time an element has left tells when that was. A year
+// covers every sensible --unused-since (30, 90, 180 days) and an annual
+// access review; a source silent for longer drops out and reads as never
+// seen, which is the same answer: unused.
+const seenTimeout = 365 * 24 * time.Hour
+
+// seenSize bounds a seen set (the kernel's own default for a set the packet
+// path fills): at most 65,535 sources per exposure and family are
+// remembered, about 6 MB. When it is full a new source is not recorded;
+// its packets are still admitted (see seenRule) and counted.
+const seenSize = 65535
 
 // jumpRules are the base chain rules that send an exposure's packets to
 // its chain: one rule, or one per family when destinations are limited.
@@ -285,15 +308,62 @@ func chainRules(e *rules.Exposure, sets exposureSets) []ruleSpec {
 		}
 		add(fmt.Sprintf("deny%d", fam), addrInSet(fam, true, set), []expr.Any{&expr.Counter{}}, verdictExprs(e.Default, e.Answer()))
 	}
-	for _, fam := range []int{4, 6} {
-		set := sets[map[int]string{4: roleAllow4, 6: roleAllow6}[fam]]
-		add(fmt.Sprintf("allow%d", fam), addrInSet(fam, true, set), []expr.Any{&expr.Counter{}}, verdictExprs(rules.Accept, ""))
+	for _, a := range admittingSets {
+		set := sets[a.role]
+		add(a.role+"-new", newConnection(e.Protocol), addrInSet(a.fam, true, set), recordSeen(a.fam, sets[a.seen]),
+			[]expr.Any{&expr.Counter{}}, verdictExprs(rules.Accept, ""))
+		add(a.role, addrInSet(a.fam, true, set), []expr.Any{&expr.Counter{}}, verdictExprs(rules.Accept, ""))
 	}
 	if e.Log {
 		add("default-log", logExprs(e.Name))
 	}
 	add("default", []expr.Any{&expr.Counter{}}, verdictExprs(e.Default, e.Answer()))
 	return out
+}
+
+// newConnection matches the packets that make a source "seen": for TCP the
+// first of a handshake (SYN without ACK), stateless; for UDP every packet.
+//
+// Why not `ct state new`: conntrack is not used anywhere in these chains,
+// and the first ct expression would switch connection tracking on for the
+// whole namespace, whose table, when full, drops packets of every
+// connection: the record of who connected must not change who may.
+func newConnection(p rules.Protocol) []expr.Any {
+	if p != rules.TCP {
+		return nil
+	}
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{tcpSYN | tcpACK}, Xor: []byte{0}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{tcpSYN}},
+	}
+}
+
+const (
+	tcpSYN = 0x02
+	tcpACK = 0x10
+)
+
+// recordSeen adds the packet's source to the seen set of its family, or
+// refreshes its timeout (`update @seen4 { ip saddr }`).
+//
+// The rule that records also accepts, and the plain accept rule of the
+// same set follows it: when the kernel cannot record (the seen set is
+// full), the dynset expression ends the rule as a non-match and the next
+// rule accepts the packet, so recording never changes a verdict. A
+// separate record-only rule would look the source up twice and count the
+// packet twice in the element's counter.
+func recordSeen(fam int, seen *nftables.Set) []expr.Any {
+	offset, length := uint32(12), uint32(4)
+	if fam == 6 {
+		offset, length = 8, 16
+	}
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: length},
+		&expr.Dynset{SrcRegKey: 1, SetName: seen.Name, SetID: seen.ID, Operation: unix.NFT_DYNSET_OP_UPDATE},
+	}
 }
 
 func concat(parts ...[]expr.Any) []expr.Any {

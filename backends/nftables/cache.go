@@ -30,7 +30,10 @@ import (
 // and length), and a CRC-32 of everything before it. A million prefixes
 // decode in milliseconds, where JSON took seconds.
 
-const cacheMagic = "portwarden nftables cache v1\n"
+// v2: the layout with per-element counters and seen sets. A v1 file
+// describes a table an older portwarden wrote, which apply must upgrade,
+// so it is not trusted.
+const cacheMagic = "portwarden nftables cache v2\n"
 
 // cacheFileName is the file in the namespace's state directory.
 const cacheFileName = "nftables.cache"

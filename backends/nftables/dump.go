@@ -3,11 +3,20 @@ package nftables
 import (
 	"encoding/binary"
 	"fmt"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/portwarden/portwarden/internal/netns"
 	"golang.org/x/sys/unix"
+)
+
+// Netlink attributes x/sys/unix does not name (linux/netfilter/nf_tables.h).
+const (
+	nftaSetExpr            = 17 // NFTA_SET_EXPR: a set's one expression
+	nftaSetExpressions     = 18 // NFTA_SET_EXPRESSIONS: a set's expressions
+	nftaSetElemExpressions = 11 // NFTA_SET_ELEM_EXPRESSIONS
 )
 
 // elem is one set element as a dump gives it: its key, and whether it
@@ -26,7 +35,81 @@ type elem struct {
 // itself. Here only the keys are kept, copied into shared blocks.
 func (b *Backend) dumpSet(set *nftables.Set) ([]elem, error) {
 	var out []elem
-	err := netns.DoPath(b.netns, func() error {
+	var arena []byte
+	err := b.dump(getSetElemRequest(set), func(data []byte) (err error) {
+		out, arena, err = decodeElems(data, out, arena, nil)
+		return err
+	})
+	return out, err
+}
+
+// elemUse is what the kernel recorded on one element: its counter (sets
+// with per-element counters) and, for sets with a timeout, how long it has
+// left and its timeout when it differs from the set's.
+type elemUse struct {
+	packets, bytes   uint64
+	expires, timeout time.Duration
+}
+
+// dumpSetUse is dumpSet with what each element recorded, uses[i] being
+// that of elems[i]. Only Usage asks for it: the plain read skips those
+// attributes.
+func (b *Backend) dumpSetUse(set *nftables.Set) (elems []elem, uses []elemUse, err error) {
+	var arena []byte
+	err = b.dump(getSetElemRequest(set), func(data []byte) (err error) {
+		elems, arena, err = decodeElems(data, elems, arena, &uses)
+		return err
+	})
+	return elems, uses, err
+}
+
+// setsWithCounters names the sets of table that carry per-element
+// counters. google/nftables' GetSets does not decode a set's expressions,
+// so without this an old allow set (no counters) looks like a new one.
+func (b *Backend) setsWithCounters(table string) (map[string]bool, error) {
+	out := map[string]bool{}
+	err := b.dump(getSetsRequest(table), func(data []byte) error {
+		var name string
+		counter := false
+		err := eachAttr(data, func(typ uint16, data []byte) error {
+			switch typ {
+			case unix.NFTA_SET_NAME:
+				name = strings.TrimRight(string(data), "\x00")
+			case nftaSetExpr:
+				counter = counter || exprNamed(data, "counter")
+			case nftaSetExpressions:
+				return eachAttr(data, func(typ uint16, data []byte) error {
+					counter = counter || exprNamed(data, "counter")
+					return nil
+				})
+			}
+			return nil
+		})
+		if counter {
+			out[name] = true
+		}
+		return err
+	})
+	return out, err
+}
+
+// exprNamed reports whether the nested expression b is called name.
+func exprNamed(b []byte, name string) bool {
+	found := false
+	eachAttr(b, func(typ uint16, data []byte) error {
+		if typ == unix.NFTA_EXPR_NAME && strings.TrimRight(string(data), "\x00") == name {
+			found = true
+		}
+		return nil
+	})
+	return found
+}
+
+// dump sends one netlink dump request over a socket of its own in the
+// backend's namespace and calls fn with each answer's attributes (after
+// struct nfgenmsg) as it arrives.
+func (b *Backend) dump(req []byte, fn func(data []byte) error) error {
+	return netns.DoPath(b.netns, func() error {
 		fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_NETFILTER)
 		if err != nil {
 			return err
@@ -35,13 +118,12 @@ func (b *Backend) dumpSet(set *nftables.Set) ([]elem, error) {
 		if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 			return err
 		}
-		if err := unix.Sendto(fd, getSetElemRequest(set), 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 			return err
 		}
 		// A 32 KiB buffer makes the kernel fill every further answer up to
 		// 32 KiB (see largeDumps).
 		buf := make([]byte, dumpSkbBytes)
-		var arena []byte
 		for range 1 << 24 { // bounded: a dump of 2^24 answers is broken
 			n, _, err := unix.Recvfrom(fd, buf, 0)
 			if err != nil {
@@ -66,17 +148,26 @@ func (b *Backend) dumpSet(set *nftables.Set) ([]elem, error) {
 				if len(m.Data) < 4 {
 					continue
 				}
-				if out, arena, err = decodeElems(m.Data[4:], out, arena); err != nil {
+				if err := fn(m.Data[4:]); err != nil {
 					return err
 				}
 			}
 		}
 		return fmt.Errorf("the dump did not end")
 	})
-	return out, err
 }
 
 func getSetElemRequest(set *nftables.Set) []byte {
+	return getRequest(unix.NFT_MSG_GETSETELEM, byte(set.Table.Family), set.Table.Name, set.Name)
+}
+
+func getSetsRequest(table string) []byte {
+	return getRequest(unix.NFT_MSG_GETSET, byte(nftables.TableFamilyINet), table, "")
+}
+
+// getRequest is a dump request of msg for the table's sets (set empty) or
+// one set's elements.
+func getRequest(msg int, family byte, table, set string) []byte {
 	attr := func(b []byte, typ uint16, s string) []byte {
 		l := unix.SizeofNlAttr + len(s) + 1
 		b = binary.NativeEndian.AppendUint16(b, uint16(l))
@@ -89,11 +180,14 @@ func getSetElemRequest(set *nftables.Set) []byte {
 		return b
 	}
 	b := make([]byte, unix.NLMSG_HDRLEN, 128)
-	b = append(b, byte(set.Table.Family), unix.NFNETLINK_V0, 0, 0) // struct nfgenmsg
-	b = attr(b, unix.NFTA_SET_ELEM_LIST_TABLE, set.Table.Name)
-	b = attr(b, unix.NFTA_SET_ELEM_LIST_SET, set.Name)
+	b = append(b, family, unix.NFNETLINK_V0, 0, 0) // struct nfgenmsg
+	// NFTA_SET_ELEM_LIST_TABLE/SET and NFTA_SET_TABLE/NAME are 1 and 2.
+	b = attr(b, unix.NFTA_SET_ELEM_LIST_TABLE, table)
+	if set != "" {
+		b = attr(b, unix.NFTA_SET_ELEM_LIST_SET, set)
+	}
 	binary.NativeEndian.PutUint32(b[0:4], uint32(len(b)))
-	binary.NativeEndian.PutUint16(b[4:6], uint16(unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_GETSETELEM))
+	binary.NativeEndian.PutUint16(b[4:6], uint16(unix.NFNL_SUBSYS_NFTABLES<<8|msg))
 	binary.NativeEndian.PutUint16(b[6:8], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
 	return b
 }
@@ -119,8 +213,9 @@ func eachAttr(b []byte, fn func(typ uint16, data []byte) error) error {
 }
 
 // decodeElems appends the elements of one NFT_MSG_NEWSETELEM answer;
-// keys are copied into arena, which grows in blocks.
-func decodeElems(b []byte, out []elem, arena []byte) ([]elem, []byte, error) {
+// keys are copied into arena, which grows in blocks. With uses non-nil it
+// appends what each element recorded there too (counters, expiry).
+func decodeElems(b []byte, out []elem, arena []byte, uses *[]elemUse) ([]elem, []byte, error) {
 	err := eachAttr(b, func(typ uint16, data []byte) error {
 		if typ != unix.NFTA_SET_ELEM_LIST_ELEMENTS {
 			return nil
@@ -130,7 +225,11 @@ func decodeElems(b []byte, out []elem, arena []byte) ([]elem, []byte, error) {
 				return nil
 			}
 			var e elem
+			var u elemUse
 			err := eachAttr(data, func(typ uint16, data []byte) error {
+				if uses != nil {
+					decodeUse(typ, data, &u)
+				}
 				switch typ {
 				case unix.NFTA_SET_ELEM_KEY:
 					return eachAttr(data, func(typ uint16, data []byte) error {
@@ -152,9 +251,59 @@ func decodeElems(b []byte, out []elem, arena []byte) ([]elem, []byte, error) {
 			})
 			if err == nil && e.key != nil {
 				out = append(out, e)
+				if uses != nil {
+					*uses = append(*uses, u)
+				}
 			}
 			return err
 		})
 	})
 	return out, arena, err
+}
+
+// decodeUse reads the element attributes Usage needs into u.
+func decodeUse(typ uint16, data []byte, u *elemUse) {
+	ms := func(b []byte) time.Duration {
+		if len(b) < 8 {
+			return 0
+		}
+		return time.Duration(binary.BigEndian.Uint64(b)) * time.Millisecond
+	}
+	switch typ {
+	case unix.NFTA_SET_ELEM_EXPIRATION:
+		u.expires = ms(data)
+	case unix.NFTA_SET_ELEM_TIMEOUT:
+		u.timeout = ms(data)
+	case unix.NFTA_SET_ELEM_EXPR:
+		decodeCounter(data, u)
+	case nftaSetElemExpressions:
+		eachAttr(data, func(typ uint16, data []byte) error {
+			decodeCounter(data, u)
+			return nil
+		})
+	}
+}
+
+// decodeCounter reads a counter expression's packets and bytes.
+func decodeCounter(b []byte, u *elemUse) {
+	if !exprNamed(b, "counter") {
+		return
+	}
+	eachAttr(b, func(typ uint16, data []byte) error {
+		if typ != unix.NFTA_EXPR_DATA {
+			return nil
+		}
+		return eachAttr(data, func(typ uint16, data []byte) error {
+			if len(data) < 8 {
+				return nil
+			}
+			switch typ {
+			case unix.NFTA_COUNTER_PACKETS:
+				u.packets = binary.BigEndian.Uint64(data)
+			case unix.NFTA_COUNTER_BYTES:
+				u.bytes = binary.BigEndian.Uint64(data)
+			}
+			return nil
+		})
+	})
 }

@@ -2,6 +2,7 @@ package nftables
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/portwarden/portwarden/rules"
@@ -30,9 +31,45 @@ const (
 	roleDeny6  = "deny6"
 	roleAllow4 = "allow4"
 	roleAllow6 = "allow6"
+	// The seen sets record, per family, the sources the exposure admitted
+	// and when (see seenRule); their contents are not part of the model.
+	roleSeen4 = "seen4"
+	roleSeen6 = "seen6"
 )
 
+// setRoles are the sets whose contents are the model: read back, diffed
+// and written element by element.
 var setRoles = []string{rolePorts, roleIfaces, roleDst4, roleDst6, roleDeny4, roleDeny6, roleAllow4, roleAllow6}
+
+// seenRoles are owned sets the packet path fills: created, checked for
+// their type and deleted with their exposure, never read into the model
+// nor compared by content (it changes with every new connection).
+var seenRoles = []string{roleSeen4, roleSeen6}
+
+// admitting is one set whose sources an exposure accepts, and the seen set
+// of its family.
+type admitting struct {
+	role, seen string
+	fam        int
+}
+
+// admittingSets are the sets whose sources an exposure's chain accepts:
+// their elements carry counters (Usage reads them) and every source they
+// admit is recorded in the seen set of its family. A new kind of accepted
+// source set (expiring grants) is one more line here.
+var admittingSets = []admitting{{roleAllow4, roleSeen4, 4}, {roleAllow6, roleSeen6, 6}}
+
+func isAdmitting(role string) bool {
+	for _, a := range admittingSets {
+		if a.role == role {
+			return true
+		}
+	}
+	return false
+}
+
+// ownedRoles are every set an exposure owns.
+func ownedRoles() []string { return append(slices.Clip(setRoles), seenRoles...) }
 
 func chainName(exposure string) string     { return "x-" + exposure }
 func setName(exposure, role string) string { return exposure + "-" + role }

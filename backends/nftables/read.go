@@ -85,14 +85,23 @@ func (b *Backend) read(c *nftables.Conn) (*snapshot, error) {
 	for _, set := range sets {
 		s.sets[set.Name] = set
 	}
+	withCounters, err := b.setsWithCounters(tableName)
+	if err != nil {
+		return nil, kernelErr("list sets of table inet "+tableName, err)
+	}
+	for name := range withCounters {
+		if set := s.sets[name]; set != nil {
+			set.Counter = true
+		}
+	}
 	if !s.marked(c) {
 		return nil, fmt.Errorf("table inet %s exists but was not made by portwarden (its marker set %q is missing): "+
 			"portwarden will not adopt it; rename or delete that table (nft delete table inet %s) and apply again",
 			tableName, markerSetName, tableName)
 	}
 	for name, set := range s.sets {
-		if name == markerSetName {
-			continue
+		if name == markerSetName || isSeenSet(name) {
+			continue // its contents are no part of the model
 		}
 		elems, err := b.dumpSet(set)
 		if err != nil {
@@ -217,7 +226,7 @@ func (s *snapshot) decode() {
 			continue
 		}
 		usedChains[chainName(name)] = true
-		for _, role := range setRoles {
+		for _, role := range ownedRoles() {
 			usedSets[setName(name, role)] = true
 		}
 		e := s.exposure(name, a)
@@ -277,14 +286,25 @@ func (s *snapshot) exposure(name string, a attrs) rules.Exposure {
 // portwarden writes for the decoded model.
 func (s *snapshot) check(e *rules.Exposure, jumps []*nftables.Rule) {
 	sets := newExposureSets(s.table, e.Name)
-	for role, set := range sets {
-		if s.sets[set.Name] == nil {
+	complete := true
+	for _, set := range sets {
+		have := s.sets[set.Name]
+		switch {
+		case have == nil:
 			s.driftf("set %s of exposure %s is missing", set.Name, e.Name)
-			s.rebuild[e.Name] = true
-			delete(sets, role)
+			complete = false
+		case set.Counter && !have.Counter:
+			// Written before per-element counters: a set's flags cannot
+			// change in place, so apply recreates it (and its chain).
+			s.driftf("set %s has no per-element counters (an older portwarden made it): apply recreates it", set.Name)
+		case !sameSetType(have, set):
+			s.driftf("set %s of exposure %s has another type or other flags than portwarden gives it", set.Name, e.Name)
+		default:
+			continue
 		}
+		s.rebuild[e.Name] = true
 	}
-	if len(sets) < len(setRoles) {
+	if !complete {
 		return
 	}
 	if !sameRules(jumpRules(e, sets), jumps) {
@@ -356,6 +376,10 @@ func canonical(e expr.Any) expr.Any {
 	case *expr.Counter:
 		return &expr.Counter{}
 	case *expr.Lookup:
+		c := *v
+		c.SetID = 0
+		return &c
+	case *expr.Dynset:
 		c := *v
 		c.SetID = 0
 		return &c
@@ -471,4 +495,14 @@ func (s *snapshot) matchesModel() bool {
 		}
 	}
 	return true
+}
+
+// isSeenSet reports whether an owned set's name is a seen set's.
+func isSeenSet(name string) bool {
+	for _, role := range seenRoles {
+		if strings.HasSuffix(name, "-"+role) {
+			return true
+		}
+	}
+	return false
 }

@@ -28,6 +28,14 @@ func (b *Backend) Render(desired *rules.Ruleset) (string, error) {
 		for _, role := range setRoles {
 			renderSet(&w, e, role)
 		}
+		for _, role := range seenRoles {
+			typ := "ipv4_addr"
+			if role == roleSeen6 {
+				typ = "ipv6_addr"
+			}
+			fmt.Fprintf(&w, "\tset %s {\n\t\ttype %s\n\t\tsize %d\n\t\tflags dynamic,timeout\n\t\ttimeout %dd\n\t}\n",
+				setName(e.Name, role), typ, seenSize, int(seenTimeout.Hours()/24))
+		}
 	}
 	fmt.Fprintf(&w, "\n\tchain %s {\n\t\ttype filter hook input priority filter; policy accept;\n", baseChainName)
 	for i := range want.Exposures {
@@ -66,8 +74,14 @@ func (b *Backend) Render(desired *rules.Ruleset) (string, error) {
 			}
 			line(fmt.Sprintf("deny%d", fam), match+" counter "+verdict)
 		}
-		for _, fam := range []int{4, 6} {
-			line(fmt.Sprintf("allow%d", fam), fmt.Sprintf("meta nfproto %s %s saddr @%s counter accept", nfproto(fam), ipKeyword(fam), setName(e.Name, fmt.Sprintf("allow%d", fam))))
+		newConn := ""
+		if e.Protocol == rules.TCP {
+			newConn = "meta l4proto tcp tcp flags & (syn | ack) == syn "
+		}
+		for _, a := range admittingSets {
+			match := fmt.Sprintf("meta nfproto %s %s saddr @%s", nfproto(a.fam), ipKeyword(a.fam), setName(e.Name, a.role))
+			line(a.role+"-new", fmt.Sprintf("%s%s update @%s { %s saddr } counter accept", newConn, match, setName(e.Name, a.seen), ipKeyword(a.fam)))
+			line(a.role, match+" counter accept")
 		}
 		if e.Log {
 			line("default-log", renderLog(e.Name))
@@ -88,6 +102,9 @@ func renderSet(w *strings.Builder, e *rules.Exposure, role string) {
 		typ, flags = "ifname", ""
 	case roleDst6, roleDeny6, roleAllow6:
 		typ = "ipv6_addr"
+	}
+	if isAdmitting(role) {
+		flags += "\t\tcounter\n"
 	}
 	fmt.Fprintf(w, "\tset %s {\n\t\ttype %s\n%s", setName(e.Name, role), typ, flags)
 	var elems []string
