@@ -4,28 +4,33 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/portwarden/portwarden/backends"
 	"github.com/portwarden/portwarden/backends/safeapply"
 	"github.com/portwarden/portwarden/policies"
 	"github.com/portwarden/portwarden/rules"
 	"github.com/portwarden/portwarden/verify/monitor"
+	"github.com/portwarden/portwarden/verify/usage"
 	"github.com/spf13/cobra"
 )
 
 func newCheckCmd(g *globals) *cobra.Command {
 	var runTests bool
+	var warnUnused string
 	cmd := &cobra.Command{
-		Use:   "check [--verify]",
+		Use:   "check [--verify] [--warn-unused D]",
 		Short: "A Nagios/Icinga plugin: one status line, perfdata, exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN",
 		Long: `check judges the firewall as a monitoring plugin: exit 2 (CRITICAL) for drift,
 for applied rules missing from the kernel, and with --verify for a test block
 of the policy that fails against what the kernel holds, and with --policy
 when the kernel does not hold that policy; exit 1 (WARNING) for
-a change awaiting portwarden confirm (it rolls back without one); exit 3
+a change awaiting portwarden confirm (it rolls back without one), and with
+--warn-unused D for an allowed source not seen within D (see usage); exit 3
 (UNKNOWN) when the kernel cannot be read (no privileges, no backend); else
 exit 0 (OK).
 The policy for --verify is --policy, else the one last applied.`,
 		Example: `  portwarden check
-  portwarden --policy /etc/portwarden check --verify`,
+  portwarden --policy /etc/portwarden check --verify
+  portwarden check --warn-unused 90d`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			w := cmd.OutOrStdout()
@@ -46,6 +51,18 @@ The policy for --verify is --policy, else the one last applied.`,
 					return silentExit(monitor.Unknown)
 				}
 			}
+			if warnUnused != "" {
+				d, err := usage.ParseDuration(warnUnused)
+				if err != nil {
+					monitor.UnknownResult(fmt.Errorf("--warn-unused: %w", err)).Write(w)
+					return silentExit(monitor.Unknown)
+				}
+				if s.Usage, _, err = g.usageReport(cmd, b, &backends.State{Ruleset: s.Ruleset, Drift: s.Drift}, d); err != nil {
+					monitor.UnknownResult(explainKernelError(err)).Write(w)
+					return silentExit(monitor.Unknown)
+				}
+				o.WarnUnused, o.UnusedWindow = true, warnUnused
+			}
 			r := monitor.Check(s, o)
 			r.Write(w)
 			if r.Code != monitor.OK {
@@ -55,6 +72,7 @@ The policy for --verify is --policy, else the one last applied.`,
 		},
 	}
 	cmd.Flags().BoolVar(&runTests, "verify", false, "also run the policy's test blocks against the ruleset the kernel holds")
+	cmd.Flags().StringVar(&warnUnused, "warn-unused", "", "WARNING when an allowed source was not seen within this time (30d, 36h; 0s: never seen since the rules went in); see portwarden usage")
 	return cmd
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 
+	"github.com/portwarden/portwarden/backends"
 	"github.com/portwarden/portwarden/verify/monitor"
 	"github.com/spf13/cobra"
 )
@@ -24,6 +25,10 @@ func newMetricsCmd(g *globals) *cobra.Command {
 			s, err := monitor.Take(context.Background(), b, "")
 			if err != nil {
 				return withCode(exitError1, explainKernelError(err))
+			}
+			// Per allow block packets, where the backend keeps them.
+			if r, _, err := g.usageReport(cmd, b, &backends.State{Ruleset: s.Ruleset, Drift: s.Drift}, 0); err == nil {
+				s.Usage = r
 			}
 			if out == "" {
 				return monitor.WriteMetrics(cmd.OutOrStdout(), s)

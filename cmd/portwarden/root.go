@@ -60,6 +60,7 @@ func newRootCmd() *cobra.Command {
 		newConfirmCmd(g),
 		newRollbackCmd(g),
 		newStatusCmd(g),
+		newUsageCmd(g),
 		newMetricsCmd(g),
 		newCheckCmd(g),
 		newVerifyCmd(g),

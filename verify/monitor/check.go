@@ -5,6 +5,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/portwarden/portwarden/verify/usage"
 )
 
 // Nagios plugin exit codes.
@@ -48,6 +50,11 @@ type CheckOptions struct {
 	// Mismatch is the path of a policy the kernel was compared with and
 	// does not hold; empty when it holds it or none was named.
 	Mismatch string
+	// WarnUnused asks for a WARNING when an allowed source is unused:
+	// Snapshot.Usage, built with this window, says which (check
+	// --warn-unused); UnusedWindow is it as the user wrote it.
+	WarnUnused   bool
+	UnusedWindow string
 }
 
 // Check judges a snapshot: CRITICAL for drift, for applied rules missing
@@ -70,6 +77,13 @@ func Check(s *Snapshot, o CheckOptions) Result {
 	}
 	if !s.PendingUntil.IsZero() {
 		r.raise(Warning, fmt.Sprintf("a change awaits portwarden confirm and rolls back at %s", s.PendingUntil.UTC().Format(time.RFC3339)))
+	}
+	var unused []string
+	if o.WarnUnused && s.Usage != nil {
+		unused = unusedEntries(s.Usage)
+		if len(unused) > 0 {
+			r.raise(Warning, unusedReason(s.Usage, unused, o.UnusedWindow))
+		}
 	}
 	exposures := 0
 	if s.Ruleset != nil {
@@ -95,6 +109,9 @@ func Check(s *Snapshot, o CheckOptions) Result {
 		{"drift", fmt.Sprint(len(s.Drift))},
 		{"allowed_packets", formatUint(accepted) + "c"},
 		{"refused_packets", formatUint(refused) + "c"},
+	}
+	if o.WarnUnused && s.Usage != nil {
+		r.Perf = append(r.Perf, Perf{"unused_sources", fmt.Sprint(len(unused))})
 	}
 	if o.FailedTests != nil || o.TestsRun > 0 {
 		r.Perf = append(r.Perf, Perf{"failed_tests", fmt.Sprint(len(o.FailedTests))})
@@ -129,4 +146,43 @@ func (r Result) Write(w io.Writer) error {
 // start the perfdata.
 func oneLine(s string) string {
 	return strings.NewReplacer("\n", " ", "|", "/").Replace(s)
+}
+
+// unusedEntries names the unused allowed sources: "SOURCE (expose NAME,
+// FILE:LINE)".
+func unusedEntries(u *usage.Report) []string {
+	var out []string
+	for _, x := range u.Exposures {
+		for _, b := range x.Blocks {
+			for _, e := range b.Entries {
+				if !e.Unused {
+					continue
+				}
+				where := "expose " + x.Name
+				if b.Where() != "" {
+					where += ", " + b.Where()
+				}
+				out = append(out, fmt.Sprintf("%s (%s)", e.Source, where))
+			}
+		}
+	}
+	return out
+}
+
+// unusedReason says which sources are unused and by what measure, naming
+// at most five.
+func unusedReason(u *usage.Report, unused []string, window string) string {
+	how := "not seen in " + window
+	if u.UnusedSince == 0 {
+		how = "never seen since the rules went in"
+	}
+	if !u.LastSeenKnown {
+		how = "no packets counted (last-seen unknown: " + u.LastSeenWhy + ")"
+	}
+	list := unused
+	more := ""
+	if len(list) > 5 {
+		list, more = list[:5], fmt.Sprintf(" and %d more", len(unused)-5)
+	}
+	return fmt.Sprintf("%d allowed source(s) unused, %s: %s%s", len(unused), how, strings.Join(list, ", "), more)
 }

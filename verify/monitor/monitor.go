@@ -13,6 +13,7 @@ import (
 
 	"github.com/portwarden/portwarden/backends"
 	"github.com/portwarden/portwarden/rules"
+	"github.com/portwarden/portwarden/verify/usage"
 )
 
 // Snapshot is what the kernel and the state directory said at one moment.
@@ -37,6 +38,9 @@ type Snapshot struct {
 	// PendingUntil is when an unconfirmed change rolls back; zero when
 	// none waits.
 	PendingUntil time.Time
+	// Usage is what the kernel recorded per allow block and entry; nil
+	// when the backend keeps no such records.
+	Usage *usage.Report
 }
 
 // RuleCounter is a backend's counters summed per exposure and rule.
@@ -138,6 +142,19 @@ func WriteMetrics(w io.Writer, s *Snapshot) error {
 		family("portwarden_rule_bytes_total", "counter", "Bytes counted by an owned rule.")
 		for _, r := range rs {
 			fmt.Fprintf(bw, "portwarden_rule_bytes_total{%s,%s,%s} %d\n", backend, label("exposure", r.Exposure), label("rule", r.Rule), r.Bytes)
+		}
+	}
+	if s.Usage != nil && len(s.Usage.Exposures) > 0 {
+		family("portwarden_allow_block_packets_total", "counter",
+			`Packets the kernel admitted through an allow block's sources (block="file:line"; "kernel" when no known policy matches the kernel). A kernel element covering sources of several blocks counts for each.`)
+		for _, x := range s.Usage.Exposures {
+			for _, b := range x.Blocks {
+				where := b.Where()
+				if where == "" {
+					where = "kernel"
+				}
+				fmt.Fprintf(bw, "portwarden_allow_block_packets_total{%s,%s,%s} %d\n", backend, label("exposure", x.Name), label("block", where), b.Packets)
+			}
 		}
 	}
 	refused := s.Refused()

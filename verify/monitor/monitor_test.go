@@ -7,7 +7,9 @@ import (
 	"testing"
 
 	"github.com/portwarden/portwarden/backends"
+	"github.com/portwarden/portwarden/policies"
 	"github.com/portwarden/portwarden/rules"
+	"github.com/portwarden/portwarden/verify/usage"
 )
 
 func snapshot() *Snapshot {
@@ -72,5 +74,48 @@ func TestCheck(t *testing.T) {
 	u := UnknownResult(errors.New("permission denied"))
 	if u.Code != Unknown {
 		t.Errorf("unknown: %+v", u)
+	}
+}
+
+func usageReport(unused bool) *usage.Report {
+	return &usage.Report{LastSeenKnown: true, Entries: 2, Exposures: []usage.Exposure{{Name: "ssh", Blocks: []usage.Block{{
+		Range:   &rules.SourceRange{Filename: "policy.hcl", Start: policies.SourcePos{Line: 4}},
+		Packets: 11,
+		Entries: []usage.Entry{{Source: "198.18.0.2", Packets: 11}, {Source: "198.18.0.6", Unused: unused}},
+	}}}}}
+}
+
+// TestBlockMetrics: per allow block packets, labelled file:line.
+func TestBlockMetrics(t *testing.T) {
+	s := snapshot()
+	s.Usage = usageReport(true)
+	var buf bytes.Buffer
+	if err := WriteMetrics(&buf, s); err != nil {
+		t.Fatal(err)
+	}
+	want := `portwarden_allow_block_packets_total{backend="nftables",exposure="ssh",block="policy.hcl:4"} 11` + "\n"
+	if !strings.Contains(buf.String(), want) {
+		t.Errorf("metrics lack %q:\n%s", want, buf.String())
+	}
+}
+
+// TestCheckUnused: --warn-unused gives WARNING naming the unused source,
+// and OK when every source was seen; never without being asked.
+func TestCheckUnused(t *testing.T) {
+	s := snapshot()
+	s.Usage = usageReport(true)
+	if r := Check(s, CheckOptions{}); r.Code != OK {
+		t.Fatalf("unused sources without --warn-unused: %+v", r)
+	}
+	r := Check(s, CheckOptions{WarnUnused: true, UnusedWindow: "0s"})
+	var buf bytes.Buffer
+	r.Write(&buf)
+	if r.Code != Warning || !strings.Contains(buf.String(), "1 allowed source(s) unused, never seen since the rules went in: 198.18.0.6 (expose ssh, policy.hcl:4)") ||
+		!strings.Contains(buf.String(), "unused_sources=1") {
+		t.Errorf("%d %q", r.Code, buf.String())
+	}
+	s.Usage = usageReport(false)
+	if r := Check(s, CheckOptions{WarnUnused: true, UnusedWindow: "30d"}); r.Code != OK {
+		t.Errorf("every source used: %+v", r)
 	}
 }

@@ -11,11 +11,12 @@
 //   - The kernel counts per set element, and an element is allow minus
 //     deny, merged: one element may cover several entries (touching
 //     ranges, the same source in two blocks). Its packets go to the one
-//     entry that covers it when only one does; else to the one entry of
-//     those that was seen (the others never sent a new connection, so the
-//     packets are that one's); else they are shared: each covering entry
-//     shows the element's whole count and says so (PacketsShared), and
-//     adding those up counts packets twice. Blocks get the same treatment
+//     entry that covers it when only one does; else to the covering
+//     entries that were seen (the others sent no new connection, so the
+//     packets are not theirs): exact when one was. When several (or none)
+//     remain, the packets are shared: each of them shows the element's
+//     whole count and says so (PacketsShared), and adding those up counts
+//     packets twice. Blocks get the same treatment
 //     one level up, so a block's packets are exact when no other block
 //     covers the same elements.
 //   - Last seen is the latest seen address within the entry: for TCP, a

@@ -185,13 +185,15 @@ func buildExposure(name string, origins []rules.Origin, allow rules.Prefixes, u 
 					seenOnes = append(seenOnes, e)
 				}
 			}
-			if len(seenOnes) == 1 {
+			if len(seenOnes) > 0 {
 				owners = seenOnes
 			}
 		}
+		// Nothing counted is nothing shared.
+		shared := len(owners) > 1 && el.Packets > 0
 		for _, e := range owners {
 			e.Packets += el.Packets
-			e.PacketsShared = e.PacketsShared || len(owners) > 1
+			e.PacketsShared = e.PacketsShared || shared
 		}
 		blocks := map[int]bool{}
 		for _, e := range owners {
@@ -199,7 +201,7 @@ func buildExposure(name string, origins []rules.Origin, allow rules.Prefixes, u 
 		}
 		for b := range blocks {
 			x.Blocks[b].Packets += el.Packets
-			x.Blocks[b].PacketsShared = x.Blocks[b].PacketsShared || len(blocks) > 1
+			x.Blocks[b].PacketsShared = x.Blocks[b].PacketsShared || (len(blocks) > 1 && el.Packets > 0)
 		}
 	}
 	for _, e := range entries {

@@ -93,8 +93,8 @@ func TestTwoOfThree(t *testing.T) {
 // TestMergedElement: touching entries merge into one kernel element; its
 // packets go to the one entry seen, and are shared when that is unclear.
 func TestMergedElement(t *testing.T) {
-	have, desired := rulesets(allowBlock(4, "", "198.18.0.2"), allowBlock(8, "", "198.18.0.3"))
-	elems := []backends.ElementUse{el("198.18.0.2", "198.18.0.3", 10)}
+	have, desired := rulesets(allowBlock(4, "", "198.18.0.2"), allowBlock(8, "", "198.18.0.3", "198.18.0.4"))
+	elems := []backends.ElementUse{el("198.18.0.2", "198.18.0.4", 10)}
 	for _, c := range []struct {
 		name           string
 		seen           []backends.SeenSource
@@ -110,8 +110,13 @@ func TestMergedElement(t *testing.T) {
 		r := Build(have, desired, &backends.Usage{LastSeenKnown: c.known, Elements: elems, Seen: c.seen}, Options{Now: now})
 		got := entries(r)
 		two, three := got["policy.hcl:4 198.18.0.2"], got["policy.hcl:8 198.18.0.3"]
+		four := got["policy.hcl:8 198.18.0.4"]
 		if two.Packets != c.two || three.Packets != c.three || three.PacketsShared != c.shared || r.Exposures[0].Blocks[1].PacketsShared != c.blocks {
 			t.Errorf("%s: .2 %+v, .3 %+v, blocks %+v", c.name, two, three, r.Exposures[0].Blocks)
+		}
+		// .4 was never seen: when another was, the packets are not its.
+		if c.known && len(c.seen) > 0 && (four.Packets != 0 || !four.Unused) {
+			t.Errorf("%s: the unseen .4 %+v", c.name, four)
 		}
 	}
 }
