@@ -114,6 +114,10 @@ func (g *globals) usageReport(cmd *cobra.Command, b backends.Backend, st *backen
 
 func writeUsage(w io.Writer, u *usageJSON, now time.Time) {
 	r := u.Report
+	if len(r.Exposures) == 0 {
+		fmt.Fprintf(w, "Nothing installed: portwarden owns no %s objects here, so nothing is allowed through it.\n", u.Backend)
+		return
+	}
 	rule := "not seen since the rules went in"
 	if r.UnusedSince > 0 {
 		rule = "not seen in the last " + u.UnusedSince
