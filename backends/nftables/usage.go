@@ -3,6 +3,7 @@ package nftables
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/netip"
 	"slices"
 	"time"
@@ -43,6 +44,18 @@ func (b *Backend) Usage(ctx context.Context) (*backends.Usage, error) {
 	byName := map[string]*nftables.Set{}
 	for _, set := range sets {
 		byName[set.Name] = set
+	}
+	withCounters, err := b.setsWithCounters(tableName)
+	if err != nil {
+		return nil, kernelErr("list sets of table inet "+tableName, err)
+	}
+	for _, e := range s.ruleset.Exposures {
+		for _, a := range admittingSets {
+			if set := byName[setName(e.Name, a.role)]; set != nil && !withCounters[set.Name] || byName[setName(e.Name, a.seen)] == nil {
+				return nil, fmt.Errorf("the owned table keeps no usage records for exposure %s (an older portwarden wrote it, or it was edited): "+
+					"run portwarden apply, which adds them; usage counts from then on", e.Name)
+			}
+		}
 	}
 	now := time.Now()
 	for _, e := range s.ruleset.Exposures {

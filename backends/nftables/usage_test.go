@@ -34,6 +34,9 @@ func TestOldLayoutUpgraded(t *testing.T) {
 		t.Fatalf("the old layout still has the new objects:\n%s", old)
 	}
 	nft(t, ns.Path(), old)
+	if _, err := b.(backends.UsageReader).Usage(context.Background()); err == nil || !strings.Contains(err.Error(), "run portwarden apply") {
+		t.Errorf("usage of the old layout: %v, want an error that says to apply", err)
+	}
 	plan := mustPlan(t, b.(*Backend), rs)
 	if plan.Empty() || !strings.Contains(strings.Join(plan.Current.Drift, "\n"), "no per-element counters") {
 		t.Fatalf("the old layout is not drift naming the counters: %v", plan.Current.Drift)
