@@ -3,6 +3,7 @@ package nftables
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/portwarden/portwarden/rules"
 )
@@ -30,9 +31,37 @@ const (
 	roleDeny6  = "deny6"
 	roleAllow4 = "allow4"
 	roleAllow6 = "allow6"
+	// Grant sets hold the sources allowed until a deadline: interval sets
+	// with the timeout flag, each element carrying its own timeout (the
+	// kernel drops it at the deadline) and the deadline itself as its
+	// comment (what a read gives back exactly).
+	roleGrant4 = "grant4"
+	roleGrant6 = "grant6"
 )
 
-var setRoles = []string{rolePorts, roleIfaces, roleDst4, roleDst6, roleDeny4, roleDeny6, roleAllow4, roleAllow6}
+var setRoles = []string{rolePorts, roleIfaces, roleDst4, roleDst6, roleDeny4, roleDeny6, roleAllow4, roleAllow6, roleGrant4, roleGrant6}
+
+// isGrantRole reports whether a set of this role holds expiring grants.
+func isGrantRole(role string) bool { return role == roleGrant4 || role == roleGrant6 }
+
+// untilComment is a grant element's comment: its deadline.
+const untilPrefix = "until="
+
+func untilComment(unix int64) string {
+	return untilPrefix + time.Unix(unix, 0).UTC().Format(time.RFC3339)
+}
+
+func parseUntilComment(s string) (int64, bool) {
+	rest, ok := strings.CutPrefix(s, untilPrefix)
+	if !ok {
+		return 0, false
+	}
+	t, err := time.Parse(time.RFC3339, rest)
+	if err != nil {
+		return 0, false
+	}
+	return t.Unix(), true
+}
 
 func chainName(exposure string) string     { return "x-" + exposure }
 func setName(exposure, role string) string { return exposure + "-" + role }
