@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"net/netip"
 	"slices"
+	"strconv"
 	"time"
 
 	"go4.org/netipx"
@@ -176,4 +177,39 @@ func (rs *Ruleset) ExpiringWithin(now time.Time, d time.Duration) []Expiry {
 func diffGrants(before, after []Grant) GrantDiff {
 	add, rem := diffSorted(before, after, compareGrants)
 	return GrantDiff{Added: add, Removed: rem}
+}
+
+// AllowOrigin is the allow block that lists src, or nil: for a granted
+// source, the block its deadline comes from.
+func (e *Exposure) AllowOrigin(src netip.Addr) *Origin {
+	d := e.decision(Accept, OriginAllow, src.Unmap())
+	return d.Origin
+}
+
+// HumanDuration writes a duration the way people read a deadline: the two
+// largest units of days, hours, minutes and seconds ("3d4h", "2h5m",
+// "40s").
+func HumanDuration(d time.Duration) string {
+	if d < 0 {
+		d = -d
+	}
+	d = d.Round(time.Second)
+	units := []struct {
+		name string
+		size time.Duration
+	}{{"d", 24 * time.Hour}, {"h", time.Hour}, {"m", time.Minute}, {"s", time.Second}}
+	out, parts := "", 0
+	for _, u := range units {
+		if n := d / u.size; n > 0 || (parts == 0 && u.name == "s") {
+			out += strconv.FormatInt(int64(n), 10) + u.name
+			d -= n * u.size
+			parts++
+		} else if parts > 0 {
+			parts++ // a skipped unit still counts: "1d0h" reads as "1d"
+		}
+		if parts == 2 {
+			break
+		}
+	}
+	return out
 }

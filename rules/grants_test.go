@@ -113,3 +113,14 @@ expose "nscp" {
 		t.Error("an empty grant list changed the fingerprint")
 	}
 }
+
+func TestHumanDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		0: "0s", 40 * time.Second: "40s", 125 * time.Minute: "2h5m", 76 * time.Hour: "3d4h",
+		24 * time.Hour: "1d", 24*time.Hour + 5*time.Minute: "1d", 7 * 24 * time.Hour: "7d", 90 * time.Second: "1m30s",
+	} {
+		if got := HumanDuration(d); got != want {
+			t.Errorf("HumanDuration(%v) = %q, want %q", d, got, want)
+		}
+	}
+}

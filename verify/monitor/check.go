@@ -5,6 +5,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/portwarden/portwarden/rules"
 )
 
 // Nagios plugin exit codes.
@@ -48,6 +50,11 @@ type CheckOptions struct {
 	// Mismatch is the path of a policy the kernel was compared with and
 	// does not hold; empty when it holds it or none was named.
 	Mismatch string
+	// WarnExpiry: WARNING when access the kernel holds ends within it
+	// (check --warn-expiry); zero: never.
+	WarnExpiry time.Duration
+	// Now is when the check runs; zero: time.Now().
+	Now time.Time
 }
 
 // Check judges a snapshot: CRITICAL for drift, for applied rules missing
@@ -70,6 +77,18 @@ func Check(s *Snapshot, o CheckOptions) Result {
 	}
 	if !s.PendingUntil.IsZero() {
 		r.raise(Warning, fmt.Sprintf("a change awaits portwarden confirm and rolls back at %s", s.PendingUntil.UTC().Format(time.RFC3339)))
+	}
+	now := o.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	var next time.Time
+	if s.Ruleset != nil {
+		next = s.Ruleset.NextExpiry()
+		if soon := s.Ruleset.ExpiringWithin(now, o.WarnExpiry); o.WarnExpiry > 0 && len(soon) > 0 {
+			r.raise(Warning, fmt.Sprintf("%d source(s) lose access within %s, the first %s of expose %s at %s",
+				len(soon), rules.HumanDuration(o.WarnExpiry), soon[0].Source, soon[0].Exposure, soon[0].Until.Format(time.RFC3339)))
+		}
 	}
 	exposures := 0
 	if s.Ruleset != nil {
@@ -95,6 +114,9 @@ func Check(s *Snapshot, o CheckOptions) Result {
 		{"drift", fmt.Sprint(len(s.Drift))},
 		{"allowed_packets", formatUint(accepted) + "c"},
 		{"refused_packets", formatUint(refused) + "c"},
+	}
+	if !next.IsZero() {
+		r.Perf = append(r.Perf, Perf{"next_expiry", fmt.Sprintf("%ds", int64(next.Sub(now).Seconds()))})
 	}
 	if o.FailedTests != nil || o.TestsRun > 0 {
 		r.Perf = append(r.Perf, Perf{"failed_tests", fmt.Sprint(len(o.FailedTests))})
