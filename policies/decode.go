@@ -1126,7 +1126,7 @@ func (d *decoder) expiredWarnings(r *SourceRule) hcl.Diagnostics {
 	if !r.Expires.IsZero() && !r.Expires.After(now) {
 		return hcl.Diagnostics{{Severity: hcl.DiagWarning, Summary: "Expired allow block",
 			Detail: fmt.Sprintf("This allow block expired at %s (%s ago): the kernel no longer admits its sources, and plan leaves them out. Delete the block, or move expires later to grant access again.",
-				r.Expires.Format(time.RFC3339), now.Sub(r.Expires).Round(time.Second)),
+				r.Expires.Format(time.RFC3339), roughly(now.Sub(r.Expires))),
 			Subject: r.ExpiresRange.Ptr()}}
 	}
 	expired, first := 0, -1
@@ -1196,4 +1196,13 @@ func (d *decoder) decodeTest(b *hcl.Block) (*Test, hcl.Diagnostics) {
 		return nil, diags
 	}
 	return t, diags
+}
+
+// roughly writes a long duration in days and hours ("2526d9h"), a short
+// one as Go does.
+func roughly(d time.Duration) string {
+	if d < 48*time.Hour {
+		return d.Round(time.Second).String()
+	}
+	return fmt.Sprintf("%dd%dh", d/(24*time.Hour), (d%(24*time.Hour))/time.Hour)
 }

@@ -71,6 +71,9 @@ type accessBlock struct {
 	Sources []string           `json:"sources"` // the first statusListMax
 	// Expires is the block's deadline (expires); zero when it has none.
 	Expires time.Time `json:"expires,omitzero"`
+	// Until gives, for each of Sources the kernel admits until a deadline
+	// (the block's, or its list file line's), that deadline.
+	Until map[string]time.Time `json:"until,omitempty"`
 }
 
 const statusListMax = 100
@@ -181,6 +184,16 @@ func access(e *rules.Exposure, desired *rules.Ruleset) accessJSON {
 				r := policies.RangeOf(o.Range)
 				b := block(o.Kind, &r, o.Comment, o.Prefixes)
 				b.Expires = o.Expires
+				if o.Kind == rules.OriginAllow && len(e.Expiring) > 0 {
+					for i, p := range o.Prefixes[:len(b.Sources)] {
+						if g := e.GrantFor(p.Addr()); g != nil && g.Source.Bits() <= p.Bits() {
+							if b.Until == nil {
+								b.Until = map[string]time.Time{}
+							}
+							b.Until[b.Sources[i]] = g.Until
+						}
+					}
+				}
 				a.Blocks = append(a.Blocks, b)
 			}
 		}
@@ -257,6 +270,8 @@ func writeStatus(w io.Writer, s *statusJSON) {
 		}
 		if a.Fingerprint == s.Fingerprint {
 			fmt.Fprint(w, " (the kernel still holds it)")
+		} else if s.Policy != nil && s.Policy.Matches {
+			fmt.Fprint(w, " (access has expired since, as the policy says)")
 		} else if !a.RolledBack {
 			fmt.Fprint(w, " (the kernel holds something else now: run portwarden plan)")
 		}
@@ -305,12 +320,24 @@ func writeStatus(w io.Writer, s *statusJSON) {
 				fmt.Fprintf(w, " %q", b.Comment)
 			}
 			if !b.Expires.IsZero() {
-				fmt.Fprintf(w, " until %s", b.Expires.Format(time.RFC3339))
+				word := "until"
+				if !b.Expires.After(time.Now()) {
+					word = "expired at"
+				}
+				fmt.Fprintf(w, " %s %s", word, b.Expires.Format(time.RFC3339))
 			}
 			list := b.Sources
 			more := ""
 			if len(list) > 10 {
 				list, more = list[:10], fmt.Sprintf(", and %d more", b.Count-10)
+			}
+			if len(b.Until) > 0 && b.Expires.IsZero() {
+				list = slices.Clone(list)
+				for i, src := range list {
+					if u, ok := b.Until[src]; ok {
+						list[i] += " until " + u.Format(time.RFC3339)
+					}
+				}
 			}
 			fmt.Fprintf(w, ": %s%s\n", strings.Join(list, ", "), more)
 		}
