@@ -192,7 +192,11 @@ func RunTests(p *policies.Policy, rs *Ruleset) []TestResult {
 func BoundarySources(rs *Ruleset) []netip.Addr {
 	var out []netip.Addr
 	for _, e := range rs.Exposures {
-		for _, p := range append(e.Allow.All(), e.Deny.All()...) {
+		ps := append(e.Allow.All(), e.Deny.All()...)
+		for _, g := range e.Expiring {
+			ps = append(ps, g.Source)
+		}
+		for _, p := range ps {
 			first := p.Masked().Addr()
 			last := lastAddr(p)
 			out = append(out, first, last)
