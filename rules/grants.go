@@ -52,6 +52,12 @@ func compareGrants(a, b Grant) int {
 // no grant, and per deadline the prefixes are merged. Two grant lists that
 // admit the same addresses until the same instants normalise equal.
 func normalizeGrants(gs []Grant, allow Prefixes) []Grant {
+	return NormalizeGrants(gs, allow)
+}
+
+// NormalizeGrants is what Normalize does to an exposure's Expiring, for a
+// backend that decodes the rest of an exposure in a form of its own.
+func NormalizeGrants(gs []Grant, allow Prefixes) []Grant {
 	if len(gs) == 0 {
 		return nil
 	}

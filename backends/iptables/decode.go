@@ -411,10 +411,9 @@ func (d *decoder) ruleset() *rules.Ruleset {
 		}
 		e.Deny = rules.NewPrefixes(b.deny...)
 		e.Allow = rules.NewPrefixes(b.allow...)
-		e.Expiring = b.grants
+		e.Expiring = rules.NormalizeGrants(b.grants, e.Allow)
 		rs.Exposures = append(rs.Exposures, e)
 	}
-	rs.Normalize()
 	return rs
 }
 
