@@ -349,7 +349,11 @@ func (s *snapshot) check(e *rules.Exposure, jumps []*nftables.Rule) {
 	sets := newExposureSets(s.table, e.Name)
 	for role, set := range sets {
 		if s.sets[set.Name] == nil {
-			s.driftf("set %s of exposure %s is missing", set.Name, e.Name)
+			if isGrantRole(role) && s.sets[setName(e.Name, roleAllow4)] != nil {
+				s.driftf("exposure %s was written by an older portwarden, without set %s for expiring access; apply adds it", e.Name, set.Name)
+			} else {
+				s.driftf("set %s of exposure %s is missing", set.Name, e.Name)
+			}
 			s.rebuild[e.Name] = true
 			delete(sets, role)
 		}
