@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/portwarden/portwarden/rules"
 )
@@ -75,6 +76,7 @@ func WritePlan(w io.Writer, p *Plan, color bool) {
 			writePrefixes(w, paint, "deny", d.Deny)
 			writePrefixes(w, paint, "allow", d.Allow)
 		}
+		writeGrants(w, paint, d)
 		fmt.Fprintf(w, "    }\n\n")
 	}
 	for _, warning := range p.Warnings {
@@ -138,6 +140,40 @@ func writeSources(w io.Writer, paint func(string, string) string, changes []rule
 				fmt.Fprintf(w, "    %s ... and %d more %s sources\n", paint(colour, mark), n-maxListed, kind)
 			}
 		}
+	}
+}
+
+// writeGrants prints grants that go and come, with their deadlines; an
+// added one with the allow block that grants it.
+func writeGrants(w io.Writer, paint func(string, string) string, d rules.ExposureDiff) {
+	now := time.Now()
+	for i, g := range d.Expiring.Removed {
+		if i == maxListed {
+			fmt.Fprintf(w, "    %s ... and %d more expiring sources\n", paint("31", "-"), len(d.Expiring.Removed)-maxListed)
+			break
+		}
+		note := ""
+		if !g.Until.After(now) {
+			note = " (expired)"
+		}
+		fmt.Fprintf(w, "    %s allow %s until %s%s\n", paint("31", "-"), rules.SourceString(g.Source), g.Until.Format(time.RFC3339), note)
+	}
+	for i, g := range d.Expiring.Added {
+		if i == maxListed {
+			fmt.Fprintf(w, "    %s ... and %d more expiring sources\n", paint("32", "+"), len(d.Expiring.Added)-maxListed)
+			break
+		}
+		line := fmt.Sprintf("    %s allow %s until %s", paint("32", "+"), rules.SourceString(g.Source), g.Until.Format(time.RFC3339))
+		if d.After != nil {
+			if o := d.After.AllowOrigin(g.Source.Addr()); o != nil {
+				line += fmt.Sprintf("  (%s:%d", o.Range.Filename, o.Range.Start.Line)
+				if o.Comment != "" {
+					line += fmt.Sprintf(", %q", o.Comment)
+				}
+				line += ")"
+			}
+		}
+		fmt.Fprintln(w, line)
 	}
 }
 

@@ -43,7 +43,7 @@ var exposeSchema = &hcl.BodySchema{
 	Blocks: []hcl.BlockHeaderSchema{{Type: KindAllow}, {Type: KindDeny}},
 }
 
-var sourceRuleSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "from", Required: true}, {Name: "comment"}}}
+var sourceRuleSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "from", Required: true}, {Name: "comment"}, {Name: "expires"}}}
 
 var testSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 	{Name: "from", Required: true}, {Name: "to", Required: true}, {Name: "expect", Required: true},
@@ -534,6 +534,29 @@ func (d *decoder) decodeGroups(blocks []*hcl.Block) hcl.Diagnostics {
 // groupContext makes the groups expr refers to available to it as cty
 // values; a group not decoded (in a cycle, or broken) is unknown, which
 // evaluates without further errors.
+// checkExpiringGroups refuses an expression that computes with a group
+// whose list file lines carry deadlines: a computed value is plain
+// strings, and the deadlines would be lost, turning access meant to end
+// into access for good.
+func (d *decoder) checkExpiringGroups(expr hcl.Expression) *hcl.Diagnostic {
+	for _, tr := range expr.Variables() {
+		if tr.RootName() != "address_group" || len(tr) < 2 {
+			continue
+		}
+		attr, ok := tr[1].(hcl.TraverseAttr)
+		if !ok {
+			continue
+		}
+		if g := d.groups[attr.Name]; g != nil && slices.ContainsFunc(g.Members, func(a Address) bool { return !a.Expires.IsZero() }) {
+			return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Expiring addresses in an expression",
+				Detail: fmt.Sprintf("address_group %q has list file lines with expires=, and their deadlines would be lost in a computed value. "+
+					"Refer to the group directly, as an element of the list: from = [address_group.%s, ...].", attr.Name, attr.Name),
+				Subject: expr.Range().Ptr()}
+		}
+	}
+	return nil
+}
+
 func (d *decoder) groupContext(expr hcl.Expression) {
 	vals := map[string]cty.Value{}
 	for name := range d.names["address_group"] {
@@ -630,6 +653,10 @@ func (d *decoder) addressList(expr hcl.Expression, what string) ([]Address, hcl.
 				return members, diags
 			}
 			out = append(out, members...)
+			continue
+		}
+		if gd := d.checkExpiringGroups(el); gd != nil {
+			diags = append(diags, gd)
 			continue
 		}
 		d.groupContext(el)
@@ -1040,7 +1067,85 @@ func (d *decoder) decodeSourceRule(b *hcl.Block) (*SourceRule, hcl.Diagnostics) 
 		diags = append(diags, fd...)
 		r.From = from
 	}
+	if a := content.Attributes["expires"]; a != nil {
+		if r.Kind != KindAllow {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "expires on a deny block",
+				Detail:  "Only allow blocks take expires: a deny that ended by itself would open the port to its sources unannounced. Remove expires, or delete the deny block when it should end.",
+				Subject: a.Range.Ptr()})
+		} else {
+			diags = append(diags, d.decodeExpires(a, r)...)
+		}
+	}
+	if r.Kind != KindAllow {
+		if i := slices.IndexFunc(r.From, func(a Address) bool { return !a.Expires.IsZero() }); i >= 0 {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Expiring address in a deny block",
+				Detail: fmt.Sprintf("%s:%d gives %s a deadline (expires=), but only allowed sources can expire: a deny that ended by itself would open the port unannounced. Use a list file without expires= for deny blocks.",
+					r.From[i].Range.Filename, r.From[i].Range.Start.Line, r.From[i].Prefix),
+				Subject: r.From[i].Range.Ptr()})
+		}
+	}
+	if r.Kind == KindAllow {
+		diags = append(diags, d.expiredWarnings(r)...)
+	}
 	return r, diags
+}
+
+// decodeExpires reads an allow block's deadline: an RFC 3339 time, like
+// "2026-12-01T00:00:00Z" (a UTC offset other than Z is allowed and kept
+// as the instant it names).
+func (d *decoder) decodeExpires(a *hcl.Attribute, r *SourceRule) hcl.Diagnostics {
+	var s string
+	if diags := decodeString(a, d.ctx, &s); diags.HasErrors() {
+		return diags
+	}
+	t, err := ParseExpires(s)
+	if err != nil {
+		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid expires",
+			Detail: fmt.Sprintf("%v. Write the instant access ends as RFC 3339, like \"2026-12-01T00:00:00Z\".", err), Subject: a.Expr.Range().Ptr()}}
+	}
+	r.Expires, r.ExpiresRange = t, a.Expr.Range()
+	return nil
+}
+
+// ParseExpires reads a deadline as RFC 3339, to the second, in UTC.
+func ParseExpires(s string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339, strings.TrimSpace(s))
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time", s)
+	}
+	return t.UTC().Truncate(time.Second), nil
+}
+
+// expiredWarnings says which deadlines of an allow block have passed: the
+// kernel no longer admits those sources, and plan leaves them out.
+func (d *decoder) expiredWarnings(r *SourceRule) hcl.Diagnostics {
+	now := d.pol.LoadedAt
+	if now.IsZero() {
+		return nil
+	}
+	if !r.Expires.IsZero() && !r.Expires.After(now) {
+		return hcl.Diagnostics{{Severity: hcl.DiagWarning, Summary: "Expired allow block",
+			Detail: fmt.Sprintf("This allow block expired at %s (%s ago): the kernel no longer admits its sources, and plan leaves them out. Delete the block, or move expires later to grant access again.",
+				r.Expires.Format(time.RFC3339), roughly(now.Sub(r.Expires))),
+			Subject: r.ExpiresRange.Ptr()}}
+	}
+	expired, first := 0, -1
+	for i, a := range r.From {
+		if !a.Expires.IsZero() && !a.Expires.After(now) && (r.Expires.IsZero() || a.Expires.Before(r.Expires)) {
+			if expired == 0 {
+				first = i
+			}
+			expired++
+		}
+	}
+	if expired == 0 {
+		return nil
+	}
+	f := r.From[first]
+	return hcl.Diagnostics{{Severity: hcl.DiagWarning, Summary: "Expired list file lines",
+		Detail: fmt.Sprintf("%d source(s) of this allow block expired, the first %s at %s:%d (expires=%s): the kernel no longer admits them, and plan leaves them out. Delete those lines.",
+			expired, f.Prefix, f.Range.Filename, f.Range.Start.Line, f.Expires.Format(time.RFC3339)),
+		Subject: r.DeclRange.Ptr()}}
 }
 
 func (d *decoder) decodeTest(b *hcl.Block) (*Test, hcl.Diagnostics) {
@@ -1091,4 +1196,13 @@ func (d *decoder) decodeTest(b *hcl.Block) (*Test, hcl.Diagnostics) {
 		return nil, diags
 	}
 	return t, diags
+}
+
+// roughly writes a long duration in days and hours ("2526d9h"), a short
+// one as Go does.
+func roughly(d time.Duration) string {
+	if d < 48*time.Hour {
+		return d.Round(time.Second).String()
+	}
+	return fmt.Sprintf("%dd%dh", d/(24*time.Hour), (d%(24*time.Hour))/time.Hour)
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"go4.org/netipx"
@@ -112,18 +113,20 @@ func parseList(data []byte, shown string) ([]Address, hcl.Diagnostics) {
 			End:      hcl.Pos{Line: line, Column: lead + len(text) + 1, Byte: start + lead + len(text)},
 		}
 		n := len(out)
-		var err string
-		out, err = appendListEntry(out, text)
+		entry, expires, err := cutExpires(text)
+		if err == "" {
+			out, err = appendListEntry(out, entry)
+		}
 		if err == "" {
 			for i := n; i < len(out); i++ {
-				out[i].Range, out[i].Listed = rng, true
+				out[i].Range, out[i].Listed, out[i].Expires = rng, true, expires
 			}
 			continue
 		}
 		bad++
 		if bad <= maxListErrors {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid list file entry",
-				Detail: fmt.Sprintf("%s:%d: %q %s. A list file holds one address (198.51.100.7), CIDR prefix (198.51.100.0/24) or range (198.51.100.10-198.51.100.20) a line; # starts a comment.",
+				Detail: fmt.Sprintf("%s:%d: %q %s. A list file holds one address (198.51.100.7), CIDR prefix (198.51.100.0/24) or range (198.51.100.10-198.51.100.20) a line, optionally followed by expires=2026-12-01T00:00:00Z; # starts a comment.",
 					shown, line, text, err),
 				Subject: rng.Ptr()})
 		}
@@ -134,6 +137,23 @@ func parseList(data []byte, shown string) ([]Address, hcl.Diagnostics) {
 			Subject: &hcl.Range{Filename: shown, Start: hcl.InitialPos, End: hcl.InitialPos}})
 	}
 	return slices.Clip(out), diags
+}
+
+// cutExpires splits "ADDR expires=RFC3339" into the entry and its
+// deadline; a line without expires= has none.
+func cutExpires(text string) (string, time.Time, string) {
+	i := strings.Index(text, "expires=")
+	if i < 0 {
+		return text, time.Time{}, ""
+	}
+	if i == 0 || (text[i-1] != ' ' && text[i-1] != '\t') {
+		return text, time.Time{}, "has expires= without an address before it, separated by a space"
+	}
+	t, err := ParseExpires(text[i+len("expires="):])
+	if err != nil {
+		return text, time.Time{}, fmt.Sprintf("has an expires= that is not an RFC 3339 time (write expires=2026-12-01T00:00:00Z)")
+	}
+	return strings.TrimSpace(text[:i]), t, ""
 }
 
 // appendListEntry parses one entry of a list file and appends its

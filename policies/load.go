@@ -29,6 +29,9 @@ type Options struct {
 	// Trust decides what happens to files others could have written
 	// (trust.go).
 	Trust FileTrust
+	// Now is the instant deadlines (expires) are judged at; zero means
+	// the time of loading.
+	Now time.Time
 }
 
 // EnvPrefix starts the environment variables that set policy variables.
@@ -86,7 +89,11 @@ func LoadFS(fsys fs.FS, name string, opts Options) (*Policy, hcl.Diagnostics) {
 }
 
 func loadFS(fsys fs.FS, name string, opts Options, display func(string) string, readList listReader) (*Policy, hcl.Diagnostics) {
-	pol := &Policy{Files: map[string]*hcl.File{}}
+	pol := &Policy{Files: map[string]*hcl.File{}, LoadedAt: opts.Now}
+	if pol.LoadedAt.IsZero() {
+		pol.LoadedAt = time.Now()
+	}
+	pol.LoadedAt = pol.LoadedAt.UTC()
 	names, diags := policyFiles(fsys, name, display)
 	if diags.HasErrors() {
 		return pol, diags

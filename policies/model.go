@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
@@ -28,6 +29,10 @@ type Policy struct {
 	// ListFiles are the list files (members_file) read, as Files names
 	// them; InputDigest hashes them.
 	ListFiles []string
+
+	// LoadedAt is when the policy was read: grants whose deadline is not
+	// after it have expired, and Compile leaves them out. Zero: none has.
+	LoadedAt time.Time
 }
 
 // Variable is a declared input variable and the value it resolved to.
@@ -46,6 +51,9 @@ type Address struct {
 	Prefix netip.Prefix
 	Range  hcl.Range // the expression that produced it, or the line of a list file
 	Listed bool      // Range is a line of a members_file
+	// Expires is the list line's deadline (ADDR expires=RFC3339); zero
+	// when it has none. Only list file lines carry one.
+	Expires time.Time
 }
 
 // AddressGroup is a named, flattened list of addresses; nested groups,
@@ -79,10 +87,14 @@ const (
 
 // SourceRule is one allow or deny block of an expose.
 type SourceRule struct {
-	Kind      string // KindAllow | KindDeny
-	From      []Address
-	Comment   string
-	DeclRange hcl.Range
+	Kind    string // KindAllow | KindDeny
+	From    []Address
+	Comment string
+	// Expires is an allow block's deadline: the kernel stops admitting
+	// its sources then. Zero when the block has none.
+	Expires      time.Time
+	ExpiresRange hcl.Range
+	DeclRange    hcl.Range
 }
 
 // Expose says which sources may reach a service's ports.

@@ -58,9 +58,10 @@ func compareExposure(name string, before, after *Exposure) (ExposureDiff, bool) 
 	ed.Destinations = diffPrefixes(b.Destinations, a.Destinations)
 	ed.Deny = diffPrefixes(b.Deny, a.Deny)
 	ed.Allow = diffPrefixes(b.Allow, a.Allow)
+	ed.Expiring = diffGrants(b.Expiring, a.Expiring)
 	changed := ed.Action != Update || len(ed.Attributes) > 0 ||
 		len(ed.Ports.Added)+len(ed.Ports.Removed) > 0 ||
-		!ed.Destinations.Empty() || !ed.Deny.Empty() || !ed.Allow.Empty()
+		!ed.Destinations.Empty() || !ed.Deny.Empty() || !ed.Allow.Empty() || !ed.Expiring.Empty()
 	return ed, changed
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/portwarden/portwarden/policies"
 )
@@ -20,7 +21,7 @@ func Compile(p *policies.Policy) (*Ruleset, error) {
 		if x == nil {
 			continue
 		}
-		e, err := compileExpose(x)
+		e, err := compileExpose(x, p.LoadedAt)
 		if err != nil {
 			return nil, err
 		}
@@ -35,7 +36,7 @@ func Compile(p *policies.Policy) (*Ruleset, error) {
 	return rs, nil
 }
 
-func compileExpose(x *policies.Expose) (Exposure, error) {
+func compileExpose(x *policies.Expose, loadedAt time.Time) (Exposure, error) {
 	e := Exposure{
 		Name:       x.Name,
 		Protocol:   Protocol(x.Protocol),
@@ -79,20 +80,51 @@ func compileExpose(x *policies.Expose) (Exposure, error) {
 		e.Origins = append(e.Origins, Origin{Kind: OriginDeny, Comment: block.Comment, Prefixes: ps, Range: block.DeclRange})
 		setLines(&e.Origins[len(e.Origins)-1], block.From)
 	}
+	var grants []Grant
 	for _, block := range x.Allow {
 		ps := addressPrefixes(block.From)
-		allow = append(allow, ps...)
-		e.Origins = append(e.Origins, Origin{Kind: OriginAllow, Comment: block.Comment, Prefixes: ps, Range: block.DeclRange})
+		if block.Expires.IsZero() && !anyExpires(block.From) {
+			allow = append(allow, ps...)
+		} else {
+			grants = appendGrants(grants, &allow, block, ps, loadedAt)
+		}
+		e.Origins = append(e.Origins, Origin{Kind: OriginAllow, Comment: block.Comment, Prefixes: ps, Range: block.DeclRange, Expires: block.Expires})
 		setLines(&e.Origins[len(e.Origins)-1], block.From)
 	}
 	e.Deny = normalized(deny)
 	e.Allow = normalized(allow)
+	e.Expiring = normalizeGrants(grants, e.Allow)
 	if e.Loopback {
 		e.Origins = append(e.Origins, Origin{Kind: OriginLoopback, Range: x.DeclRange})
 	}
 	e.Origins = append(e.Origins, Origin{Kind: OriginDefault, Range: x.DeclRange})
 	e.index = &originIndex{origins: len(e.Origins)}
 	return e, nil
+}
+
+func anyExpires(as []policies.Address) bool {
+	return slices.ContainsFunc(as, func(a policies.Address) bool { return !a.Expires.IsZero() })
+}
+
+// appendGrants sorts the sources of an allow block that has deadlines: a
+// source's deadline is the earlier of its list line's and its block's;
+// one without any is allowed for good; one whose deadline is not after
+// loadedAt (the moment the policy was read) is left out, so a plan of an
+// expired block removes it.
+func appendGrants(grants []Grant, allow *[]netip.Prefix, block *policies.SourceRule, ps []netip.Prefix, loadedAt time.Time) []Grant {
+	for i, p := range ps {
+		until := block.From[i].Expires
+		if until.IsZero() || (!block.Expires.IsZero() && block.Expires.Before(until)) {
+			until = block.Expires
+		}
+		switch {
+		case until.IsZero():
+			*allow = append(*allow, p)
+		case loadedAt.IsZero() || until.After(loadedAt):
+			grants = append(grants, Grant{Source: p, Until: until.UTC().Truncate(time.Second)})
+		}
+	}
+	return grants
 }
 
 func addressCount(blocks []*policies.SourceRule) int {

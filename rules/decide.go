@@ -32,6 +32,10 @@ func (rs *Ruleset) Decide(pkt Packet) Decision {
 			return e.decision(e.Default, OriginDeny, src)
 		case e.Allow.Contains(src):
 			return e.decision(Accept, OriginAllow, src)
+		case len(e.Expiring) > 0 && e.GrantFor(src) != nil:
+			d := e.decision(Accept, OriginAllow, src)
+			d.Until = e.GrantFor(src).Until
+			return d
 		default:
 			return e.decision(e.Default, OriginDefault, src)
 		}
@@ -188,7 +192,11 @@ func RunTests(p *policies.Policy, rs *Ruleset) []TestResult {
 func BoundarySources(rs *Ruleset) []netip.Addr {
 	var out []netip.Addr
 	for _, e := range rs.Exposures {
-		for _, p := range append(e.Allow.All(), e.Deny.All()...) {
+		ps := append(e.Allow.All(), e.Deny.All()...)
+		for _, g := range e.Expiring {
+			ps = append(ps, g.Source)
+		}
+		for _, p := range ps {
 			first := p.Masked().Addr()
 			last := lastAddr(p)
 			out = append(out, first, last)

@@ -31,6 +31,7 @@ type ExposureDiff struct {
 	Destinations PrefixDiff        `json:"destinations"`
 	Deny         PrefixDiff        `json:"deny"`
 	Allow        PrefixDiff        `json:"allow"`
+	Expiring     GrantDiff         `json:"expiring"`
 }
 
 // AttributeChange is one scalar attribute of an exposure that changes.

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"net/netip"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 )
@@ -80,7 +81,8 @@ type Ruleset struct {
 //     Interfaces and Destinations match the packet decides it;
 //  2. loopback traffic (input interface "lo") is accepted when Loopback;
 //  3. a source in Deny gets Default;
-//  4. a source in Allow is accepted;
+//  4. a source in Allow, or in Expiring (until its grant's deadline), is
+//     accepted;
 //  5. any other source gets Default.
 //
 // A packet no exposure matches gets Pass.
@@ -98,6 +100,10 @@ type Exposure struct {
 	Loopback   bool       `json:"loopback"` // accept loopback traffic
 	Deny       Prefixes   `json:"deny"`
 	Allow      Prefixes   `json:"allow"`
+	// Expiring are sources admitted until a deadline (allow blocks with
+	// expires): after Deny, like Allow. Normalised: sorted, disjoint from
+	// each other and from Allow; Compile leaves out those already past.
+	Expiring []Grant `json:"expiring,omitempty"`
 
 	// Origins tell which policy block contributed what; they exist only for
 	// a compiled Ruleset (a kernel does not store them) and are ignored by
@@ -122,7 +128,10 @@ type Origin struct {
 	Kind     string         `json:"kind"` // OriginAllow | OriginDeny | OriginDefault | OriginLoopback
 	Comment  string         `json:"comment,omitempty"`
 	Prefixes []netip.Prefix `json:"prefixes,omitempty"` // what the block lists, as written
-	Range    hcl.Range      `json:"range"`
+	// Expires is the allow block's own deadline (its expires attribute);
+	// zero when it has none. List file lines may carry their own.
+	Expires time.Time `json:"expires,omitzero"`
+	Range   hcl.Range `json:"range"`
 	// Lines says, for each of Prefixes, the list file line it was read
 	// from (ListLine.Line 0 for prefixes written in the policy itself); nil
 	// when the block lists nothing from a list file. Kept small (8 bytes a
@@ -158,6 +167,9 @@ type Decision struct {
 	// Line is the list file line that names the source, when the deciding
 	// block took it from a members_file.
 	Line *SourceRange `json:"line,omitempty"`
+	// Until is when the source's access ends, for a source admitted by an
+	// expiring grant; zero otherwise.
+	Until time.Time `json:"until,omitzero"`
 }
 
 // Answer is how a rejected packet of this exposure is answered, also for

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/portwarden/portwarden/policies"
 )
@@ -44,11 +45,12 @@ type originJSON struct {
 	Comment  string       `json:"comment,omitempty"`
 	Prefixes []string     `json:"prefixes"`
 	Range    *SourceRange `json:"range,omitempty"`
+	Expires  time.Time    `json:"expires,omitzero"`
 }
 
 // MarshalJSON writes the range as {"filename", "start": {"line", ...}}.
 func (o Origin) MarshalJSON() ([]byte, error) {
-	j := originJSON{Kind: o.Kind, Comment: o.Comment, Prefixes: make([]string, 0, len(o.Prefixes))}
+	j := originJSON{Kind: o.Kind, Comment: o.Comment, Prefixes: make([]string, 0, len(o.Prefixes)), Expires: o.Expires}
 	for _, p := range o.Prefixes {
 		j.Prefixes = append(j.Prefixes, p.String())
 	}
@@ -65,7 +67,7 @@ func (o *Origin) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &j); err != nil {
 		return err
 	}
-	*o = Origin{Kind: j.Kind, Comment: j.Comment}
+	*o = Origin{Kind: j.Kind, Comment: j.Comment, Expires: j.Expires}
 	for _, s := range j.Prefixes {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {

@@ -54,6 +54,9 @@ func (rs *Ruleset) DecideRange(pkt Packet, from netip.Prefix) []RangeDecision {
 		for _, p := range e.Allow.All() {
 			cut(p)
 		}
+		for _, g := range e.Expiring {
+			cut(g.Source)
+		}
 		for _, o := range e.Origins {
 			for _, p := range o.Prefixes {
 				cut(p)
@@ -85,7 +88,7 @@ func (rs *Ruleset) DecideRange(pkt Packet, from netip.Prefix) []RangeDecision {
 }
 
 func sameDecision(a, b Decision) bool {
-	if a.Verdict != b.Verdict || a.Exposure != b.Exposure || (a.Origin == nil) != (b.Origin == nil) {
+	if a.Verdict != b.Verdict || a.Exposure != b.Exposure || (a.Origin == nil) != (b.Origin == nil) || !a.Until.Equal(b.Until) {
 		return false
 	}
 	return a.Origin == nil || (a.Origin.Kind == b.Origin.Kind && a.Origin.Range == b.Origin.Range)

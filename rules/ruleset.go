@@ -2,6 +2,7 @@ package rules
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"net/netip"
@@ -24,6 +25,7 @@ func (rs *Ruleset) Normalize() {
 		e.Destinations = normalized(e.Destinations.All())
 		e.Deny = normalized(e.Deny.All())
 		e.Allow = normalized(e.Allow.All())
+		e.Expiring = normalizeGrants(e.Expiring, e.Allow)
 	}
 	slices.SortFunc(rs.Exposures, func(a, b Exposure) int { return strings.Compare(a.Name, b.Name) })
 }
@@ -53,6 +55,9 @@ func (rs *Ruleset) isNormalized() bool {
 			return false
 		}
 		if !e.Destinations.isCanonical() || !e.Deny.isCanonical() || !e.Allow.isCanonical() {
+			return false
+		}
+		if len(e.Expiring) > 0 && (!slices.IsSortedFunc(e.Expiring, compareGrants) || !grantsCanonical(e.Expiring, e.Allow)) {
 			return false
 		}
 	}
@@ -95,6 +100,14 @@ func (rs *Ruleset) Fingerprint() string {
 				}
 			}
 		}
+		if len(e.Expiring) > 0 { // absent before expiring access existed: old fingerprints hold
+			h.Write([]byte("expiring"))
+			for _, g := range e.Expiring {
+				buf, _ = g.Source.AppendBinary(buf[:0])
+				buf = binary.BigEndian.AppendUint64(buf, uint64(g.Until.Unix()))
+				h.Write(buf)
+			}
+		}
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }
@@ -108,6 +121,7 @@ func (rs *Ruleset) Clone() *Ruleset {
 		e.Destinations = Prefixes{slices.Clone(e.Destinations.V4), slices.Clone(e.Destinations.V6)}
 		e.Deny = Prefixes{slices.Clone(e.Deny.V4), slices.Clone(e.Deny.V6)}
 		e.Allow = Prefixes{slices.Clone(e.Allow.V4), slices.Clone(e.Allow.V6)}
+		e.Expiring = slices.Clone(e.Expiring)
 		e.Origins = slices.Clone(e.Origins)
 		out.Exposures[i] = e
 	}

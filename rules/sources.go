@@ -57,6 +57,9 @@ func SourceChanges(before, after *Exposure) (changes []SourceChange, ok bool) {
 				if covered(was, p) || seen[p] {
 					continue
 				}
+				if kind == OriginAllow && !covered(will, p) {
+					continue // expiring or expired: see the grant diff
+				}
 				seen[p] = true
 				r := o.Range
 				changes = append(changes, SourceChange{Kind: kind, Added: true, Prefix: p, Comment: o.Comment, Range: &r})

@@ -29,7 +29,73 @@ func Run(t *testing.T, h Hooks) {
 	t.Run("RevocationCutsOpenConnection", func(t *testing.T) { testRevocation(t, h) })
 	t.Run("Differential", func(t *testing.T) { testDifferential(t, h) })
 	t.Run("AlternatingApplyIsAtomic", func(t *testing.T) { testAtomicity(t, h) })
+	t.Run("ExpiringGrants", func(t *testing.T) { testExpiring(t, h) })
 	t.Run("Usage", func(t *testing.T) { testUsage(t, h) })
+}
+
+// testExpiring grants the unlisted peers access for a few seconds: the
+// kernel must admit them, read the deadline back exactly, write nothing
+// on re-apply (so the deadline is not pushed back), and refuse them after
+// the deadline with nothing of portwarden running in between.
+func testExpiring(t *testing.T, h Hooks) {
+	l := NewLab(t, h)
+	ctx := context.Background()
+	until := time.Now().UTC().Truncate(time.Second).Add(5 * time.Second) // 4-5 s from now
+	rs := LabRuleset(rules.Drop)
+	rs.Exposures[0].Expiring = []rules.Grant{{Source: netip.PrefixFrom(OtherV4, 32), Until: until}, {Source: netip.PrefixFrom(OtherV6, 128), Until: until}}
+	rs.Normalize()
+	l.Apply(t, rs)
+	st, err := l.Backend.Current(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := st.Ruleset.Exposure("nscp")
+	if got == nil || len(got.Expiring) != 2 || len(st.Drift) > 0 {
+		t.Fatalf("read back %+v, drift %q; want two grants", got, st.Drift)
+	}
+	for _, g := range got.Expiring {
+		if d := g.Until.Sub(until); d < -time.Second || d > time.Second {
+			t.Errorf("grant %s reads back until %s, want %s", g.Source, g.Until, until)
+		}
+	}
+	writes := h.Writes(t)
+	for i := range 2 {
+		if p := l.Apply(t, rs); !p.Empty() {
+			t.Fatalf("re-apply %d of unchanged grants planned %+v, drift %q", i+1, p.Diff, p.Current.Drift)
+		}
+	}
+	if h.Writes(t) != writes {
+		t.Fatal("re-applying unchanged grants wrote to the kernel (and may have moved the deadline)")
+	}
+	for _, src := range []netip.Addr{OtherV4, OtherV6} {
+		if got := l.Probe(t, l.Client, src, serverFor(src), ManagedPort); got != Open {
+			t.Errorf("granted %s before its deadline: %s, want open", src, got)
+		}
+	}
+	if got := l.Probe(t, l.Client, AllowedV4, ServerV4, ManagedPort); got != Open {
+		t.Errorf("allowed peer beside grants: %s", got)
+	}
+	// Nothing runs now but the kernel.
+	time.Sleep(time.Until(until.Add(2 * time.Second)))
+	for _, src := range []netip.Addr{OtherV4, OtherV6} {
+		if got := l.Probe(t, l.Client, src, serverFor(src), ManagedPort); got != Filtered {
+			t.Errorf("granted %s 2 s after its deadline: %s, want filtered", src, got)
+		}
+	}
+	if got := l.Probe(t, l.Client, AllowedV4, ServerV4, ManagedPort); got != Open {
+		t.Errorf("allowed peer after the grants expired: %s", got)
+	}
+	// What the policy compiles to now, the deadline past: no grants. The
+	// backend may still hold an inert expired rule, which apply removes.
+	after := LabRuleset(rules.Drop)
+	l.Apply(t, after)
+	st, err = l.Backend.Current(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := rules.Compare(st.Ruleset, after); !d.Empty() || len(st.Drift) > 0 {
+		t.Fatalf("after expiry: diff %+v drift %q", d, st.Drift)
+	}
 }
 
 // testConnectivity probes every way of refusing: drop, and reject with

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/portwarden/portwarden/backends"
 	"github.com/portwarden/portwarden/rules"
@@ -26,6 +27,7 @@ type ruleSpec struct {
 	target     string
 	rejectWith string
 	logPrefix  string
+	datestop   time.Time
 }
 
 // parseRule understands the options portwarden writes, nothing more.
@@ -41,7 +43,7 @@ func parseRule(args []string) (ruleSpec, error) {
 				return r, fmt.Errorf("-m without a module")
 			}
 			switch args[i+1] {
-			case "multiport", "comment", "limit":
+			case "multiport", "comment", "limit", "time":
 			default:
 				return r, fmt.Errorf("match module %q", args[i+1])
 			}
@@ -75,6 +77,8 @@ func parseRule(args []string) (ruleSpec, error) {
 			r.rejectWith = val
 		case "--log-prefix":
 			r.logPrefix = val
+		case "--datestop":
+			r.datestop, err = time.ParseInLocation(datestopLayout, val, time.UTC)
 		default:
 			return r, fmt.Errorf("option %s", opt)
 		}
@@ -208,6 +212,7 @@ type exposureBuilder struct {
 	dests        []netip.Prefix
 	anyDest      bool
 	deny, allow  []netip.Prefix
+	grants       []rules.Grant
 	matched      bool
 	sawDefault   bool
 	protocolSeen map[string]bool
@@ -332,6 +337,10 @@ func (d *decoder) decodeExposureChain(fam family, chain string, rs []savedRule, 
 			if spec.src.IsValid() && spec.target == "ACCEPT" {
 				b.allow = append(b.allow, spec.src)
 			}
+		case kindGrant:
+			if spec.src.IsValid() && spec.target == "ACCEPT" && !spec.datestop.IsZero() {
+				b.grants = append(b.grants, rules.Grant{Source: spec.src, Until: spec.datestop})
+			}
 		case kindLog, kindDenyLog:
 			if spec.target == "LOG" {
 				b.e.Log = true
@@ -402,6 +411,7 @@ func (d *decoder) ruleset() *rules.Ruleset {
 		}
 		e.Deny = rules.NewPrefixes(b.deny...)
 		e.Allow = rules.NewPrefixes(b.allow...)
+		e.Expiring = rules.NormalizeGrants(b.grants, e.Allow)
 		rs.Exposures = append(rs.Exposures, e)
 	}
 	return rs

@@ -64,8 +64,12 @@ const (
 	kindDeny     = "deny"
 	kindDenyLog  = "deny-log"
 	kindAllow    = "allow"
-	kindLog      = "log"
-	kindDefault  = "default"
+	// kindGrant admits a source until a deadline: the time match compares
+	// each packet's arrival with --datestop (UTC), so the kernel refuses
+	// the source from then on with nothing of portwarden running.
+	kindGrant   = "grant"
+	kindLog     = "log"
+	kindDefault = "default"
 )
 
 // exposureChain is the deterministic chain name of an exposure: a prefix
@@ -330,7 +334,7 @@ func verdictTarget(e *rules.Exposure, fam family) (proto, target string, err err
 func exposureRules(e *rules.Exposure, fam family, chain string, tolerant bool) ([]string, error) {
 	head := "-A " + chain
 	comments := map[string]string{}
-	for _, kind := range []string{kindLoopback, kindDeny, kindDenyLog, kindAllow, kindLog, kindDefault} {
+	for _, kind := range []string{kindLoopback, kindDeny, kindDenyLog, kindAllow, kindGrant, kindLog, kindDefault} {
 		comments[kind] = "-m comment --comment " + quote(ruleComment(e.Name, kind))
 	}
 	cmt := func(kind string) string { return comments[kind] }
@@ -357,6 +361,12 @@ func exposureRules(e *rules.Exposure, fam family, chain string, tolerant bool) (
 	for _, p := range familyPrefixes(e.Allow, fam) {
 		out = append(out, head+" -s "+p.String()+" "+cmt(kindAllow)+" -j ACCEPT")
 	}
+	for _, g := range e.Expiring {
+		if g.Source.Addr().Is4() != (fam == ipv4) {
+			continue
+		}
+		out = append(out, head+" -s "+g.Source.String()+" -m time --datestop "+g.Until.UTC().Format(datestopLayout)+" "+cmt(kindGrant)+" -j ACCEPT")
+	}
 	if e.Log {
 		out = append(out, head+" "+cmt(kindLog)+" "+logTarget)
 	}
@@ -365,6 +375,10 @@ func exposureRules(e *rules.Exposure, fam family, chain string, tolerant bool) (
 	}
 	return out, nil
 }
+
+// datestopLayout is how the time match writes and iptables-save prints a
+// date (UTC unless --kerneltz, which portwarden never gives).
+const datestopLayout = "2006-01-02T15:04:05"
 
 // restoreText is the iptables-restore input that loads a family's owned
 // chains from scratch (for Render and persistence).

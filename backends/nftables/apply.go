@@ -2,7 +2,9 @@ package nftables
 
 import (
 	"bytes"
+	"cmp"
 	"slices"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -38,6 +40,20 @@ func writeTransition(c *nftables.Conn, now *snapshot, want *rules.Ruleset, diff 
 		if d.Action != rules.Update || attrsOf(before) != attrsOf(after) {
 			rebuild[d.Name] = true
 			rebuildBase = true
+		}
+	}
+	// A set that must be made anew (damaged, or of another type) cannot
+	// be deleted while a rule refers to it: the rules that do are flushed
+	// first in the batch and written again.
+	for i := range want.Exposures {
+		e := &want.Exposures[i]
+		for role, set := range newExposureSets(table, e.Name) {
+			if existing := now.sets[set.Name]; existing != nil && (now.damagedSets[set.Name] || !sameSetType(existing, set)) {
+				rebuild[e.Name] = true
+				if role == rolePorts || role == roleIfaces || role == roleDst4 || role == roleDst6 {
+					rebuildBase = true
+				}
+			}
 		}
 	}
 	for name := range rebuild {
@@ -85,18 +101,11 @@ func writeTransition(c *nftables.Conn, now *snapshot, want *rules.Ruleset, diff 
 		}
 	}
 
-	// Exposure chains rebuilt are emptied before any set changes: a set
-	// recreated (other flags) cannot be deleted while a rule refers to it.
-	for i := range want.Exposures {
-		e := &want.Exposures[i]
-		if !rebuild[e.Name] {
-			continue
-		}
-		chain := &nftables.Chain{Name: chainName(e.Name), Table: table}
-		if now.chains[chain.Name] != nil {
-			c.FlushChain(chain)
-		} else {
-			c.AddChain(chain)
+	flushed := map[string]bool{}
+	for name := range rebuild {
+		if chain := chainName(name); want.Exposure(name) != nil && now.chains[chain] != nil {
+			c.FlushChain(&nftables.Chain{Name: chain, Table: table})
+			flushed[chain] = true
 		}
 	}
 
@@ -148,6 +157,13 @@ func writeTransition(c *nftables.Conn, now *snapshot, want *rules.Ruleset, diff 
 			continue
 		}
 		chain := &nftables.Chain{Name: chainName(e.Name), Table: table}
+		switch {
+		case flushed[chain.Name]:
+		case now.chains[chain.Name] != nil:
+			c.FlushChain(chain)
+		default:
+			c.AddChain(chain)
+		}
 		for _, r := range chainRules(e, allSets[e.Name]) {
 			c.AddRule(&nftables.Rule{Table: table, Chain: chain, Exprs: r.exprs, UserData: userData(r.comment)})
 		}
@@ -172,7 +188,11 @@ func changedRoles(diff rules.Diff, exposure string) map[string]bool {
 			continue
 		}
 		if d.Action != rules.Update {
-			return map[string]bool{rolePorts: true, roleIfaces: true, roleDst4: true, roleDst6: true, roleDeny4: true, roleDeny6: true, roleAllow4: true, roleAllow6: true}
+			out := map[string]bool{}
+			for _, role := range setRoles {
+				out[role] = true
+			}
+			return out
 		}
 		out := map[string]bool{
 			rolePorts:  len(d.Ports.Added)+len(d.Ports.Removed) > 0,
@@ -188,6 +208,13 @@ func changedRoles(diff rules.Diff, exposure string) map[string]bool {
 				} else {
 					out[set.v6] = true
 				}
+			}
+		}
+		for _, g := range append(slices.Clip(d.Expiring.Added), d.Expiring.Removed...) {
+			if g.Source.Addr().Is4() {
+				out[roleGrant4] = true
+			} else {
+				out[roleGrant6] = true
 			}
 		}
 		return out
@@ -234,6 +261,11 @@ func syncSet(c *nftables.Conn, now *snapshot, set *nftables.Set, want []interval
 	}
 	have, _ := now.intervals(set.Name)
 	removed, added := diffIntervals(have, want)
+	// A grant at or near its deadline may be gone from the kernel by the
+	// time the batch arrives, and deleting a missing element fails the
+	// whole batch: leave those to the kernel, which removes them anyway.
+	soon := time.Now().Add(2 * time.Second).Unix()
+	removed = slices.DeleteFunc(removed, func(iv interval) bool { return iv.until != 0 && iv.until <= soon })
 	if err := inChunks(set, removed, func(els []nftables.SetElement) error { return c.SetDeleteElements(set, els) }); err != nil {
 		return err
 	}
@@ -285,6 +317,9 @@ func diffIntervals(have, want []interval) (removed, added []interval) {
 			c := bytes.Compare(have[i].first, want[j].first)
 			if c == 0 {
 				c = bytes.Compare(have[i].last, want[j].last)
+			}
+			if c == 0 {
+				c = cmp.Compare(have[i].until, want[j].until)
 			}
 			switch {
 			case c == 0:

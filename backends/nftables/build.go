@@ -224,9 +224,10 @@ func newExposureSets(table *nftables.Table, exposure string) exposureSets {
 			s.KeyType = nftables.TypeInetService
 		case roleIfaces:
 			s.KeyType, s.Interval = nftables.TypeIFName, false
-		case roleDst6, roleDeny6, roleAllow6:
+		case roleDst6, roleDeny6, roleAllow6, roleGrant6:
 			s.KeyType = nftables.TypeIP6Addr
 		}
+		s.HasTimeout = isGrantRole(role)
 		sets[role] = s
 	}
 	for _, role := range seenRoles {
@@ -374,8 +375,12 @@ func concat(parts ...[]expr.Any) []expr.Any {
 	return out
 }
 
-// interval is an inclusive range of set keys.
-type interval struct{ first, last []byte }
+// interval is an inclusive range of set keys; until is the deadline of a
+// grant set's element (Unix seconds), 0 in every other set.
+type interval struct {
+	first, last []byte
+	until       int64
+}
 
 // wantedIntervals are the kernel set contents of one role: maximal
 // ranges, so no two intervals touch (the kernel keeps them apart).
@@ -384,14 +389,14 @@ func wantedIntervals(e *rules.Exposure, role string) []interval {
 	case rolePorts:
 		var out []interval
 		for _, p := range e.Ports {
-			out = append(out, interval{be16(p.First), be16(p.Last)})
+			out = append(out, interval{first: be16(p.First), last: be16(p.Last)})
 		}
 		return out
 	case roleIfaces:
 		var out []interval
 		for _, i := range e.Interfaces {
 			k := ifnameKey(i)
-			out = append(out, interval{k, k})
+			out = append(out, interval{first: k, last: k})
 		}
 		return out
 	}
@@ -409,6 +414,8 @@ func wantedIntervals(e *rules.Exposure, role string) []interval {
 		ps = e.Allow.V4
 	case roleAllow6:
 		ps = e.Allow.V6
+	case roleGrant4, roleGrant6:
+		return grantIntervals(e, role)
 	}
 	// Normalised prefixes are sorted and disjoint: coalescing neighbours
 	// gives the maximal ranges in one pass. Sized up front and with the
@@ -438,12 +445,34 @@ func wantedIntervals(e *rules.Exposure, role string) []interval {
 			continue
 		}
 		if cur.IsValid() {
-			out = append(out, interval{key(cur.From()), key(cur.To())})
+			out = append(out, interval{first: key(cur.From()), last: key(cur.To())})
 		}
 		cur = r
 	}
 	if cur.IsValid() {
-		out = append(out, interval{key(cur.From()), key(cur.To())})
+		out = append(out, interval{first: key(cur.From()), last: key(cur.To())})
+	}
+	return out
+}
+
+// grantIntervals are the elements of a grant set: one interval per run of
+// adjacent grants with one deadline, sorted.
+func grantIntervals(e *rules.Exposure, role string) []interval {
+	var out []interval
+	for _, g := range e.Expiring {
+		if g.Source.Addr().Is4() != (role == roleGrant4) {
+			continue
+		}
+		r := netipx.RangeOfPrefix(g.Source)
+		until := g.Until.Unix()
+		if n := len(out); n > 0 && out[n-1].until == until {
+			last, _ := netip.AddrFromSlice(out[n-1].last)
+			if last.Next() == r.From() {
+				out[n-1].last = r.To().AsSlice()
+				continue
+			}
+		}
+		out = append(out, interval{first: r.From().AsSlice(), last: r.To().AsSlice(), until: until})
 	}
 	return out
 }
@@ -459,10 +488,24 @@ func ifnameKey(name string) []byte {
 // elements encodes intervals as kernel set elements: a start key and, for
 // interval sets, an end key one past the last, flagged as an interval end
 // (omitted when the range reaches the top of the key space).
+//
+// A grant's start element carries the time left until its deadline as
+// its timeout (the kernel refuses one on an interval end and expires the
+// pair by the start) and the deadline as its comment; one whose deadline
+// has passed is left out (the kernel would refuse a timeout of zero).
 func elements(set *nftables.Set, ivs []interval) []nftables.SetElement {
 	out := make([]nftables.SetElement, 0, 2*len(ivs)) // growing it cost a third of a cold apply
+	now := time.Now()
 	for _, iv := range ivs {
-		out = append(out, nftables.SetElement{Key: iv.first})
+		start := nftables.SetElement{Key: iv.first}
+		if iv.until != 0 {
+			timeout := time.Unix(iv.until, 0).Sub(now).Truncate(time.Millisecond)
+			if timeout <= 0 {
+				continue
+			}
+			start.Timeout, start.Comment = timeout, untilComment(iv.until)
+		}
+		out = append(out, start)
 		if !set.Interval {
 			continue
 		}

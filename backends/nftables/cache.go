@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/portwarden/portwarden/backends/safeapply"
 	"github.com/portwarden/portwarden/internal/nfgen"
@@ -28,12 +29,15 @@ import (
 // Layout: a magic line, a 4-byte length and a JSON header (the Ruleset
 // with its prefix sets left empty), the prefix sets packed (address bytes
 // and length), and a CRC-32 of everything before it. A million prefixes
-// decode in milliseconds, where JSON took seconds.
+// decode in milliseconds, where JSON took seconds. Grants (few, with
+// their deadlines) stay in the header; a cache holding a grant whose
+// deadline has passed is not trusted, since the kernel drops expired
+// elements without moving the generation.
 
-// v2: the layout with per-element counters and seen sets. A v1 file
-// describes a table an older portwarden wrote, which apply must upgrade,
-// so it is not trusted.
-const cacheMagic = "portwarden nftables cache v2\n"
+// v3: the layout with per-element counters and seen sets; v2 added grant
+// sets. An older file describes a table an older portwarden wrote, which
+// apply must upgrade, so it is not trusted.
+const cacheMagic = "portwarden nftables cache v3\n"
 
 // cacheFileName is the file in the namespace's state directory.
 const cacheFileName = "nftables.cache"
@@ -117,6 +121,9 @@ func (b *Backend) loadCache(cookie uint64, gen uint32) *snapshot {
 	}
 	h, err := decodeCache(data)
 	if err != nil || h.Cookie != cookie || h.Generation != gen || h.BootID != safeapply.BootID() {
+		return nil
+	}
+	if next := h.Bare.NextExpiry(); !next.IsZero() && !next.After(time.Now()) {
 		return nil
 	}
 	s := writtenOwned(&snapshot{cookie: cookie}, h.Bare, nil, gen)

@@ -23,7 +23,14 @@ const (
 // ends an interval.
 type elem struct {
 	key []byte
-	end bool
+	// until is a grant element's deadline (Unix seconds) from its
+	// comment, 0 when it has none.
+	until int64
+	end   bool
+	// timeoutOff: the time the kernel has left for the element does not
+	// end within a second of until (the element was re-added by hand with
+	// another timeout, or has none).
+	timeoutOff bool
 }
 
 // dumpSet reads every element of an owned set in one netlink dump over a
@@ -157,6 +164,22 @@ func (b *Backend) dump(req []byte, fn func(data []byte) error) error {
 	})
 }
 
+// elemComment is the comment in an element's user data (libnftnl's
+// type-length-value records; the comment is type 0, NUL-terminated).
+func elemComment(ud []byte) string {
+	for len(ud) >= 2 {
+		typ, l := ud[0], int(ud[1])
+		if 2+l > len(ud) {
+			return ""
+		}
+		if typ == 0 { // NFTNL_UDATA_SET_ELEM_COMMENT
+			return strings.TrimRight(string(ud[2:2+l]), "\x00")
+		}
+		ud = ud[2+l:]
+	}
+	return ""
+}
+
 func getSetElemRequest(set *nftables.Set) []byte {
 	return getRequest(unix.NFT_MSG_GETSETELEM, byte(set.Table.Family), set.Table.Name, set.Name)
 }
@@ -226,6 +249,7 @@ func decodeElems(b []byte, out []elem, arena []byte, uses *[]elemUse) ([]elem, [
 			}
 			var e elem
 			var u elemUse
+			expires := int64(-1)
 			err := eachAttr(data, func(typ uint16, data []byte) error {
 				if uses != nil {
 					decodeUse(typ, data, &u)
@@ -246,9 +270,21 @@ func decodeElems(b []byte, out []elem, arena []byte, uses *[]elemUse) ([]elem, [
 					if len(data) >= 4 {
 						e.end = binary.BigEndian.Uint32(data)&unix.NFT_SET_ELEM_INTERVAL_END != 0
 					}
+				case unix.NFTA_SET_ELEM_EXPIRATION:
+					if len(data) >= 8 {
+						expires = int64(binary.BigEndian.Uint64(data))
+					}
+				case unix.NFTA_SET_ELEM_USERDATA:
+					e.until, _ = parseUntilComment(elemComment(data))
 				}
 				return nil
 			})
+			if e.until != 0 {
+				// The deadline the kernel keeps, from the milliseconds it has
+				// left, must agree with the one the comment records.
+				left := time.Until(time.Unix(e.until, 0)).Milliseconds()
+				e.timeoutOff = expires < 0 || max(expires-left, left-expires) > 1000
+			}
 			if err == nil && e.key != nil {
 				out = append(out, e)
 				if uses != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/portwarden/portwarden/rules"
 )
@@ -32,14 +33,42 @@ const (
 	roleAllow4 = "allow4"
 	roleAllow6 = "allow6"
 	// The seen sets record, per family, the sources the exposure admitted
-	// and when (see seenRule); their contents are not part of the model.
+	// and when (see recordSeen); their contents are not part of the model.
 	roleSeen4 = "seen4"
 	roleSeen6 = "seen6"
+	// Grant sets hold the sources allowed until a deadline: interval sets
+	// with the timeout flag, each element carrying its own timeout (the
+	// kernel drops it at the deadline) and the deadline itself as its
+	// comment (what a read gives back exactly).
+	roleGrant4 = "grant4"
+	roleGrant6 = "grant6"
 )
 
 // setRoles are the sets whose contents are the model: read back, diffed
 // and written element by element.
-var setRoles = []string{rolePorts, roleIfaces, roleDst4, roleDst6, roleDeny4, roleDeny6, roleAllow4, roleAllow6}
+var setRoles = []string{rolePorts, roleIfaces, roleDst4, roleDst6, roleDeny4, roleDeny6, roleAllow4, roleAllow6, roleGrant4, roleGrant6}
+
+// isGrantRole reports whether a set of this role holds expiring grants.
+func isGrantRole(role string) bool { return role == roleGrant4 || role == roleGrant6 }
+
+// untilComment is a grant element's comment: its deadline.
+const untilPrefix = "until="
+
+func untilComment(unix int64) string {
+	return untilPrefix + time.Unix(unix, 0).UTC().Format(time.RFC3339)
+}
+
+func parseUntilComment(s string) (int64, bool) {
+	rest, ok := strings.CutPrefix(s, untilPrefix)
+	if !ok {
+		return 0, false
+	}
+	t, err := time.Parse(time.RFC3339, rest)
+	if err != nil {
+		return 0, false
+	}
+	return t.Unix(), true
+}
 
 // seenRoles are owned sets the packet path fills: created, checked for
 // their type and deleted with their exposure, never read into the model
@@ -55,9 +84,9 @@ type admitting struct {
 
 // admittingSets are the sets whose sources an exposure's chain accepts:
 // their elements carry counters (Usage reads them) and every source they
-// admit is recorded in the seen set of its family. A new kind of accepted
-// source set (expiring grants) is one more line here.
-var admittingSets = []admitting{{roleAllow4, roleSeen4, 4}, {roleAllow6, roleSeen6, 6}}
+// admit is recorded in the seen set of its family. Permanent and expiring
+// sources share a family's seen set.
+var admittingSets = []admitting{{roleAllow4, roleSeen4, 4}, {roleAllow6, roleSeen6, 6}, {roleGrant4, roleSeen4, 4}, {roleGrant6, roleSeen6, 6}}
 
 func isAdmitting(role string) bool {
 	for _, a := range admittingSets {

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -107,7 +108,16 @@ func (b *Backend) read(c *nftables.Conn) (*snapshot, error) {
 		if err != nil {
 			return nil, kernelErr("read set "+name, err)
 		}
+		if set.HasTimeout {
+			s.checkGrants(name, elems)
+		}
 		ivs, ok := intervalsOf(set, elems)
+		if !ok && set.HasTimeout && pairedApartFromExpired(set, elems) {
+			ok = true
+		}
+		if set.HasTimeout {
+			ivs = dropExpired(ivs, time.Now())
+		}
 		s.content[name] = ivs
 		if !ok {
 			s.damagedSets[name] = true
@@ -154,6 +164,9 @@ func (b *Backend) stamp(s *snapshot) *snapshot {
 	if b.last == nil || b.last.cookie != cookie || b.last.gen != gen {
 		return nil
 	}
+	if next := b.last.ruleset.NextExpiry(); !next.IsZero() && !next.After(time.Now()) {
+		return nil // a grant expired: the kernel dropped it without a new generation
+	}
 	return b.last
 }
 
@@ -177,6 +190,53 @@ func (s *snapshot) marked(c *nftables.Conn) bool {
 	}
 	elems, err := c.GetSetElements(m)
 	return err == nil && len(elems) == 1 && elems[0].Comment == markerComment
+}
+
+// checkGrants reports grant elements whose deadline is unknown or whose
+// kernel timeout disagrees with it; apply refills the set.
+func (s *snapshot) checkGrants(name string, elems []elem) {
+	for _, el := range elems {
+		if el.end {
+			continue
+		}
+		from, _ := netip.AddrFromSlice(el.key)
+		switch {
+		case el.until == 0:
+			s.driftf("set %s holds %s without a deadline (added by hand?)", name, from)
+		case el.timeoutOff:
+			s.driftf("set %s: the kernel's timeout of %s does not end at its deadline %s", name, from, time.Unix(el.until, 0).UTC().Format(time.RFC3339))
+		default:
+			continue
+		}
+		s.damagedSets[name] = true
+		return
+	}
+}
+
+// pairedApartFromExpired reports whether a grant set's elements pair up
+// once lone interval ends are left out: the kernel stops dumping an
+// expired start before it deletes the pair, and the end it leaves
+// matches nothing.
+func pairedApartFromExpired(set *nftables.Set, elems []elem) bool {
+	var kept []elem
+	prevStart := false
+	// elems are sorted by intervalsOf: an end directly after a start
+	// closes it; any other end is a leftover.
+	for _, el := range elems {
+		if el.end && !prevStart {
+			continue
+		}
+		kept = append(kept, el)
+		prevStart = !el.end
+	}
+	_, ok := intervalsOf(set, kept)
+	return ok
+}
+
+// dropExpired leaves out grant intervals whose deadline has passed: the
+// kernel no longer matches them, even before it deletes them.
+func dropExpired(ivs []interval, now time.Time) []interval {
+	return slices.DeleteFunc(ivs, func(iv interval) bool { return iv.until != 0 && iv.until <= now.Unix() })
 }
 
 func (s *snapshot) driftf(format string, args ...any) {
@@ -279,6 +339,16 @@ func (s *snapshot) exposure(name string, a attrs) rules.Exposure {
 	}
 	e.Deny = prefixes(roleDeny4, roleDeny6)
 	e.Allow = prefixes(roleAllow4, roleAllow6)
+	for _, role := range []string{roleGrant4, roleGrant6} {
+		for _, iv := range s.content[setName(name, role)] {
+			from, _ := netip.AddrFromSlice(iv.first)
+			to, _ := netip.AddrFromSlice(iv.last)
+			until := time.Unix(iv.until, 0).UTC()
+			for _, p := range netipx.IPRangeFrom(from, to).Prefixes() {
+				e.Expiring = append(e.Expiring, rules.Grant{Source: p, Until: until})
+			}
+		}
+	}
 	return e
 }
 
@@ -287,9 +357,12 @@ func (s *snapshot) exposure(name string, a attrs) rules.Exposure {
 func (s *snapshot) check(e *rules.Exposure, jumps []*nftables.Rule) {
 	sets := newExposureSets(s.table, e.Name)
 	complete := true
-	for _, set := range sets {
+	for role, set := range sets {
 		have := s.sets[set.Name]
 		switch {
+		case have == nil && isGrantRole(role) && s.sets[setName(e.Name, roleAllow4)] != nil:
+			s.driftf("exposure %s was written by an older portwarden, without set %s for expiring access; apply adds it", e.Name, set.Name)
+			complete = false
 		case have == nil:
 			s.driftf("set %s of exposure %s is missing", set.Name, e.Name)
 			complete = false
@@ -417,24 +490,25 @@ func intervalsOf(set *nftables.Set, elems []elem) (ivs []interval, ok bool) {
 	out := make([]interval, 0, len(elems)/2+1)
 	if !set.Interval {
 		for _, el := range elems {
-			out = append(out, interval{el.key, el.key})
+			out = append(out, interval{first: el.key, last: el.key})
 		}
 		return out, true
 	}
 	ok = true
 	var start []byte
+	var until int64
 	for _, el := range elems {
 		switch {
 		case !el.end:
 			if start != nil {
 				// Two starts in a row: the packet path treats the first range as
 				// running up to the second.
-				out = append(out, interval{start, decrement(el.key)})
+				out = append(out, interval{first: start, last: decrement(el.key), until: until})
 				ok = false
 			}
-			start = el.key
+			start, until = el.key, el.until
 		case start != nil:
-			out = append(out, interval{start, decrement(el.key)})
+			out = append(out, interval{first: start, last: decrement(el.key), until: until})
 			start = nil
 		case len(out) > 0 || !isZero(el.key):
 			ok = false // an end with no start (a leading end at 0 is harmless)
@@ -442,7 +516,7 @@ func intervalsOf(set *nftables.Set, elems []elem) (ivs []interval, ok bool) {
 	}
 	if start != nil {
 		top := bytes.Repeat([]byte{0xff}, len(start))
-		out = append(out, interval{start, top})
+		out = append(out, interval{first: start, last: top, until: until})
 	}
 	return out, ok
 }
@@ -488,7 +562,7 @@ func (s *snapshot) matchesModel() bool {
 				return false
 			}
 			for j := range want {
-				if !bytes.Equal(have[j].first, want[j].first) || !bytes.Equal(have[j].last, want[j].last) {
+				if !bytes.Equal(have[j].first, want[j].first) || !bytes.Equal(have[j].last, want[j].last) || have[j].until != want[j].until {
 					return false
 				}
 			}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/portwarden/portwarden/backends"
 	"github.com/portwarden/portwarden/rules"
@@ -100,8 +101,11 @@ func renderSet(w *strings.Builder, e *rules.Exposure, role string) {
 		typ = "inet_service"
 	case roleIfaces:
 		typ, flags = "ifname", ""
-	case roleDst6, roleDeny6, roleAllow6:
+	case roleDst6, roleDeny6, roleAllow6, roleGrant6:
 		typ = "ipv6_addr"
+	}
+	if isGrantRole(role) {
+		flags = "\t\tflags interval, timeout\n"
 	}
 	if isAdmitting(role) {
 		flags += "\t\tcounter\n"
@@ -121,13 +125,24 @@ func renderSet(w *strings.Builder, e *rules.Exposure, role string) {
 		for _, iv := range wantedIntervals(e, role) {
 			from, _ := netip.AddrFromSlice(iv.first)
 			to, _ := netip.AddrFromSlice(iv.last)
+			var el string
 			if from == to {
-				elems = append(elems, from.String())
+				el = from.String()
 			} else if p, ok := netipx.IPRangeFrom(from, to).Prefix(); ok {
-				elems = append(elems, p.String())
+				el = p.String()
 			} else {
-				elems = append(elems, from.String()+"-"+to.String())
+				el = from.String() + "-" + to.String()
 			}
+			if iv.until != 0 {
+				// The time left, as of rendering: a script loaded later
+				// grants a little longer than the policy says.
+				left := time.Until(time.Unix(iv.until, 0)).Truncate(time.Second)
+				if left <= 0 {
+					continue
+				}
+				el += fmt.Sprintf(" timeout %ds comment %q", int64(left.Seconds()), untilComment(iv.until))
+			}
+			elems = append(elems, el)
 		}
 	}
 	if len(elems) > 0 {

@@ -74,11 +74,14 @@ func (b *Backend) Usage(ctx context.Context) (*backends.Usage, error) {
 				u.Elements = append(u.Elements, backends.ElementUse{Exposure: e.Name, First: first, Last: last,
 					Packets: iv.use.packets, Bytes: iv.use.bytes})
 			}
-			seen := byName[setName(e.Name, a.seen)]
+		}
+		// Each family's seen set is shared by its admitting sets: read once.
+		for _, role := range seenRoles {
+			seen := byName[setName(e.Name, role)]
 			if seen == nil {
 				continue
 			}
-			elems, uses, err = b.dumpSetUse(seen)
+			elems, uses, err := b.dumpSetUse(seen)
 			if err != nil {
 				return nil, kernelErr("read set "+seen.Name, err)
 			}
@@ -138,16 +141,16 @@ func usedIntervals(elems []elem, uses []elemUse, isInterval bool) []usedInterval
 		el := elems[i]
 		switch {
 		case !isInterval:
-			out = append(out, usedInterval{interval{el.key, el.key}, uses[i]})
+			out = append(out, usedInterval{interval{first: el.key, last: el.key}, uses[i]})
 		case !el.end:
 			start = i
 		case start >= 0:
-			out = append(out, usedInterval{interval{elems[start].key, decrement(el.key)}, uses[start]})
+			out = append(out, usedInterval{interval{first: elems[start].key, last: decrement(el.key)}, uses[start]})
 			start = -1
 		}
 	}
 	if isInterval && start >= 0 {
-		out = append(out, usedInterval{interval{elems[start].key, bytes.Repeat([]byte{0xff}, len(elems[start].key))}, uses[start]})
+		out = append(out, usedInterval{interval{first: elems[start].key, last: bytes.Repeat([]byte{0xff}, len(elems[start].key))}, uses[start]})
 	}
 	return out
 }

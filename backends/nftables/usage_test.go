@@ -15,7 +15,7 @@ import (
 func oldLayout(script string) string {
 	script = strings.ReplaceAll(script, "\t\tcounter\n", "")
 	script = regexp.MustCompile(`(?m)^\tset [^ ]+-seen[46] \{\n(\t\t.*\n)*\t\}\n`).ReplaceAllString(script, "")
-	return regexp.MustCompile(`(?m)^.*allow[46]-new.*\n`).ReplaceAllString(script, "")
+	return regexp.MustCompile(`(?m)^.*(allow|grant)[46]-new.*\n`).ReplaceAllString(script, "")
 }
 
 // TestOldLayoutUpgraded: a table written before per-element counters

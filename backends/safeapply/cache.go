@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 )
 
 // RootDir is the state root: root when given, else PORTWARDEN_STATE_DIR,
@@ -47,6 +48,20 @@ type Compiled struct {
 	Fingerprint string   `json:"fingerprint"` // of the compiled Ruleset
 	Backend     string   `json:"backend"`
 	Warnings    string   `json:"warnings,omitempty"` // diagnostics printed when it was loaded, printed again
+	// NextExpiry is the earliest grant deadline of the compiled Ruleset:
+	// the same files compile differently once it has passed, and plan
+	// shows what expires within a week, so the record serves only before
+	// a week ahead of it. Zero when there is no grant.
+	NextExpiry time.Time `json:"next_expiry,omitzero"`
+}
+
+// ExpiryWindow is how far ahead plan and status show deadlines.
+const ExpiryWindow = 7 * 24 * time.Hour
+
+// Current reports whether the record may stand for compiling the same
+// files again at now.
+func (c *Compiled) Current(now time.Time) bool {
+	return c.NextExpiry.IsZero() || c.NextExpiry.After(now.Add(ExpiryWindow))
 }
 
 // RecordCompiled writes what the policy compiled to.

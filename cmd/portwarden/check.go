@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/portwarden/portwarden/backends"
 	"github.com/portwarden/portwarden/backends/safeapply"
@@ -16,20 +17,24 @@ import (
 func newCheckCmd(g *globals) *cobra.Command {
 	var runTests bool
 	var warnUnused string
+	var warnExpiry time.Duration
 	cmd := &cobra.Command{
-		Use:   "check [--verify] [--warn-unused D]",
+		Use:   "check [--verify] [--warn-expiry 72h] [--warn-unused D]",
 		Short: "A Nagios/Icinga plugin: one status line, perfdata, exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN",
 		Long: `check judges the firewall as a monitoring plugin: exit 2 (CRITICAL) for drift,
 for applied rules missing from the kernel, and with --verify for a test block
 of the policy that fails against what the kernel holds, and with --policy
 when the kernel does not hold that policy; exit 1 (WARNING) for
-a change awaiting portwarden confirm (it rolls back without one), and with
---warn-unused D for an allowed source not seen within D (see usage); exit 3
+a change awaiting portwarden confirm (it rolls back without one), with
+--warn-expiry D for access (allow blocks with expires) that ends within D,
+and with --warn-unused D for an allowed source not seen within D (see
+usage); exit 3
 (UNKNOWN) when the kernel cannot be read (no privileges, no backend); else
 exit 0 (OK).
 The policy for --verify is --policy, else the one last applied.`,
 		Example: `  portwarden check
   portwarden --policy /etc/portwarden check --verify
+  portwarden check --warn-expiry 72h   # WARNING three days before access ends
   portwarden check --warn-unused 90d`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -51,6 +56,7 @@ The policy for --verify is --policy, else the one last applied.`,
 					return silentExit(monitor.Unknown)
 				}
 			}
+			o.WarnExpiry = warnExpiry
 			if warnUnused != "" {
 				d, err := usage.ParseDuration(warnUnused)
 				if err != nil {
@@ -72,6 +78,7 @@ The policy for --verify is --policy, else the one last applied.`,
 		},
 	}
 	cmd.Flags().BoolVar(&runTests, "verify", false, "also run the policy's test blocks against the ruleset the kernel holds")
+	cmd.Flags().DurationVar(&warnExpiry, "warn-expiry", 0, "WARNING when access the kernel holds ends within this time (e.g. 72h)")
 	cmd.Flags().StringVar(&warnUnused, "warn-unused", "", "WARNING when an allowed source was not seen within this time (30d, 36h; 0s: never seen since the rules went in); see portwarden usage")
 	return cmd
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/netip"
 	"strconv"
+	"time"
 
 	"github.com/portwarden/portwarden/rules"
 	"github.com/spf13/cobra"
@@ -115,6 +116,9 @@ func writeDecision(out io.Writer, indent string, d rules.Decision) {
 	fmt.Fprintf(out, "%sexpose %q", indent, d.Exposure)
 	if o := d.Origin; o != nil {
 		fmt.Fprintf(out, ", %s", o.Describe())
+	}
+	if !d.Until.IsZero() {
+		fmt.Fprintf(out, ", until %s (the kernel refuses the source from then on)", d.Until.Format(time.RFC3339))
 	}
 	fmt.Fprintln(out)
 	if d.Line != nil {

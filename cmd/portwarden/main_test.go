@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"testing"
+	"time"
 
 	"github.com/portwarden/portwarden/internal/listen"
 	"github.com/portwarden/portwarden/internal/netns"
@@ -72,6 +73,7 @@ func TestScripts(t *testing.T) {
 			"netns":         cmdNetns,
 			"jsonmask":      cmdJSONMask,
 			"countersmatch": cmdCountersMatch,
+			"deadline":      cmdDeadline,
 		},
 	})
 }
@@ -83,6 +85,20 @@ func tcpListen() {
 	}
 	fmt.Println("listening")
 	select {}
+}
+
+// cmdDeadline sets VAR to the RFC 3339 instant DURATION from now, in
+// whole seconds rounded up: deadline VAR 5s.
+func cmdDeadline(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: deadline VAR DURATION")
+	}
+	d, err := time.ParseDuration(args[1])
+	if err != nil {
+		ts.Fatalf("deadline: %v", err)
+	}
+	at := time.Now().Add(d).Add(time.Second - 1).Truncate(time.Second).UTC()
+	ts.Setenv(args[0], at.Format(time.RFC3339))
 }
 
 func cmdNetns(ts *testscript.TestScript, neg bool, args []string) {

@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/portwarden/portwarden/backends"
 	"github.com/portwarden/portwarden/backends/safeapply"
 	"github.com/portwarden/portwarden/policies"
+	"github.com/portwarden/portwarden/rules"
 	"github.com/spf13/cobra"
 )
 
@@ -52,6 +54,10 @@ func newPlanCmd(g *globals) *cobra.Command {
 				}
 				fmt.Fprintf(w, "Backend: %s\n\n", reason)
 				backends.WritePlan(w, plan, g.color(w))
+				if soon := plan.Desired.ExpiringWithin(time.Now(), safeapply.ExpiryWindow); len(soon) > 0 {
+					fmt.Fprintln(w)
+					writeExpiring(w, soon)
+				}
 				if out != "" {
 					fmt.Fprintf(w, "\nSaved the plan to %s: apply it with portwarden apply %s\n", out, out)
 				}
@@ -79,6 +85,8 @@ type planJSON struct {
 	// Unfinished says that the last apply did not finish, and what the
 	// kernel holds; apply completes it.
 	Unfinished string `json:"unfinished_apply,omitempty"`
+	// ExpiringSoon: access the policy grants that ends within 7 days.
+	ExpiringSoon []rules.Expiry `json:"expiring_soon"`
 }
 
 type planSummary struct {
@@ -89,7 +97,8 @@ type planSummary struct {
 
 func (g *globals) newPlanJSON(plan *backends.Plan, reason string) planJSON {
 	c, u, r := plan.Diff.Summary()
-	return planJSON{FormatVersion: formatVersion, Plan: plan, Empty: plan.Empty(), Reason: reason, Summary: planSummary{c, u, r}, Drift: g.driftedSinceApply(plan)}
+	return planJSON{FormatVersion: formatVersion, Plan: plan, Empty: plan.Empty(), Reason: reason, Summary: planSummary{c, u, r}, Drift: g.driftedSinceApply(plan),
+		ExpiringSoon: plan.Desired.ExpiringWithin(time.Now(), safeapply.ExpiryWindow)}
 }
 
 // driftedSinceApply reports whether the kernel's owned rules differ from

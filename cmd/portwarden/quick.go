@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/portwarden/portwarden/backends"
 	"github.com/portwarden/portwarden/backends/safeapply"
@@ -26,7 +27,7 @@ func (g *globals) unchanged(cmd *cobra.Command) (*safeapply.Compiled, backends.B
 		return nil, nil, "", false
 	}
 	rec, err := dir.LastCompiled()
-	if err != nil || rec == nil {
+	if err != nil || rec == nil || !rec.Current(time.Now()) {
 		return nil, nil, "", false
 	}
 	opts, err := g.loadOptions()
@@ -87,7 +88,7 @@ func (g *globals) recordCompiled(pol *policies.Policy, rs *rules.Ruleset, backen
 	if g.loaded != nil {
 		warnings = g.loaded.warnings
 	}
-	dir.RecordCompiled(safeapply.Compiled{Digest: digest, Lists: pol.ListFiles, Fingerprint: rs.Fingerprint(), Backend: backend, Warnings: warnings})
+	dir.RecordCompiled(safeapply.Compiled{Digest: digest, Lists: pol.ListFiles, Fingerprint: rs.Fingerprint(), Backend: backend, Warnings: warnings, NextExpiry: rs.NextExpiry()})
 }
 
 // writeUnchanged prints what plan and apply print when nothing changes.

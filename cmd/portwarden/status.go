@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -34,6 +35,8 @@ type statusJSON struct {
 	Policy *policyMatch `json:"policy,omitempty"`
 	// Unfinished: the last apply did not finish (what each family holds).
 	Unfinished string `json:"unfinished_apply,omitempty"`
+	// ExpiringSoon: access the kernel holds that ends within 7 days.
+	ExpiringSoon []rules.Expiry `json:"expiring_soon"`
 }
 
 type policyMatch struct {
@@ -66,6 +69,11 @@ type accessBlock struct {
 	Comment string             `json:"comment,omitempty"`
 	Count   int                `json:"count"`
 	Sources []string           `json:"sources"` // the first statusListMax
+	// Expires is the block's deadline (expires); zero when it has none.
+	Expires time.Time `json:"expires,omitzero"`
+	// Until gives, for each of Sources the kernel admits until a deadline
+	// (the block's, or its list file line's), that deadline.
+	Until map[string]time.Time `json:"until,omitempty"`
 }
 
 const statusListMax = 100
@@ -138,6 +146,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 			if in := g.unfinishedApply(b); in != nil {
 				s.Unfinished = in.String()
 			}
+			s.ExpiringSoon = st.Ruleset.ExpiringWithin(time.Now(), safeapply.ExpiryWindow)
 			w := cmd.OutOrStdout()
 			if g.json {
 				return printJSON(w, s)
@@ -173,7 +182,19 @@ func access(e *rules.Exposure, desired *rules.Ruleset) accessJSON {
 					continue
 				}
 				r := policies.RangeOf(o.Range)
-				a.Blocks = append(a.Blocks, block(o.Kind, &r, o.Comment, o.Prefixes))
+				b := block(o.Kind, &r, o.Comment, o.Prefixes)
+				b.Expires = o.Expires
+				if o.Kind == rules.OriginAllow && len(e.Expiring) > 0 {
+					for i, p := range o.Prefixes[:len(b.Sources)] {
+						if g := e.GrantFor(p.Addr()); g != nil && g.Source.Bits() <= p.Bits() {
+							if b.Until == nil {
+								b.Until = map[string]time.Time{}
+							}
+							b.Until[b.Sources[i]] = g.Until
+						}
+					}
+				}
+				a.Blocks = append(a.Blocks, b)
 			}
 		}
 		if len(a.Blocks) > 0 {
@@ -185,6 +206,21 @@ func access(e *rules.Exposure, desired *rules.Ruleset) accessJSON {
 	}
 	if e.Allow.Len() > 0 {
 		a.Blocks = append(a.Blocks, block(rules.OriginAllow, nil, "", e.Allow.All()))
+	}
+	// Grants, one block per deadline, soonest first.
+	byUntil := map[time.Time][]netip.Prefix{}
+	var untils []time.Time
+	for _, g := range e.Expiring {
+		if _, ok := byUntil[g.Until]; !ok {
+			untils = append(untils, g.Until)
+		}
+		byUntil[g.Until] = append(byUntil[g.Until], g.Source)
+	}
+	slices.SortFunc(untils, time.Time.Compare)
+	for _, u := range untils {
+		b := block(rules.OriginAllow, nil, "", byUntil[u])
+		b.Expires = u
+		a.Blocks = append(a.Blocks, b)
 	}
 	return a
 }
@@ -234,6 +270,8 @@ func writeStatus(w io.Writer, s *statusJSON) {
 		}
 		if a.Fingerprint == s.Fingerprint {
 			fmt.Fprint(w, " (the kernel still holds it)")
+		} else if s.Policy != nil && s.Policy.Matches {
+			fmt.Fprint(w, " (access has expired since, as the policy says)")
 		} else if !a.RolledBack {
 			fmt.Fprint(w, " (the kernel holds something else now: run portwarden plan)")
 		}
@@ -281,13 +319,32 @@ func writeStatus(w io.Writer, s *statusJSON) {
 			if b.Comment != "" {
 				fmt.Fprintf(w, " %q", b.Comment)
 			}
+			if !b.Expires.IsZero() {
+				word := "until"
+				if !b.Expires.After(time.Now()) {
+					word = "expired at"
+				}
+				fmt.Fprintf(w, " %s %s", word, b.Expires.Format(time.RFC3339))
+			}
 			list := b.Sources
 			more := ""
 			if len(list) > 10 {
 				list, more = list[:10], fmt.Sprintf(", and %d more", b.Count-10)
 			}
+			if len(b.Until) > 0 && b.Expires.IsZero() {
+				list = slices.Clone(list)
+				for i, src := range list {
+					if u, ok := b.Until[src]; ok {
+						list[i] += " until " + u.Format(time.RFC3339)
+					}
+				}
+			}
 			fmt.Fprintf(w, ": %s%s\n", strings.Join(list, ", "), more)
 		}
+	}
+	if len(s.ExpiringSoon) > 0 {
+		fmt.Fprintln(w)
+		writeExpiring(w, s.ExpiringSoon)
 	}
 	if len(s.Counters) > 0 {
 		fmt.Fprintln(w)
@@ -305,4 +362,17 @@ func plural(n int, one, many string) string {
 		return one
 	}
 	return many
+}
+
+// writeExpiring lists access that ends soon, soonest first.
+func writeExpiring(w io.Writer, soon []rules.Expiry) {
+	fmt.Fprintf(w, "Access that expires within %s:\n", rules.HumanDuration(safeapply.ExpiryWindow))
+	now := time.Now()
+	for i, x := range soon {
+		if i == statusListMax {
+			fmt.Fprintf(w, "  ... and %d more\n", len(soon)-statusListMax)
+			break
+		}
+		fmt.Fprintf(w, "  expose %q: %s until %s (in %s)\n", x.Exposure, x.Source, x.Until.Format(time.RFC3339), rules.HumanDuration(x.Until.Sub(now)))
+	}
 }

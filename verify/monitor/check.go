@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portwarden/portwarden/rules"
 	"github.com/portwarden/portwarden/verify/usage"
 )
 
@@ -55,6 +56,11 @@ type CheckOptions struct {
 	// --warn-unused); UnusedWindow is it as the user wrote it.
 	WarnUnused   bool
 	UnusedWindow string
+	// WarnExpiry: WARNING when access the kernel holds ends within it
+	// (check --warn-expiry); zero: never.
+	WarnExpiry time.Duration
+	// Now is when the check runs; zero: time.Now().
+	Now time.Time
 }
 
 // Check judges a snapshot: CRITICAL for drift, for applied rules missing
@@ -85,6 +91,18 @@ func Check(s *Snapshot, o CheckOptions) Result {
 			r.raise(Warning, unusedReason(s.Usage, unused, o.UnusedWindow))
 		}
 	}
+	now := o.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	var next time.Time
+	if s.Ruleset != nil {
+		next = s.Ruleset.NextExpiry()
+		if soon := s.Ruleset.ExpiringWithin(now, o.WarnExpiry); o.WarnExpiry > 0 && len(soon) > 0 {
+			r.raise(Warning, fmt.Sprintf("%d source(s) lose access within %s, the first %s of expose %s at %s",
+				len(soon), rules.HumanDuration(o.WarnExpiry), soon[0].Source, soon[0].Exposure, soon[0].Until.Format(time.RFC3339)))
+		}
+	}
 	exposures := 0
 	if s.Ruleset != nil {
 		exposures = len(s.Ruleset.Exposures)
@@ -112,6 +130,9 @@ func Check(s *Snapshot, o CheckOptions) Result {
 	}
 	if o.WarnUnused && s.Usage != nil {
 		r.Perf = append(r.Perf, Perf{"unused_sources", fmt.Sprint(len(unused))})
+	}
+	if !next.IsZero() {
+		r.Perf = append(r.Perf, Perf{"next_expiry", fmt.Sprintf("%ds", int64(next.Sub(now).Seconds()))})
 	}
 	if o.FailedTests != nil || o.TestsRun > 0 {
 		r.Perf = append(r.Perf, Perf{"failed_tests", fmt.Sprint(len(o.FailedTests))})

@@ -41,6 +41,8 @@ type Snapshot struct {
 	// Usage is what the kernel recorded per allow block and entry; nil
 	// when the backend keeps no such records.
 	Usage *usage.Report
+	// Taken is when the snapshot was read.
+	Taken time.Time
 }
 
 // RuleCounter is a backend's counters summed per exposure and rule.
@@ -132,6 +134,18 @@ func WriteMetrics(w io.Writer, s *Snapshot) error {
 	if !s.LastApply.IsZero() {
 		family("portwarden_last_apply_timestamp_seconds", "gauge", "When the policy was last applied, in seconds since the Unix epoch.")
 		fmt.Fprintf(bw, "portwarden_last_apply_timestamp_seconds{%s} %d\n", backend, s.LastApply.Unix())
+	}
+	if s.Ruleset != nil {
+		if next := s.Ruleset.NextExpiry(); !next.IsZero() {
+			now := s.Taken
+			if now.IsZero() {
+				now = time.Now()
+			}
+			family("portwarden_next_expiry_timestamp_seconds", "gauge", "When the next access granted until a deadline (expires) ends, in seconds since the Unix epoch.")
+			fmt.Fprintf(bw, "portwarden_next_expiry_timestamp_seconds{%s} %d\n", backend, next.Unix())
+			family("portwarden_next_expiry_seconds", "gauge", "Seconds from this snapshot until the next access granted until a deadline ends.")
+			fmt.Fprintf(bw, "portwarden_next_expiry_seconds{%s} %d\n", backend, int64(next.Sub(now).Seconds()))
+		}
 	}
 	rs := s.Rules()
 	if len(rs) > 0 {

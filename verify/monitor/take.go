@@ -2,6 +2,7 @@ package monitor
 
 import (
 	"context"
+	"time"
 
 	"github.com/portwarden/portwarden/backends"
 	"github.com/portwarden/portwarden/backends/safeapply"
@@ -20,7 +21,7 @@ func Take(ctx context.Context, b backends.Backend, root string) (*Snapshot, erro
 		return nil, err
 	}
 	s := &Snapshot{Backend: b.Name(), Installed: st.Installed, Ruleset: st.Ruleset, Drift: st.Drift,
-		Counters: counters, Fingerprint: st.Ruleset.Fingerprint()}
+		Counters: counters, Fingerprint: st.Ruleset.Fingerprint(), Taken: time.Now()}
 	// The state directory is a record, not a requirement: without one
 	// there is no last apply to report.
 	dir, err := safeapply.OpenExisting(root)
