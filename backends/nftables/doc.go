@@ -13,6 +13,8 @@
 //	  set NAME-deny4/-deny6    addresses, interval      deny sources
 //	  set NAME-allow4/-allow6  addresses, interval, counter   allow sources,
 //	                           each element with its own counter (Usage)
+//	  set NAME-grant4/-grant6  addresses, interval, timeout, counter   sources
+//	                           allowed until a deadline (element timeouts)
 //	  set NAME-seen4/-seen6    addresses, dynamic, timeout 365d, size 65535:
 //	                           the sources admitted, refreshed by the packet path
 //	  chain input              filter, hook input, priority 0 (filter), policy accept:
@@ -26,7 +28,8 @@
 //	      [tcp flags & (syn | ack) == syn] ip saddr @NAME-allow4
 //	          update @NAME-seen4 { ip saddr } counter accept        ("allow4-new")
 //	      ip saddr @NAME-allow4 counter accept                      ("allow4")
-//	      (the same for ip6, NAME-allow6 and NAME-seen6)
+//	      (the same for ip6, NAME-allow6 and NAME-seen6; then for
+//	      NAME-grant4 and NAME-grant6, "grant4-new", "grant4", ...)
 //	      [limit 10/minute counter log prefix "portwarden NAME: "]
 //	      counter drop | REJECT
 //	  where REJECT is the exposure's reject_with: "meta l4proto tcp reject with
@@ -36,7 +39,7 @@
 //
 // # What the packet path records
 //
-// Every element of an allow set carries a counter: the packets and bytes
+// Every element of an allow or grant set carries a counter: the packets and bytes
 // the kernel admitted through it (a lookup moves the counter of the
 // element it finds). The first rule of each family records the source of
 // a new TCP connection (SYN without ACK; every packet for UDP) in the seen
