@@ -91,7 +91,13 @@ func Build(have *rules.Ruleset, desired *rules.Ruleset, u *backends.Usage, o Opt
 				origins = d.Origins
 			}
 		}
-		x := buildExposure(name, origins, have.Exposures[i].Allow, u, now, o.UnusedSince)
+		// Without the policy, the kernel's own sources: permanent and
+		// expiring.
+		kernel := have.Exposures[i].Allow.All()
+		for _, g := range have.Exposures[i].Expiring {
+			kernel = append(kernel, g.Source)
+		}
+		x := buildExposure(name, origins, kernel, u, now, o.UnusedSince)
 		for _, b := range x.Blocks {
 			for _, e := range b.Entries {
 				r.Entries++
@@ -113,12 +119,12 @@ type entry struct {
 	seen  bool
 }
 
-func buildExposure(name string, origins []rules.Origin, allow rules.Prefixes, u *backends.Usage, now time.Time, since time.Duration) Exposure {
+func buildExposure(name string, origins []rules.Origin, kernel []netip.Prefix, u *backends.Usage, now time.Time, since time.Duration) Exposure {
 	x := Exposure{Name: name, Blocks: []Block{}}
 	var entries []*entry
 	for _, o := range origins {
-		if o.Kind != rules.OriginAllow {
-			continue
+		if o.Kind != rules.OriginAllow || (!o.Expires.IsZero() && !o.Expires.After(now)) {
+			continue // an expired block admits nobody any more
 		}
 		r := policies.RangeOf(o.Range)
 		x.Blocks = append(x.Blocks, Block{Range: &r, Comment: o.Comment, Entries: []Entry{}})
@@ -135,7 +141,7 @@ func buildExposure(name string, origins []rules.Origin, allow rules.Prefixes, u 
 		// Without the policy: one block of what the kernel allows, each
 		// element an entry.
 		x.Blocks = append(x.Blocks, Block{Entries: []Entry{}})
-		ps := allow.All()
+		ps := kernel
 		if len(ps) == 0 {
 			for _, el := range elements {
 				ps = append(ps, netipx.IPRangeFrom(el.First, el.Last).Prefixes()...)

@@ -160,14 +160,16 @@ func TestListFileLines(t *testing.T) {
 }
 
 // TestWithoutPolicy: with no policy matching the kernel, the kernel's
-// sources are the entries, in one block without a place.
+// sources (permanent and expiring) are the entries, in one block without
+// a place.
 func TestWithoutPolicy(t *testing.T) {
 	have, _ := rulesets(allowBlock(4, "", "198.18.0.2", "198.18.0.4"))
-	u := &backends.Usage{LastSeenKnown: true, Elements: []backends.ElementUse{el("198.18.0.2", "198.18.0.2", 1), el("198.18.0.4", "198.18.0.4", 0)},
-		Seen: []backends.SeenSource{seen("198.18.0.2", time.Second)}}
+	have.Exposures[0].Expiring = []rules.Grant{{Source: netip.MustParsePrefix("198.18.0.9/32"), Until: now.Add(time.Hour)}}
+	u := &backends.Usage{LastSeenKnown: true, Elements: []backends.ElementUse{el("198.18.0.2", "198.18.0.2", 1), el("198.18.0.4", "198.18.0.4", 0), el("198.18.0.9", "198.18.0.9", 4)},
+		Seen: []backends.SeenSource{seen("198.18.0.2", time.Second), seen("198.18.0.9", time.Second)}}
 	r := Build(have, nil, u, Options{Now: now})
 	got := entries(r)
-	if r.PolicyKnown || len(got) != 2 || got[" 198.18.0.2"].Packets != 1 || !got[" 198.18.0.4"].Unused {
+	if r.PolicyKnown || len(got) != 3 || got[" 198.18.0.2"].Packets != 1 || !got[" 198.18.0.4"].Unused || got[" 198.18.0.9"].Packets != 4 || got[" 198.18.0.9"].Unused {
 		t.Errorf("%+v", got)
 	}
 }
