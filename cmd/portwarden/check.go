@@ -28,9 +28,8 @@ when the kernel does not hold that policy; exit 1 (WARNING) for
 a change awaiting portwarden confirm (it rolls back without one), with
 --warn-expiry D for access (allow blocks with expires) that ends within D,
 and with --warn-unused D for an allowed source not seen within D (see
-usage); exit 3
-(UNKNOWN) when the kernel cannot be read (no privileges, no backend); else
-exit 0 (OK).
+usage); exit 3 (UNKNOWN) when the kernel cannot be read (no privileges, no
+backend); else exit 0 (OK).
 The policy for --verify is --policy, else the one last applied.`,
 		Example: `  portwarden check
   portwarden --policy /etc/portwarden check --verify
