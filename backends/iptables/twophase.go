@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"math"
 	"net/netip"
 	"slices"
@@ -30,6 +31,15 @@ import (
 // phases described above. Steps with nothing to change write nothing: an
 // apply that only adds sources has an intersection equal to the old rules,
 // one that only revokes has an intersection equal to the new rules.
+//
+// Within a step, a family's sets and chains are separate commits, ordered
+// so that the family is never more open than before the step or after
+// it: whether a source is accepted depends only on the exposure's allow
+// set, monotonically, so every allow set first shrinks to what it keeps
+// (elements deleted, or a swap), then the chains are loaded, then the
+// allow sets grow to their new contents. Deny sets decide no packet's
+// fate (deny and the default refuse alike) and change before the chains.
+// Sets no longer used are destroyed at the end, when no rule names them.
 func (b *Backend) applyPhased(ctx context.Context, owned [2]ownedFamily, plan *backends.Plan) error {
 	var previous *rules.Ruleset
 	if plan.Current != nil {
@@ -43,9 +53,17 @@ func (b *Backend) applyPhased(ctx context.Context, owned [2]ownedFamily, plan *b
 		{"the new rules", plan.Desired},
 	}
 	have := owned
+	// every owned set that exists or will, to destroy those not wanted
+	existing := [2]map[string]bool{{}, {}}
+	for _, fam := range families {
+		for name := range owned[fam].sets {
+			existing[fam][name] = true
+		}
+	}
+	var wants [2]familyRules
 	for i, step := range steps {
-		var wants [2]familyRules
 		var texts [2]string
+		var pre, post [2][]setOp
 		for _, fam := range families {
 			want, err := renderFamily(step.rs, fam, false)
 			if err != nil {
@@ -53,20 +71,133 @@ func (b *Backend) applyPhased(ctx context.Context, owned [2]ownedFamily, plan *b
 			}
 			wants[fam] = want
 			texts[fam] = transition(have[fam], want, b.maxEditedChain())
+			pre[fam], post[fam], err = setTransition(have[fam].sets, want.sets)
+			if err != nil {
+				return err
+			}
 		}
 		for _, fam := range families {
-			if texts[fam] == "" {
-				continue
+			if err := b.sets.write(pre[fam]); err != nil {
+				return phaseError(err, i, fam, texts)
 			}
-			if err := b.run.restore(ctx, fam, texts[fam]); err != nil {
+			if texts[fam] != "" {
+				if err := b.run.restore(ctx, fam, texts[fam]); err != nil {
+					return phaseError(err, i, fam, texts)
+				}
+			}
+			if err := b.sets.write(post[fam]); err != nil {
 				return phaseError(err, i, fam, texts)
 			}
 		}
 		for _, fam := range families {
 			have[fam] = ownedFromRendered(fam, wants[fam])
+			for _, s := range wants[fam].sets {
+				existing[fam][s.name] = true
+			}
+		}
+	}
+	for _, fam := range families {
+		final := map[string]bool{}
+		for _, s := range wants[fam].sets {
+			final[s.name] = true
+		}
+		var ops []setOp
+		for _, name := range slices.Sorted(maps.Keys(existing[fam])) {
+			if !final[name] {
+				ops = append(ops, setOp{kind: "destroy", name: name})
+			}
+		}
+		if err := b.sets.write(ops); err != nil {
+			return fmt.Errorf("%w (the rules are in place; only sets no longer used are left, which plan reports and apply removes)", err)
 		}
 	}
 	return nil
+}
+
+// swapAbove is the number of elements to delete above which a set is
+// rebuilt beside the live one and swapped in, instead of edited in place:
+// when the deletions outnumber the elements kept.
+func swapInstead(del, keep int) bool { return del > keep && del > 64 }
+
+// setTransition is the set writes of one family's step, before the chains
+// are loaded (shrinking) and after (growing). Sets that do not exist yet
+// are created whole before: no loaded rule names them.
+func setTransition(have map[string]*ownedSet, want []setSpec) (pre, post []setOp, err error) {
+	for _, w := range want {
+		h := have[w.name]
+		temp := w.name + tempSuffix
+		if have[temp] != nil { // left by an apply that was cut short
+			pre = append(pre, setOp{kind: "destroy", name: temp})
+		}
+		if h == nil {
+			pre = append(pre, setOp{kind: "create", name: w.name, spec: w, elems: w.elems})
+			continue
+		}
+		if h.typ != setType || h.family != w.fam.ipsetFamily() {
+			if h.refs > 0 {
+				return nil, nil, fmt.Errorf("ipset %s is a %s set of family %d, not %s, and rules use it: portwarden cannot replace it; remove those rules and the set by hand (ipset destroy %s), then apply again", w.name, h.typ, h.family, setType, w.name)
+			}
+			pre = append(pre, setOp{kind: "destroy", name: w.name}, setOp{kind: "create", name: w.name, spec: w, elems: w.elems})
+			continue
+		}
+		wanted := map[string]bool{}
+		for _, e := range w.elems {
+			wanted[e.key()] = true
+		}
+		found := map[string]bool{}
+		var keep, del, add []setElem
+		for _, e := range h.elems {
+			found[e.key()] = true
+			if wanted[e.key()] {
+				keep = append(keep, e)
+			} else {
+				del = append(del, e)
+			}
+		}
+		for _, e := range w.elems {
+			if !found[e.key()] {
+				add = append(add, e)
+			}
+		}
+		if w.role == roleDeny {
+			// Deny sets decide no packet's fate: all before.
+			if !h.headerOK(w) || swapInstead(len(del), len(keep)) {
+				pre = append(pre, swapIn(w, w.elems)...)
+				continue
+			}
+			if len(del) > 0 {
+				pre = append(pre, setOp{kind: "del", name: w.name, elems: del})
+			}
+			if len(add) > 0 {
+				pre = append(pre, setOp{kind: "add", name: w.name, elems: add})
+			}
+			continue
+		}
+		switch {
+		case !h.headerOK(w) || swapInstead(len(del), len(keep)):
+			if len(del) > 0 || !h.headerOK(w) {
+				pre = append(pre, swapIn(w, keep)...)
+			}
+		case len(del) > 0:
+			pre = append(pre, setOp{kind: "del", name: w.name, elems: del})
+		}
+		if len(add) > 0 {
+			post = append(post, setOp{kind: "add", name: w.name, elems: add})
+		}
+	}
+	return pre, post, nil
+}
+
+// swapIn builds elems in a temporary set made like w, swaps it with the
+// live set in one step, and destroys what is then the temporary set. The
+// elements keep the counters they carry.
+func swapIn(w setSpec, elems []setElem) []setOp {
+	temp := w.name + tempSuffix
+	return []setOp{
+		{kind: "create", name: temp, spec: w, elems: elems},
+		{kind: "swap", name: w.name, other: temp},
+		{kind: "destroy", name: temp},
+	}
 }
 
 // phaseError says what each family holds after a failed restore; either
@@ -91,7 +222,12 @@ func phaseError(err error, phase int, failed family, texts [2]string) error {
 // ownedFromRendered is what a family's table holds right after rendered
 // was loaded: the chains as written and the jump at the top of INPUT.
 func ownedFromRendered(fam family, fr familyRules) ownedFamily {
-	o := ownedFamily{fam: fam, jumps: []savedRule{{chain: "INPUT", line: jumpRule}}, jumpAtTop: true, chains: map[string][]savedRule{}}
+	o := ownedFamily{fam: fam, jumps: []savedRule{{chain: "INPUT", line: jumpRule}}, jumpAtTop: true, chains: map[string][]savedRule{},
+		sets: map[string]*ownedSet{}}
+	for _, s := range fr.sets {
+		o.sets[s.name] = &ownedSet{name: s.name, typ: setType, family: fam.ipsetFamily(), counters: true, comments: s.comments(),
+			maxElem: setMaxElem, refs: 1, elems: s.elems}
+	}
 	for _, c := range fr.chains {
 		o.chainOrder = append(o.chainOrder, c.name)
 		rs := make([]savedRule, len(c.rules))
@@ -281,5 +417,13 @@ func familyHolds(o ownedFamily, rs *rules.Ruleset, fam family) bool {
 	if err != nil {
 		return false
 	}
-	return !o.empty() && transition(o, want, math.MaxInt) == ""
+	if o.empty() || transition(o, want, math.MaxInt) != "" {
+		return false
+	}
+	for _, w := range want.sets {
+		if h := o.sets[w.name]; h == nil || !h.headerOK(w) || !sameElems(h.elems, w.elems) {
+			return false
+		}
+	}
+	return true
 }
