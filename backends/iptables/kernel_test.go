@@ -2,8 +2,8 @@ package iptables
 
 import (
 	"context"
-	"net/netip"
 	"github.com/portwarden/portwarden/internal/nfgen"
+	"net/netip"
 	"strings"
 	"testing"
 
