@@ -212,7 +212,7 @@ func fingerprint(owned [2]ownedFamily) string {
 			st := o.sets[name]
 			fmt.Fprintf(h, "set %s %s %d counters=%v comments=%v maxelem=%d\n", name, st.typ, st.family, st.counters, st.comments, st.maxElem)
 			for _, e := range st.elems {
-				fmt.Fprintln(h, e.key())
+				fmt.Fprintf(h, "%s %q %v\n", e.prefix, e.comment, e.nomatch)
 			}
 		}
 	}

@@ -80,11 +80,17 @@ func (h *hooks) run(t *testing.T, nsPath string, fam family, tool string, args .
 // InstallForeign adds Docker- and firewalld-shaped chains in both families.
 func (h *hooks) InstallForeign(t *testing.T, nsPath string) {
 	t.Helper()
+	// Sets of other tools, one named like portwarden's.
+	ipsetCLI(t, nsPath, "", "create", "docker-allowed", "hash:ip")
+	ipsetCLI(t, nsPath, "", "add", "docker-allowed", "198.18.0.4")
+	ipsetCLI(t, nsPath, "", "create", "PW-LOOKALIKE-a4", "hash:net")
+	ipsetCLI(t, nsPath, "", "add", "PW-LOOKALIKE-a4", "198.18.0.0/24")
 	for _, fam := range families {
 		for _, args := range foreignSetup {
 			h.run(t, nsPath, fam, "", args...)
 		}
 	}
+	h.run(t, nsPath, ipv4, "", "-A", "IN_public_allow", "-m", "set", "--match-set", "docker-allowed", "src", "-j", "ACCEPT")
 }
 
 // Foreign is everything in both filter tables that portwarden does not
@@ -104,6 +110,14 @@ func (h *hooks) Foreign(t *testing.T, nsPath string) string {
 			}
 			all = append(all, line)
 		}
+	}
+	for _, line := range strings.Split(ipsetCLI(t, nsPath, "", "save"), "\n") {
+		if f := strings.Fields(line); len(f) > 1 {
+			if _, _, _, owned := ownedSetName(f[1]); owned {
+				continue
+			}
+		}
+		all = append(all, line)
 	}
 	return withoutOwned(strings.Join(all, "\n"))
 }

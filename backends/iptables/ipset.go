@@ -105,10 +105,14 @@ type setElem struct {
 	packets, nbytes uint64 // counters, when read from the kernel
 }
 
-// key identifies an element for comparison (counters left out).
-func (e setElem) key() string {
-	return fmt.Sprintf("%s|%s|%v", e.prefix, e.comment, e.nomatch)
+// elemKey identifies an element for comparison (counters left out).
+type elemKey struct {
+	prefix  netip.Prefix
+	comment string
+	nomatch bool
 }
+
+func (e setElem) key() elemKey { return elemKey{e.prefix, e.comment, e.nomatch} }
 
 // setSpec is a set as portwarden writes it.
 type setSpec struct {

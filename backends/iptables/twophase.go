@@ -90,7 +90,9 @@ func (b *Backend) applyPhased(ctx context.Context, owned [2]ownedFamily, plan *b
 			}
 		}
 		for _, fam := range families {
-			have[fam] = ownedFromRendered(fam, wants[fam])
+			next := ownedFromRendered(fam, wants[fam])
+			carryCounters(next.sets, have[fam].sets)
+			have[fam] = next
 			for _, s := range wants[fam].sets {
 				existing[fam][s.name] = true
 			}
@@ -114,20 +116,21 @@ func (b *Backend) applyPhased(ctx context.Context, owned [2]ownedFamily, plan *b
 	return nil
 }
 
-// swapAbove is the number of elements to delete above which a set is
-// rebuilt beside the live one and swapped in, instead of edited in place:
-// when the deletions outnumber the elements kept.
-func swapInstead(del, keep int) bool { return del > keep && del > 64 }
-
 // setTransition is the set writes of one family's step, before the chains
-// are loaded (shrinking) and after (growing). Sets that do not exist yet
-// are created whole before: no loaded rule names them.
+// are loaded and after. A set that does not exist yet is created whole
+// before: no loaded rule names it. An allow set that loses elements
+// shrinks before, one that gains elements grows after, each in one atomic
+// kernel step: a single element is deleted or added in place, more are
+// built in a temporary set that is then swapped with the live one (the
+// kernel applies an element list one element at a time, so packets could
+// see it half done). In the two phases an allow set only shrinks in the
+// first and only grows in the second, so each exposure's sources change
+// at once. Elements keep their counters through a swap.
 func setTransition(have map[string]*ownedSet, want []setSpec) (pre, post []setOp, err error) {
 	for _, w := range want {
 		h := have[w.name]
-		temp := w.name + tempSuffix
-		if have[temp] != nil { // left by an apply that was cut short
-			pre = append(pre, setOp{kind: "destroy", name: temp})
+		if have[w.name+tempSuffix] != nil { // left by an apply that was cut short
+			pre = append(pre, setOp{kind: "destroy", name: w.name + tempSuffix})
 		}
 		if h == nil {
 			pre = append(pre, setOp{kind: "create", name: w.name, spec: w, elems: w.elems})
@@ -140,57 +143,89 @@ func setTransition(have map[string]*ownedSet, want []setSpec) (pre, post []setOp
 			pre = append(pre, setOp{kind: "destroy", name: w.name}, setOp{kind: "create", name: w.name, spec: w, elems: w.elems})
 			continue
 		}
-		wanted := map[string]bool{}
+		counted := make(map[elemKey]setElem, len(h.elems))
+		for _, e := range h.elems {
+			counted[e.key()] = e
+		}
+		wanted := make(map[elemKey]bool, len(w.elems))
+		var add []setElem
 		for _, e := range w.elems {
 			wanted[e.key()] = true
+			if c, ok := counted[e.key()]; ok {
+				e.packets, e.nbytes = c.packets, c.nbytes
+			} else {
+				add = append(add, e)
+			}
 		}
-		found := map[string]bool{}
-		var keep, del, add []setElem
+		var keep, del []setElem
 		for _, e := range h.elems {
-			found[e.key()] = true
 			if wanted[e.key()] {
 				keep = append(keep, e)
 			} else {
 				del = append(del, e)
 			}
 		}
-		for _, e := range w.elems {
-			if !found[e.key()] {
-				add = append(add, e)
-			}
-		}
+		full := withCounters(w.elems, counted)
+		ok := h.headerOK(w)
 		if w.role == roleDeny {
-			// Deny sets decide no packet's fate: all before.
-			if !h.headerOK(w) || swapInstead(len(del), len(keep)) {
-				pre = append(pre, swapIn(w, w.elems)...)
-				continue
-			}
-			if len(del) > 0 {
+			// Deny sets decide no packet's fate (deny and the default
+			// refuse alike): all before.
+			switch {
+			case !ok || len(del)+len(add) > 1:
+				pre = append(pre, swapIn(w, full)...)
+			case len(del) == 1:
 				pre = append(pre, setOp{kind: "del", name: w.name, elems: del})
-			}
-			if len(add) > 0 {
+			case len(add) == 1:
 				pre = append(pre, setOp{kind: "add", name: w.name, elems: add})
 			}
 			continue
 		}
 		switch {
-		case !h.headerOK(w) || swapInstead(len(del), len(keep)):
-			if len(del) > 0 || !h.headerOK(w) {
-				pre = append(pre, swapIn(w, keep)...)
-			}
-		case len(del) > 0:
+		case !ok || len(del) > 1:
+			pre = append(pre, swapIn(w, keep)...)
+		case len(del) == 1:
 			pre = append(pre, setOp{kind: "del", name: w.name, elems: del})
 		}
-		if len(add) > 0 {
+		switch {
+		case len(add) > 1:
+			post = append(post, swapIn(w, full)...)
+		case len(add) == 1:
 			post = append(post, setOp{kind: "add", name: w.name, elems: add})
 		}
 	}
 	return pre, post, nil
 }
 
+// withCounters copies elems with the counters the kernel had for them.
+func withCounters(elems []setElem, counted map[elemKey]setElem) []setElem {
+	out := make([]setElem, len(elems))
+	for i, e := range elems {
+		if c, ok := counted[e.key()]; ok {
+			e.packets, e.nbytes = c.packets, c.nbytes
+		}
+		out[i] = e
+	}
+	return out
+}
+
+// carryCounters gives the sets of next the counters the same elements
+// have in prev, so a later swap in the same apply keeps them.
+func carryCounters(next, prev map[string]*ownedSet) {
+	for name, s := range next {
+		p := prev[name]
+		if p == nil {
+			continue
+		}
+		counted := make(map[elemKey]setElem, len(p.elems))
+		for _, e := range p.elems {
+			counted[e.key()] = e
+		}
+		s.elems = withCounters(s.elems, counted)
+	}
+}
+
 // swapIn builds elems in a temporary set made like w, swaps it with the
-// live set in one step, and destroys what is then the temporary set. The
-// elements keep the counters they carry.
+// live set in one step, and destroys what is then the temporary set.
 func swapIn(w setSpec, elems []setElem) []setOp {
 	temp := w.name + tempSuffix
 	return []setOp{
@@ -420,8 +455,10 @@ func familyHolds(o ownedFamily, rs *rules.Ruleset, fam family) bool {
 	if o.empty() || transition(o, want, math.MaxInt) != "" {
 		return false
 	}
+	// Deny sets decide no packet's fate (deny and the default refuse
+	// alike) and change first in a step, so they are not compared.
 	for _, w := range want.sets {
-		if h := o.sets[w.name]; h == nil || !h.headerOK(w) || !sameElems(h.elems, w.elems) {
+		if h := o.sets[w.name]; w.role == roleAllow && (h == nil || !h.headerOK(w) || !sameElems(h.elems, w.elems)) {
 			return false
 		}
 	}
