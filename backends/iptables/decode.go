@@ -211,8 +211,12 @@ func fingerprint(owned [2]ownedFamily) string {
 		for _, name := range slices.Sorted(maps.Keys(o.sets)) {
 			st := o.sets[name]
 			fmt.Fprintf(h, "set %s %s %d counters=%v comments=%v maxelem=%d\n", name, st.typ, st.family, st.counters, st.comments, st.maxElem)
+			var buf []byte
 			for _, e := range st.elems {
-				fmt.Fprintf(h, "%s %q %v\n", e.prefix, e.comment, e.nomatch)
+				buf = e.prefix.AppendTo(buf[:0])
+				buf = strconv.AppendQuote(append(buf, ' '), e.comment)
+				buf = strconv.AppendBool(append(buf, ' '), e.nomatch)
+				h.Write(append(buf, '\n'))
 			}
 		}
 	}

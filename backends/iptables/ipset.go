@@ -149,24 +149,18 @@ func (o *ownedSet) headerOK(w setSpec) bool {
 // holds the deny prefixes and the part of allow that deny overrides, each
 // element commented with what it is, so both lists read back exactly.
 func exposureSets(e *rules.Exposure, fam family) (allow, deny setSpec) {
-	allowSet, denySet := prefixSet(familyPrefixes(e.Allow, fam)), prefixSet(familyPrefixes(e.Deny, fam))
-	var eb, ib netipx.IPSetBuilder
-	eb.AddSet(allowSet)
-	eb.RemoveSet(denySet)
-	effective, _ := eb.IPSet()
-	ib.AddSet(allowSet)
-	ib.Intersect(denySet)
-	overlap, _ := ib.IPSet()
-
+	allowed, denied := familyPrefixes(e.Allow, fam), familyPrefixes(e.Deny, fam)
+	effective, overlap := subtract(allowed, denied)
 	allow = setSpec{name: setName(e.Name, fam, roleAllow), fam: fam, role: roleAllow}
-	for _, p := range storable(effective.Prefixes()) {
+	allow.elems = make([]setElem, 0, len(effective))
+	for _, p := range storable(effective) {
 		allow.elems = append(allow.elems, setElem{prefix: p})
 	}
 	tags := map[netip.Prefix]string{}
-	for _, p := range storable(denySet.Prefixes()) {
+	for _, p := range storable(denied) {
 		tags[p] = tagDeny
 	}
-	for _, p := range storable(overlap.Prefixes()) {
+	for _, p := range storable(overlap) {
 		if tags[p] == tagDeny {
 			tags[p] = tagDenyAllowed
 		} else {
@@ -179,6 +173,47 @@ func exposureSets(e *rules.Exposure, fam family) (allow, deny setSpec) {
 	}
 	sortElems(deny.elems)
 	return allow, deny
+}
+
+// subtract is allow minus deny and allow ∩ deny, for normalised (sorted,
+// merged) prefix lists. Two prefixes either nest or are disjoint, so an
+// allow prefix no deny prefix overlaps is kept as it is, and netipx
+// computes only the few that overlap: a list of 100,000 sources with a
+// handful of denials costs a walk, not a rebuild.
+func subtract(allow, deny []netip.Prefix) (effective, overlap []netip.Prefix) {
+	if len(deny) == 0 {
+		return allow, nil
+	}
+	j := 0
+	for _, a := range allow {
+		aLast := netipx.PrefixLastIP(a)
+		for j < len(deny) && netipx.PrefixLastIP(deny[j]).Less(a.Addr()) {
+			j++
+		}
+		var hits []netip.Prefix
+		for k := j; k < len(deny) && !aLast.Less(deny[k].Addr()); k++ {
+			if deny[k].Overlaps(a) {
+				hits = append(hits, deny[k])
+			}
+		}
+		if len(hits) == 0 {
+			effective = append(effective, a)
+			continue
+		}
+		var b netipx.IPSetBuilder
+		b.AddPrefix(a)
+		for _, d := range hits {
+			b.RemovePrefix(d)
+			if d.Bits() >= a.Bits() {
+				overlap = append(overlap, d)
+			} else {
+				overlap = append(overlap, a)
+			}
+		}
+		rest, _ := b.IPSet()
+		effective = append(effective, rest.Prefixes()...)
+	}
+	return effective, prefixSet(overlap).Prefixes()
 }
 
 func prefixSet(ps []netip.Prefix) *netipx.IPSet {

@@ -2,6 +2,7 @@ package iptables
 
 import (
 	"net/netip"
+	"math/rand/v2"
 	"reflect"
 	"slices"
 	"strconv"
@@ -357,4 +358,31 @@ func exposureNames(rs *rules.Ruleset) []string {
 		out = append(out, e.Name)
 	}
 	return append(out, "")
+}
+
+// subtract agrees with netipx on random lists that nest and overlap.
+func TestSubtractAgreesWithNetipx(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 27))
+	random := func(n int) []netip.Prefix {
+		var ps []netip.Prefix
+		for range n {
+			a := netip.AddrFrom4([4]byte{198, 18, byte(r.IntN(4)), byte(r.IntN(256))})
+			ps = append(ps, netip.PrefixFrom(a, 22+r.IntN(11)).Masked())
+		}
+		return prefixSet(ps).Prefixes()
+	}
+	for range 500 {
+		allow, deny := random(r.IntN(12)), random(r.IntN(5))
+		eff, over := subtract(allow, deny)
+		var eb, ob netipx.IPSetBuilder
+		eb.AddSet(prefixSet(allow))
+		eb.RemoveSet(prefixSet(deny))
+		ob.AddSet(prefixSet(allow))
+		ob.Intersect(prefixSet(deny))
+		we, _ := eb.IPSet()
+		wo, _ := ob.IPSet()
+		if !slices.Equal(eff, we.Prefixes()) || !slices.Equal(over, wo.Prefixes()) {
+			t.Fatalf("allow %v deny %v: got %v / %v, want %v / %v", allow, deny, eff, over, we.Prefixes(), wo.Prefixes())
+		}
+	}
 }
