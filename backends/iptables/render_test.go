@@ -1,8 +1,8 @@
 package iptables
 
 import (
-	"net/netip"
 	"math/rand/v2"
+	"net/netip"
 	"reflect"
 	"slices"
 	"strconv"
