@@ -53,6 +53,11 @@ type Backend struct {
 	// reading again when the generation has not moved.
 	mu   sync.Mutex
 	last *snapshot
+	// first is what choosing the variant read (iptables-save -c of both
+	// families): with iptables-nft the first read takes it instead of
+	// running the binaries again while the nf_tables generation has not
+	// moved since, so a command starts two processes fewer.
+	first *variantContents
 }
 
 type snapshot struct {
@@ -79,7 +84,7 @@ func newBackend(ctx context.Context, cfg backends.Config, opts ...Option) (*Back
 			return nil, fmt.Errorf("network namespace %s: %w", cfg.NetNS, err)
 		}
 	}
-	v, reason, err := chooseVariant(ctx, o.variant, cfg.NetNS)
+	v, reason, seen, err := chooseVariantContents(ctx, o.variant, cfg.NetNS)
 	if err != nil {
 		return nil, fmt.Errorf("iptables backend: %w", err)
 	}
@@ -91,7 +96,7 @@ func newBackend(ctx context.Context, cfg backends.Config, opts ...Option) (*Back
 	if o.wrapSets != nil {
 		sr = o.wrapSets(sr)
 	}
-	return &Backend{variant: v, reason: reason, run: r, sets: sr, nsPath: cfg.NetNS}, nil
+	return &Backend{variant: v, reason: reason, run: r, sets: sr, nsPath: cfg.NetNS, first: seen}, nil
 }
 
 // Name is "iptables".
@@ -130,8 +135,22 @@ func (b *Backend) read(ctx context.Context) ([2]ownedFamily, error) {
 // readRules reads the chains, remembering them with the nf_tables
 // generation (iptables-nft) so a reread can skip iptables-save.
 func (b *Backend) readRules(ctx context.Context) ([2]ownedFamily, error) {
+	b.mu.Lock()
+	first := b.first
+	b.first = nil
+	b.mu.Unlock()
 	if b.variant != NFT {
 		return b.readTables(ctx)
+	}
+	if first != nil && first.genOK {
+		// Still true only while nothing was written to nf_tables since.
+		owned, err := parseFamilies(first.saved)
+		if gen, gerr := nfgen.Generation(b.nsPath); err == nil && gerr == nil && gen == first.gen {
+			b.mu.Lock()
+			b.last = &snapshot{gen: gen, owned: owned}
+			b.mu.Unlock()
+			return owned, nil
+		}
 	}
 	before, err := nfgen.Generation(b.nsPath)
 	if err != nil {
@@ -201,6 +220,20 @@ func (b *Backend) readTables(ctx context.Context) ([2]ownedFamily, error) {
 	}
 	wg.Wait()
 	return owned, errors.Join(errs[:]...)
+}
+
+// parseFamilies takes both families' owned objects from iptables-save
+// output.
+func parseFamilies(saved [2]string) ([2]ownedFamily, error) {
+	var owned [2]ownedFamily
+	for _, fam := range families {
+		t, err := parseSave(saved[fam])
+		if err != nil {
+			return owned, fmt.Errorf("read the %s filter table: %w", fam, err)
+		}
+		owned[fam] = ownedOf(fam, t)
+	}
+	return owned, nil
 }
 
 // Current decodes the owned chains back into the model.

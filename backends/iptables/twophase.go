@@ -1,6 +1,7 @@
 package iptables
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,6 +10,7 @@ import (
 	"math"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"go4.org/netipx"
 
@@ -143,36 +145,15 @@ func setTransition(have map[string]*ownedSet, want []setSpec) (pre, post []setOp
 			pre = append(pre, setOp{kind: "destroy", name: w.name}, setOp{kind: "create", name: w.name, spec: w, elems: w.elems})
 			continue
 		}
-		counted := make(map[elemKey]setElem, len(h.elems))
-		for _, e := range h.elems {
-			counted[e.key()] = e
-		}
-		wanted := make(map[elemKey]bool, len(w.elems))
-		var add []setElem
-		for _, e := range w.elems {
-			wanted[e.key()] = true
-			if c, ok := counted[e.key()]; ok {
-				e.packets, e.nbytes = c.packets, c.nbytes
-			} else {
-				add = append(add, e)
-			}
-		}
-		var keep, del []setElem
-		for _, e := range h.elems {
-			if wanted[e.key()] {
-				keep = append(keep, e)
-			} else {
-				del = append(del, e)
-			}
-		}
-		full := withCounters(w.elems, counted)
+		keep, del, add := diffElems(h.elems, w.elems)
+		full := func() []setElem { return withCounters(w.elems, h.elems) }
 		ok := h.headerOK(w)
 		if w.role == roleDeny {
 			// Deny sets decide no packet's fate (deny and the default
 			// refuse alike): all before.
 			switch {
 			case !ok || len(del)+len(add) > 1:
-				pre = append(pre, swapIn(w, full)...)
+				pre = append(pre, swapIn(w, full())...)
 			case len(del) == 1:
 				pre = append(pre, setOp{kind: "del", name: w.name, elems: del})
 			case len(add) == 1:
@@ -188,7 +169,7 @@ func setTransition(have map[string]*ownedSet, want []setSpec) (pre, post []setOp
 		}
 		switch {
 		case len(add) > 1:
-			post = append(post, swapIn(w, full)...)
+			post = append(post, swapIn(w, full())...)
 		case len(add) == 1:
 			post = append(post, setOp{kind: "add", name: w.name, elems: add})
 		}
@@ -196,14 +177,60 @@ func setTransition(have map[string]*ownedSet, want []setSpec) (pre, post []setOp
 	return pre, post, nil
 }
 
-// withCounters copies elems with the counters the kernel had for them.
-func withCounters(elems []setElem, counted map[elemKey]setElem) []setElem {
-	out := make([]setElem, len(elems))
-	for i, e := range elems {
-		if c, ok := counted[e.key()]; ok {
-			e.packets, e.nbytes = c.packets, c.nbytes
+// cmpElem orders elements as sortElems does, then by what else they
+// carry, so sorted lists can be walked side by side.
+func cmpElem(a, b setElem) int {
+	if c := a.prefix.Addr().Compare(b.prefix.Addr()); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.prefix.Bits(), b.prefix.Bits()); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.comment, b.comment); c != 0 {
+		return c
+	}
+	if a.nomatch != b.nomatch {
+		if a.nomatch {
+			return 1
 		}
-		out[i] = e
+		return -1
+	}
+	return 0
+}
+
+// diffElems walks two sorted element lists: what have keeps (with its
+// counters), what it must lose and what it must gain.
+func diffElems(have, want []setElem) (keep, del, add []setElem) {
+	i, j := 0, 0
+	for i < len(have) || j < len(want) {
+		switch {
+		case j == len(want) || i < len(have) && cmpElem(have[i], want[j]) < 0:
+			del = append(del, have[i])
+			i++
+		case i == len(have) || cmpElem(have[i], want[j]) > 0:
+			add = append(add, want[j])
+			j++
+		default:
+			keep = append(keep, have[i])
+			i++
+			j++
+		}
+	}
+	return keep, del, add
+}
+
+// withCounters copies elems (sorted) with the counters the same elements
+// have in from (sorted).
+func withCounters(elems, from []setElem) []setElem {
+	out := slices.Clone(elems)
+	i := 0
+	for k := range out {
+		for i < len(from) && cmpElem(from[i], out[k]) < 0 {
+			i++
+		}
+		if i < len(from) && cmpElem(from[i], out[k]) == 0 {
+			out[k].packets, out[k].nbytes = from[i].packets, from[i].nbytes
+		}
 	}
 	return out
 }
@@ -212,15 +239,9 @@ func withCounters(elems []setElem, counted map[elemKey]setElem) []setElem {
 // have in prev, so a later swap in the same apply keeps them.
 func carryCounters(next, prev map[string]*ownedSet) {
 	for name, s := range next {
-		p := prev[name]
-		if p == nil {
-			continue
+		if p := prev[name]; p != nil {
+			s.elems = withCounters(s.elems, p.elems)
 		}
-		counted := make(map[elemKey]setElem, len(p.elems))
-		for _, e := range p.elems {
-			counted[e.key()] = e
-		}
-		s.elems = withCounters(s.elems, counted)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"github.com/portwarden/portwarden/internal/netns"
+	"github.com/portwarden/portwarden/internal/nfgen"
 	"os"
 	"os/exec"
 	"strings"
@@ -56,6 +57,12 @@ func checkBinaries(v Variant) error {
 type variantContents struct {
 	rules int  // rules in any table of either family
 	owned bool // portwarden's chains or jump are there
+	// saved is each family's iptables-save -c output, which the backend
+	// reads its first state from instead of running the binaries again;
+	// gen is the nf_tables generation before it was taken (nft, genOK).
+	saved [2]string
+	gen   uint32
+	genOK bool
 }
 
 // inspect counts what a variant holds. For legacy it first reads the
@@ -64,6 +71,10 @@ type variantContents struct {
 func inspect(ctx context.Context, v Variant, nsPath string) (variantContents, error) {
 	var c variantContents
 	x := execRunner{variant: v, nsPath: nsPath}
+	if v == NFT {
+		g, err := nfgen.Generation(nsPath)
+		c.gen, c.genOK = g, err == nil
+	}
 	for _, fam := range families {
 		if v == Legacy {
 			n, err := legacyTables(nsPath, fam)
@@ -74,11 +85,17 @@ func inspect(ctx context.Context, v Variant, nsPath string) (variantContents, er
 				continue
 			}
 		}
-		out, err := x.exec(ctx, x.binary(fam, "-save"), nil)
+		out, err := x.exec(ctx, x.binary(fam, "-save"), nil, "-c")
 		if err != nil {
 			return c, fmt.Errorf("read the %s rules with iptables-%s: %w", fam, v, err)
 		}
+		c.saved[fam] = out
 		for _, line := range strings.Split(out, "\n") {
+			if strings.HasPrefix(line, "[") {
+				if _, rest, ok := strings.Cut(line, "] "); ok {
+					line = rest
+				}
+			}
 			if strings.HasPrefix(line, "-A ") {
 				c.rules++
 			}
@@ -149,21 +166,39 @@ func Installed(ctx context.Context, nsPath string) (Variant, bool, error) {
 // variant holding any rules; the variant the system's `iptables` command
 // is (the distribution's alternatives); nft.
 func chooseVariant(ctx context.Context, explicit Variant, nsPath string) (Variant, string, error) {
+	v, reason, _, err := chooseVariantContents(ctx, explicit, nsPath)
+	return v, reason, err
+}
+
+// chooseVariantContents is chooseVariant, also returning what the chosen
+// variant held when it was inspected (nil when nothing was inspected).
+func chooseVariantContents(ctx context.Context, explicit Variant, nsPath string) (Variant, string, *variantContents, error) {
+	v, reason, contents, err := decideVariant(ctx, explicit, nsPath)
+	if err != nil {
+		return "", "", nil, err
+	}
+	if c, ok := contents[v]; ok {
+		return v, reason, &c, nil
+	}
+	return v, reason, nil, nil
+}
+
+func decideVariant(ctx context.Context, explicit Variant, nsPath string) (Variant, string, map[Variant]variantContents, error) {
 	if explicit != "" {
 		if err := checkBinaries(explicit); err != nil {
-			return "", "", err
+			return "", "", nil, err
 		}
-		return explicit, fmt.Sprintf("iptables-%s chosen explicitly", explicit), nil
+		return explicit, fmt.Sprintf("iptables-%s chosen explicitly", explicit), nil, nil
 	}
 	if env := os.Getenv(VariantEnv); env != "" {
 		v := Variant(env)
 		if v != NFT && v != Legacy {
-			return "", "", fmt.Errorf("%s=%q: use nft or legacy", VariantEnv, env)
+			return "", "", nil, fmt.Errorf("%s=%q: use nft or legacy", VariantEnv, env)
 		}
 		if err := checkBinaries(v); err != nil {
-			return "", "", err
+			return "", "", nil, err
 		}
-		return v, fmt.Sprintf("iptables-%s chosen by %s", v, VariantEnv), nil
+		return v, fmt.Sprintf("iptables-%s chosen by %s", v, VariantEnv), nil, nil
 	}
 	var avail []Variant
 	contents := map[Variant]variantContents{}
@@ -173,32 +208,32 @@ func chooseVariant(ctx context.Context, explicit Variant, nsPath string) (Varian
 		}
 		c, err := inspect(ctx, v, nsPath)
 		if err != nil {
-			return "", "", err
+			return "", "", nil, err
 		}
 		avail = append(avail, v)
 		contents[v] = c
 	}
 	switch len(avail) {
 	case 0:
-		return "", "", fmt.Errorf("neither iptables-nft nor iptables-legacy is installed (install the iptables package): %w", backends.ErrUnsupported)
+		return "", "", nil, fmt.Errorf("neither iptables-nft nor iptables-legacy is installed (install the iptables package): %w", backends.ErrUnsupported)
 	case 1:
-		return avail[0], fmt.Sprintf("iptables-%s is the only variant installed", avail[0]), nil
+		return avail[0], fmt.Sprintf("iptables-%s is the only variant installed", avail[0]), contents, nil
 	}
 	nft, legacy := contents[NFT], contents[Legacy]
 	switch {
 	case nft.owned && !legacy.owned:
-		return NFT, "iptables-nft already holds portwarden's chains", nil
+		return NFT, "iptables-nft already holds portwarden's chains", contents, nil
 	case legacy.owned && !nft.owned:
-		return Legacy, "iptables-legacy already holds portwarden's chains", nil
+		return Legacy, "iptables-legacy already holds portwarden's chains", contents, nil
 	case nft.rules > 0 && legacy.rules == 0:
-		return NFT, fmt.Sprintf("iptables-nft holds the existing rules (%d) and iptables-legacy none", nft.rules), nil
+		return NFT, fmt.Sprintf("iptables-nft holds the existing rules (%d) and iptables-legacy none", nft.rules), contents, nil
 	case legacy.rules > 0 && nft.rules == 0:
-		return Legacy, fmt.Sprintf("iptables-legacy holds the existing rules (%d) and iptables-nft none", legacy.rules), nil
+		return Legacy, fmt.Sprintf("iptables-legacy holds the existing rules (%d) and iptables-nft none", legacy.rules), contents, nil
 	}
 	if v, ok := systemVariant(); ok {
-		return v, fmt.Sprintf("the system's iptables command is iptables-%s", v), nil
+		return v, fmt.Sprintf("the system's iptables command is iptables-%s", v), contents, nil
 	}
-	return NFT, "iptables-nft is the default when nothing else decides", nil
+	return NFT, "iptables-nft is the default when nothing else decides", contents, nil
 }
 
 // systemVariant reads which variant the plain `iptables` command is.
