@@ -319,6 +319,8 @@ func setError(what string, err error) error {
 		err = nl.IPSetError(uintptr(errno))
 	}
 	switch {
+	case errors.Is(err, nl.IPSetError(nl.IPSET_ERR_REFERENCED)):
+		return fmt.Errorf("%s: a rule that is not portwarden's still uses the set; remove that rule (iptables-save | grep -- --match-set shows it) and try again", what)
 	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
 		return fmt.Errorf("%s: %w", what, backends.ErrPermission)
 	case errors.Is(err, unix.EPROTONOSUPPORT), errors.Is(err, unix.ENOENT) && strings.HasPrefix(what, "open"):

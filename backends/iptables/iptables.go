@@ -517,6 +517,8 @@ func (b *Backend) Counters(ctx context.Context) ([]backends.Counter, error) {
 	return out, nil
 }
 
+var _ backends.UsageReader = (*Backend)(nil)
+
 // usageWhy is why the iptables backend has no last-seen times.
 const usageWhy = "ipset keeps packet and byte counters per element but no time of the last match, so the iptables backend cannot tell when a source was last seen (the nftables backend can)"
 
