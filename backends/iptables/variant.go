@@ -200,40 +200,71 @@ func decideVariant(ctx context.Context, explicit Variant, nsPath string) (Varian
 		}
 		return v, fmt.Sprintf("iptables-%s chosen by %s", v, VariantEnv), nil, nil
 	}
+	// Which variants are installed is told by their binaries being there;
+	// only the chosen one is then run for its version (below), which
+	// saves a process per binary on every command.
 	var avail []Variant
 	contents := map[Variant]variantContents{}
 	for _, v := range []Variant{NFT, Legacy} {
-		if checkBinaries(v) != nil {
+		if !binariesPresent(v) {
 			continue
 		}
 		c, err := inspect(ctx, v, nsPath)
 		if err != nil {
+			if checkBinaries(v) != nil {
+				continue // present but broken: as if not installed
+			}
 			return "", "", nil, err
 		}
 		avail = append(avail, v)
 		contents[v] = c
 	}
+	v, reason, err := pickVariant(avail, contents)
+	if err != nil {
+		return "", "", nil, err
+	}
+	if err := checkBinaries(v); err != nil {
+		return "", "", nil, err
+	}
+	return v, reason, contents, nil
+}
+
+// binariesPresent reports whether the variant's binaries are on PATH.
+func binariesPresent(v Variant) bool {
+	for _, base := range []string{"iptables-", "ip6tables-"} {
+		for _, tool := range []string{"", "-save", "-restore"} {
+			if _, err := exec.LookPath(base + string(v) + tool); err != nil {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// pickVariant applies the order of chooseVariant after the explicit
+// choices to what the installed variants hold.
+func pickVariant(avail []Variant, contents map[Variant]variantContents) (Variant, string, error) {
 	switch len(avail) {
 	case 0:
-		return "", "", nil, fmt.Errorf("neither iptables-nft nor iptables-legacy is installed (install the iptables package): %w", backends.ErrUnsupported)
+		return "", "", fmt.Errorf("neither iptables-nft nor iptables-legacy is installed (install the iptables package): %w", backends.ErrUnsupported)
 	case 1:
-		return avail[0], fmt.Sprintf("iptables-%s is the only variant installed", avail[0]), contents, nil
+		return avail[0], fmt.Sprintf("iptables-%s is the only variant installed", avail[0]), nil
 	}
 	nft, legacy := contents[NFT], contents[Legacy]
 	switch {
 	case nft.owned && !legacy.owned:
-		return NFT, "iptables-nft already holds portwarden's chains", contents, nil
+		return NFT, "iptables-nft already holds portwarden's chains", nil
 	case legacy.owned && !nft.owned:
-		return Legacy, "iptables-legacy already holds portwarden's chains", contents, nil
+		return Legacy, "iptables-legacy already holds portwarden's chains", nil
 	case nft.rules > 0 && legacy.rules == 0:
-		return NFT, fmt.Sprintf("iptables-nft holds the existing rules (%d) and iptables-legacy none", nft.rules), contents, nil
+		return NFT, fmt.Sprintf("iptables-nft holds the existing rules (%d) and iptables-legacy none", nft.rules), nil
 	case legacy.rules > 0 && nft.rules == 0:
-		return Legacy, fmt.Sprintf("iptables-legacy holds the existing rules (%d) and iptables-nft none", legacy.rules), contents, nil
+		return Legacy, fmt.Sprintf("iptables-legacy holds the existing rules (%d) and iptables-nft none", legacy.rules), nil
 	}
 	if v, ok := systemVariant(); ok {
-		return v, fmt.Sprintf("the system's iptables command is iptables-%s", v), contents, nil
+		return v, fmt.Sprintf("the system's iptables command is iptables-%s", v), nil
 	}
-	return NFT, "iptables-nft is the default when nothing else decides", contents, nil
+	return NFT, "iptables-nft is the default when nothing else decides", nil
 }
 
 // systemVariant reads which variant the plain `iptables` command is.
