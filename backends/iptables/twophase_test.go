@@ -3,8 +3,11 @@ package iptables
 import (
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
+
+	"go4.org/netipx"
 
 	"github.com/portwarden/portwarden/rules"
 )
@@ -142,6 +145,29 @@ func TestSetTransitionShrinksBeforeGrowsAfter(t *testing.T) {
 			if op.kind == "create" && op.elems[0].packets != 7 {
 				t.Errorf("%s: the swapped-in set lost the counters of %s", c.name, op.elems[0].prefix)
 			}
+		}
+	}
+}
+
+// intersectPrefixes agrees with netipx, normalised, on lists that nest.
+func TestIntersectPrefixesAgreesWithNetipx(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 27))
+	random := func(n int) []netip.Prefix {
+		var ps []netip.Prefix
+		for range n {
+			a := netip.AddrFrom4([4]byte{198, 18, byte(r.IntN(4)), byte(r.IntN(256))})
+			ps = append(ps, netip.PrefixFrom(a, 22+r.IntN(11)).Masked())
+		}
+		return prefixSet(ps).Prefixes()
+	}
+	for range 2000 {
+		a, b := random(r.IntN(12)), random(r.IntN(12))
+		var ib netipx.IPSetBuilder
+		ib.AddSet(prefixSet(a))
+		ib.Intersect(prefixSet(b))
+		want, _ := ib.IPSet()
+		if got := intersectPrefixes(a, b); !slices.Equal(got, want.Prefixes()) {
+			t.Fatalf("%v ∩ %v = %v, want %v", a, b, got, want.Prefixes())
 		}
 	}
 }
