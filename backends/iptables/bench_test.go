@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -65,9 +66,9 @@ type benchRow struct {
 }
 
 // BenchmarkApplyBesideRestore measures the backend's cold apply,
-// unchanged re-apply and one-source change beside iptables-restore
-// --noflush loading the same rules (the whole owned rule set each time, as
-// a script would), per variant and size, and prints a table.
+// unchanged re-apply and one-source change beside ipset restore and
+// iptables-restore --noflush loading the same content (the whole of it
+// each time, as a script would), per variant and size, and prints a table.
 func BenchmarkApplyBesideRestore(b *testing.B) {
 	netnstest.RequireRoot(b)
 	var rows []benchRow
@@ -87,7 +88,7 @@ func BenchmarkApplyBesideRestore(b *testing.B) {
 		}
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "variant\tsources\toperation\tbackend\tiptables-restore\tbackend/restore\t")
+	fmt.Fprintln(w, "variant\tsources\toperation\tbackend\tipset+iptables-restore\tbackend/restore\t")
 	for _, r := range rows {
 		fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%.2f\t\n", r.variant, r.sources, r.op,
 			r.backend.Round(10*time.Microsecond), r.naive.Round(10*time.Microsecond), float64(r.backend)/float64(r.naive))
@@ -138,13 +139,16 @@ func benchBackend(b *testing.B, v Variant, n int) [3]time.Duration {
 	return [3]time.Duration{median(times[0]), median(times[1]), median(times[2])}
 }
 
-// benchRestore loads the same rules with the variant's iptables-restore
-// --noflush: the full file cold, then again unchanged, then changed (both
-// without the jump, which is already in place).
+// benchRestore loads the same content with ipset restore and the
+// variant's iptables-restore --noflush: the sets created and the full
+// rules cold, then again unchanged, then changed (each set built beside
+// the live one and swapped in, as a script would; the rules without the
+// jump, which is already in place).
 func benchRestore(b *testing.B, v Variant, n int) [3]time.Duration {
 	ctx := context.Background()
-	texts := func(rs *rules.Ruleset, jump bool) [2]string {
+	texts := func(rs *rules.Ruleset, jump bool) (string, [2]string) {
 		var out [2]string
+		var sets strings.Builder
 		for _, fam := range families {
 			fr, err := renderFamily(rs, fam, false)
 			if err != nil {
@@ -153,17 +157,41 @@ func benchRestore(b *testing.B, v Variant, n int) [3]time.Duration {
 			out[fam] = restoreText(fr)
 			if !jump {
 				out[fam] = strings.Replace(out[fam], insertJump()+"\n", "", 1)
+				for i := range fr.sets {
+					fr.sets[i].name += tempSuffix
+				}
+				sets.WriteString(ipsetText(fr))
+				for _, s := range fr.sets {
+					live := strings.TrimSuffix(s.name, tempSuffix)
+					sets.WriteString("swap " + live + " " + s.name + "\ndestroy " + s.name + "\n")
+				}
+			} else {
+				sets.WriteString(ipsetText(fr))
 			}
 		}
-		return out
+		return sets.String(), out
 	}
-	files := [3][2]string{texts(benchRuleset(n, false), true), texts(benchRuleset(n, false), false), texts(benchRuleset(n, true), false)}
+	var files [3][2]string
+	var sets [3]string
+	sets[0], files[0] = texts(benchRuleset(n, false), true)
+	sets[1], files[1] = texts(benchRuleset(n, false), false)
+	sets[2], files[2] = texts(benchRuleset(n, true), false)
 	var times [3][]time.Duration
 	for rep := 0; rep < benchReps(n); rep++ {
 		ns := benchNS(b)
 		x := execRunner{variant: v, nsPath: ns.Path()}
 		for j, f := range files {
 			start := time.Now()
+			if err := netns.DoPath(ns.Path(), func() error {
+				cmd := exec.Command("ipset", "restore")
+				cmd.Stdin = strings.NewReader(sets[j])
+				if out, err := cmd.CombinedOutput(); err != nil {
+					return fmt.Errorf("ipset restore: %w: %s", err, out)
+				}
+				return nil
+			}); err != nil {
+				b.Fatal(err)
+			}
 			for _, fam := range families {
 				if err := x.restore(ctx, fam, f[fam]); err != nil {
 					b.Fatal(err)

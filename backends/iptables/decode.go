@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"sort"
@@ -28,6 +29,7 @@ type ruleSpec struct {
 	rejectWith string
 	logPrefix  string
 	datestop   time.Time
+	matchSet   string // --match-set NAME src
 }
 
 // parseRule understands the options portwarden writes, nothing more.
@@ -43,11 +45,19 @@ func parseRule(args []string) (ruleSpec, error) {
 				return r, fmt.Errorf("-m without a module")
 			}
 			switch args[i+1] {
-			case "multiport", "comment", "limit", "time":
+			case "multiport", "comment", "limit", "time", "set":
 			default:
 				return r, fmt.Errorf("match module %q", args[i+1])
 			}
 			i++
+			continue
+		}
+		if opt == "--match-set" {
+			if i+2 >= len(args) || args[i+2] != "src" {
+				return r, fmt.Errorf("--match-set without a set and src")
+			}
+			r.matchSet = args[i+1]
+			i += 2
 			continue
 		}
 		if i+1 >= len(args) {
@@ -131,9 +141,12 @@ type ownedFamily struct {
 	jumpAtTop  bool        // the first INPUT rule is a jump to topChain
 	chainOrder []string    // owned chains in the order iptables-save printed them
 	chains     map[string][]savedRule
+	sets       map[string]*ownedSet // owned ipset sets of this family, by name
 }
 
-func (o ownedFamily) empty() bool { return len(o.jumps) == 0 && len(o.chainOrder) == 0 }
+func (o ownedFamily) empty() bool {
+	return len(o.jumps) == 0 && len(o.chainOrder) == 0 && len(o.sets) == 0
+}
 
 // isOwnedChain tells portwarden's chains by name: PORTWARDEN, or PW-
 // followed by exactly the ten upper-case hex digits exposureChain makes,
@@ -199,6 +212,17 @@ func fingerprint(owned [2]ownedFamily) string {
 				fmt.Fprintln(h, r.line)
 			}
 		}
+		for _, name := range slices.Sorted(maps.Keys(o.sets)) {
+			st := o.sets[name]
+			fmt.Fprintf(h, "set %s %s %d counters=%v comments=%v maxelem=%d\n", name, st.typ, st.family, st.counters, st.comments, st.maxElem)
+			var buf []byte
+			for _, e := range st.elems {
+				buf = e.prefix.AppendTo(buf[:0])
+				buf = strconv.AppendQuote(append(buf, ' '), e.comment)
+				buf = strconv.AppendBool(append(buf, ' '), e.nomatch)
+				h.Write(append(buf, '\n'))
+			}
+		}
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }
@@ -256,6 +280,7 @@ func decode(owned [2]ownedFamily) *backends.State {
 		}
 		d.decodeFamily(o)
 	}
+	d.decodeSets(owned)
 	rs := d.ruleset()
 	d.compareRendered(rs, owned)
 	st := &backends.State{Installed: installed, Ruleset: rs, Drift: d.drift, Fingerprint: fingerprint(owned)}
@@ -329,14 +354,9 @@ func (d *decoder) decodeExposureChain(fam family, chain string, rs []savedRule, 
 		case kindLoopback:
 			b.e.Loopback = b.e.Loopback || (spec.iface == "lo" && spec.target == "ACCEPT")
 		case kindDeny:
-			if spec.src.IsValid() {
-				b.deny = append(b.deny, spec.src)
-			}
 			d.setDefault(b, fam, chain, spec)
 		case kindAllow:
-			if spec.src.IsValid() && spec.target == "ACCEPT" {
-				b.allow = append(b.allow, spec.src)
-			}
+			// The sources are in the set, read by decodeSets.
 		case kindGrant:
 			if spec.src.IsValid() && spec.target == "ACCEPT" && !spec.datestop.IsZero() {
 				b.grants = append(b.grants, rules.Grant{Source: spec.src, Until: spec.datestop})
@@ -350,6 +370,51 @@ func (d *decoder) decodeExposureChain(fam family, chain string, rs []savedRule, 
 			d.setDefault(b, fam, chain, spec)
 		default:
 			d.driftf(fam, chain, "chain %s rule %d has an unknown kind %q; apply removes it", chain, i+1, kind)
+		}
+	}
+}
+
+// decodeSets reads the allow and deny sets of every exposure the rules
+// name: allow is the allow set plus the deny set's elements marked as
+// allowed too, deny the deny set's elements marked deny. Owned sets no
+// exposure names are leftovers.
+func (d *decoder) decodeSets(owned [2]ownedFamily) {
+	used := map[string]bool{}
+	for _, o := range owned {
+		for name, b := range d.exposures {
+			for _, role := range []byte{roleAllow, roleDeny} {
+				set := o.sets[setName(name, o.fam, role)]
+				if set == nil {
+					continue
+				}
+				used[set.name] = true
+				for _, e := range set.elems {
+					if e.nomatch || !e.prefix.IsValid() {
+						d.driftf(o.fam, "ipset "+set.name, "ipset %s holds %s with the nomatch flag, which portwarden never writes; apply removes it", set.name, e.prefix)
+						continue
+					}
+					switch {
+					case role == roleAllow:
+						b.allow = append(b.allow, e.prefix)
+					case e.comment == tagDeny:
+						b.deny = append(b.deny, e.prefix)
+					case e.comment == tagAllowed:
+						b.allow = append(b.allow, e.prefix)
+					case e.comment == tagDenyAllowed:
+						b.deny = append(b.deny, e.prefix)
+						b.allow = append(b.allow, e.prefix)
+					default:
+						d.driftf(o.fam, "ipset "+set.name, "ipset %s holds %s without portwarden's comment (added by hand?); apply removes it", set.name, e.prefix)
+					}
+				}
+			}
+		}
+	}
+	for _, o := range owned {
+		for _, name := range slices.Sorted(maps.Keys(o.sets)) {
+			if !used[name] {
+				d.driftf(o.fam, "", "ipset %s is left over (no exposure uses it); apply removes it", name)
+			}
 		}
 	}
 }
@@ -445,7 +510,26 @@ func (d *decoder) compareRendered(rs *rules.Ruleset, owned [2]ownedFamily) {
 				d.driftf(o.fam, c.name, "chain %s is not as portwarden writes it (rules missing, added or reordered by hand); apply rewrites it", c.name)
 			}
 		}
+		for _, w := range want.sets {
+			have := o.sets[w.name]
+			switch {
+			case d.reported[o.fam.String()+" ipset "+w.name]:
+			case have == nil:
+				d.driftf(o.fam, "", "ipset %s is missing; apply recreates it", w.name)
+			case !have.headerOK(w):
+				d.driftf(o.fam, "", "ipset %s is not the set portwarden made (%s, family %d, counters %v, comments %v, maxelem %d; replaced by hand?); apply replaces it", w.name, have.typ, have.family, have.counters, have.comments, have.maxElem)
+			case !sameElems(have.elems, w.elems):
+				d.driftf(o.fam, "", "ipset %s holds elements portwarden would not write (added by hand, or not merged); apply rewrites them", w.name)
+			}
+		}
 	}
+}
+
+// sameElems compares elements, counters left out.
+func sameElems(a, b []setElem) bool {
+	return slices.EqualFunc(a, b, func(x, y setElem) bool {
+		return x.prefix == y.prefix && x.comment == y.comment && x.nomatch == y.nomatch
+	})
 }
 
 func lines(rs []savedRule) []string {

@@ -46,6 +46,11 @@ func TestKernelRenderedFilesLoad(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		sets, err := RenderSets(rs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ipsetCLI(t, l.server.Path(), sets, "restore")
 		x := execRunner{variant: v, nsPath: l.server.Path()}
 		for fam, text := range [2]string{v4, v6} {
 			if err := x.restore(context.Background(), family(fam), text); err != nil {

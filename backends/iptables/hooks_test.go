@@ -18,21 +18,35 @@ import (
 type hooks struct {
 	variant Variant
 	writes  atomic.Int64 // restore commits by every backend these hooks opened
+	// setWrites counts ipset operations (create, add, del, swap, destroy).
+	setWrites atomic.Int64
 }
 
 // Open returns the backend working in nsPath, with writes counted.
 func (h *hooks) Open(t *testing.T, nsPath string) backends.Backend {
 	t.Helper()
 	b, err := newBackend(context.Background(), backends.Config{NetNS: nsPath}, WithVariant(h.variant),
-		withRunner(func(r runner) runner { return &sharedCounter{runner: r, n: &h.writes} }))
+		withRunner(func(r runner) runner { return &sharedCounter{runner: r, n: &h.writes} }),
+		withSetRunner(func(r setRunner) setRunner { return &setCounter{setRunner: r, n: &h.setWrites} }))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return b
 }
 
-// Writes counts iptables-restore commits: the backend's only writes.
-func (h *hooks) Writes(t *testing.T) int { return int(h.writes.Load()) }
+// Writes counts iptables-restore commits and ipset operations.
+func (h *hooks) Writes(t *testing.T) int { return int(h.writes.Load() + h.setWrites.Load()) }
+
+// setCounter counts ipset operations into a shared counter.
+type setCounter struct {
+	setRunner
+	n *atomic.Int64
+}
+
+func (c *setCounter) write(ops []setOp) error {
+	c.n.Add(int64(len(ops)))
+	return c.setRunner.write(ops)
+}
 
 // sharedCounter counts restores into a counter shared by several backends.
 type sharedCounter struct {
@@ -66,11 +80,17 @@ func (h *hooks) run(t *testing.T, nsPath string, fam family, tool string, args .
 // InstallForeign adds Docker- and firewalld-shaped chains in both families.
 func (h *hooks) InstallForeign(t *testing.T, nsPath string) {
 	t.Helper()
+	// Sets of other tools, one named like portwarden's.
+	ipsetCLI(t, nsPath, "", "create", "docker-allowed", "hash:ip")
+	ipsetCLI(t, nsPath, "", "add", "docker-allowed", "198.18.0.4")
+	ipsetCLI(t, nsPath, "", "create", "PW-LOOKALIKE-a4", "hash:net")
+	ipsetCLI(t, nsPath, "", "add", "PW-LOOKALIKE-a4", "198.18.0.0/24")
 	for _, fam := range families {
 		for _, args := range foreignSetup {
 			h.run(t, nsPath, fam, "", args...)
 		}
 	}
+	h.run(t, nsPath, ipv4, "", "-A", "IN_public_allow", "-m", "set", "--match-set", "docker-allowed", "src", "-j", "ACCEPT")
 }
 
 // Foreign is everything in both filter tables that portwarden does not
@@ -91,12 +111,21 @@ func (h *hooks) Foreign(t *testing.T, nsPath string) string {
 			all = append(all, line)
 		}
 	}
+	for _, line := range strings.Split(ipsetCLI(t, nsPath, "", "save"), "\n") {
+		if f := strings.Fields(line); len(f) > 1 {
+			if _, _, _, owned := ownedSetName(f[1]); owned {
+				continue
+			}
+		}
+		all = append(all, line)
+	}
 	return withoutOwned(strings.Join(all, "\n"))
 }
 
 // DamageKinds are what a person might do by hand to the owned rules.
 func (h *hooks) DamageKinds() []string {
-	return []string{"delete-rule", "flush-chain", "foreign-rule", "delete-jump", "jump-not-first", "flush-top", "remove-ipv6"}
+	return []string{"delete-rule", "flush-chain", "foreign-rule", "delete-jump", "jump-not-first", "flush-top", "remove-ipv6",
+		"set-add-element", "set-del-element", "set-flush", "set-replaced", "set-destroyed"}
 }
 
 // Damage breaks owned objects of exposure (in IPv4, unless the kind says
@@ -106,6 +135,28 @@ func (h *hooks) Damage(t *testing.T, nsPath, kind, exposure string) {
 	chain := exposureChain(exposure)
 	ipt := func(fam family, args ...string) { h.run(t, nsPath, fam, "", args...) }
 	switch kind {
+	case "set-add-element": // a source let in by hand
+		ipsetCLI(t, nsPath, "", "add", setName(exposure, ipv4, roleAllow), "198.18.0.4")
+	case "set-del-element":
+		out := ipsetCLI(t, nsPath, "", "list", setName(exposure, ipv4, roleAllow))
+		for _, line := range strings.Split(out, "\n") {
+			if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(f[0], "198.18.") {
+				ipsetCLI(t, nsPath, "", "del", setName(exposure, ipv4, roleAllow), f[0])
+				return
+			}
+		}
+		t.Fatalf("no element in %s", out)
+	case "set-flush":
+		ipsetCLI(t, nsPath, "", "flush", setName(exposure, ipv6, roleAllow))
+	case "set-replaced": // swapped with a set of the same type made by hand
+		name := setName(exposure, ipv4, roleAllow)
+		ipsetCLI(t, nsPath, "", "create", "handmade", "hash:net", "family", "inet")
+		ipsetCLI(t, nsPath, "", "add", "handmade", "198.18.0.0/24")
+		ipsetCLI(t, nsPath, "", "swap", name, "handmade")
+	case "set-destroyed": // the chain emptied by hand, then its set destroyed
+		ipt(ipv4, "-F", chain)
+		ipsetCLI(t, nsPath, "", "destroy", setName(exposure, ipv4, roleAllow))
+		ipsetCLI(t, nsPath, "", "destroy", setName(exposure, ipv4, roleDeny))
 	case "delete-rule": // one allow rule
 		for _, line := range strings.Split(h.run(t, nsPath, ipv4, "", "-S", chain), "\n") {
 			if strings.Contains(line, ruleComment(exposure, kindAllow)) {
@@ -137,4 +188,22 @@ func (h *hooks) Damage(t *testing.T, nsPath, kind, exposure string) {
 	default:
 		t.Fatalf("unknown damage %q", kind)
 	}
+}
+
+// ipsetCLI runs the ipset command in the namespace (tests only: the
+// backend itself speaks netlink).
+func ipsetCLI(t *testing.T, nsPath, stdin string, args ...string) string {
+	t.Helper()
+	var out []byte
+	err := netns.DoPath(nsPath, func() error {
+		cmd := exec.Command("ipset", args...)
+		cmd.Stdin = strings.NewReader(stdin)
+		var err error
+		out, err = cmd.CombinedOutput()
+		return err
+	})
+	if err != nil {
+		t.Fatalf("ipset %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
 }

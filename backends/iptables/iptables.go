@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/portwarden/portwarden/internal/nfgen"
+	"maps"
 	"math"
 	"os"
 	"slices"
@@ -12,21 +12,21 @@ import (
 	"sync"
 	"time"
 
+	"go4.org/netipx"
+
+	"github.com/portwarden/portwarden/internal/nfgen"
+
 	"github.com/portwarden/portwarden/backends"
 	"github.com/portwarden/portwarden/rules"
 )
-
-// LargeSourceList is the number of source prefixes (deny plus allow, per
-// exposure and family) above which Plan warns: iptables matches sources
-// one rule at a time, so every packet to the port walks the whole list.
-const LargeSourceList = 1000
 
 // Option adjusts the backend.
 type Option func(*options)
 
 type options struct {
-	variant Variant
-	wrap    func(runner) runner
+	variant  Variant
+	wrap     func(runner) runner
+	wrapSets func(setRunner) setRunner
 }
 
 // WithVariant chooses the binaries instead of detecting them.
@@ -35,11 +35,17 @@ func WithVariant(v Variant) Option { return func(o *options) { o.variant = v } }
 // withRunner lets tests observe or fake the binaries.
 func withRunner(wrap func(runner) runner) Option { return func(o *options) { o.wrap = wrap } }
 
+// withSetRunner lets tests observe the ipset writes.
+func withSetRunner(wrap func(setRunner) setRunner) Option {
+	return func(o *options) { o.wrapSets = wrap }
+}
+
 // Backend is the iptables backend. Use New.
 type Backend struct {
 	variant Variant
 	reason  string
 	run     runner
+	sets    setRunner
 	nsPath  string
 
 	// last is the most recent read of iptables-nft rules together with the
@@ -47,6 +53,11 @@ type Backend struct {
 	// reading again when the generation has not moved.
 	mu   sync.Mutex
 	last *snapshot
+	// first is what choosing the variant read (iptables-save -c of both
+	// families): with iptables-nft the first read takes it instead of
+	// running the binaries again while the nf_tables generation has not
+	// moved since, so a command starts two processes fewer.
+	first *variantContents
 }
 
 type snapshot struct {
@@ -73,7 +84,7 @@ func newBackend(ctx context.Context, cfg backends.Config, opts ...Option) (*Back
 			return nil, fmt.Errorf("network namespace %s: %w", cfg.NetNS, err)
 		}
 	}
-	v, reason, err := chooseVariant(ctx, o.variant, cfg.NetNS)
+	v, reason, seen, err := chooseVariantContents(ctx, o.variant, cfg.NetNS)
 	if err != nil {
 		return nil, fmt.Errorf("iptables backend: %w", err)
 	}
@@ -81,7 +92,11 @@ func newBackend(ctx context.Context, cfg backends.Config, opts ...Option) (*Back
 	if o.wrap != nil {
 		r = o.wrap(r)
 	}
-	return &Backend{variant: v, reason: reason, run: r, nsPath: cfg.NetNS}, nil
+	var sr setRunner = netlinkSets{nsPath: cfg.NetNS}
+	if o.wrapSets != nil {
+		sr = o.wrapSets(sr)
+	}
+	return &Backend{variant: v, reason: reason, run: r, sets: sr, nsPath: cfg.NetNS, first: seen}, nil
 }
 
 // Name is "iptables".
@@ -93,10 +108,49 @@ func (b *Backend) Variant() Variant { return b.variant }
 // Reason says why this variant was chosen, for plan output.
 func (b *Backend) Reason() string { return b.reason }
 
-// read takes both families' owned objects from the kernel.
+// read takes both families' owned objects from the kernel: the chains
+// (iptables-save) and the sets (netlink), at the same time.
 func (b *Backend) read(ctx context.Context) ([2]ownedFamily, error) {
+	var sets [2]map[string]*ownedSet
+	var setErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sets, setErr = b.sets.sets()
+	}()
+	owned, err := b.readRules(ctx)
+	<-done
+	if err != nil {
+		return owned, err
+	}
+	if setErr != nil {
+		return owned, setErr
+	}
+	for _, fam := range families {
+		owned[fam].sets = sets[fam]
+	}
+	return owned, nil
+}
+
+// readRules reads the chains, remembering them with the nf_tables
+// generation (iptables-nft) so a reread can skip iptables-save.
+func (b *Backend) readRules(ctx context.Context) ([2]ownedFamily, error) {
+	b.mu.Lock()
+	first := b.first
+	b.first = nil
+	b.mu.Unlock()
 	if b.variant != NFT {
 		return b.readTables(ctx)
+	}
+	if first != nil && first.genOK {
+		// Still true only while nothing was written to nf_tables since.
+		owned, err := parseFamilies(first.saved)
+		if gen, gerr := nfgen.Generation(b.nsPath); err == nil && gerr == nil && gen == first.gen {
+			b.mu.Lock()
+			b.last = &snapshot{gen: gen, owned: owned}
+			b.mu.Unlock()
+			return owned, nil
+		}
 	}
 	before, err := nfgen.Generation(b.nsPath)
 	if err != nil {
@@ -116,15 +170,26 @@ func (b *Backend) read(ctx context.Context) ([2]ownedFamily, error) {
 	return owned, nil
 }
 
-// reread is read, unless nothing in nf_tables changed since the last read
-// whose fingerprint is fp.
+// reread is read, but takes the chains from the last read when nothing
+// in nf_tables changed since and the result has fingerprint fp. Sets are
+// always read: ipset writes do not move the nf_tables generation.
 func (b *Backend) reread(ctx context.Context, fp string) ([2]ownedFamily, error) {
 	b.mu.Lock()
 	last := b.last
 	b.mu.Unlock()
-	if last != nil && fingerprint(last.owned) == fp {
+	if last != nil {
 		if gen, err := nfgen.Generation(b.nsPath); err == nil && gen == last.gen {
-			return last.owned, nil
+			sets, err := b.sets.sets()
+			if err != nil {
+				return [2]ownedFamily{}, err
+			}
+			owned := last.owned
+			for _, fam := range families {
+				owned[fam].sets = sets[fam]
+			}
+			if fingerprint(owned) == fp {
+				return owned, nil
+			}
 		}
 	}
 	return b.read(ctx)
@@ -157,6 +222,20 @@ func (b *Backend) readTables(ctx context.Context) ([2]ownedFamily, error) {
 	return owned, errors.Join(errs[:]...)
 }
 
+// parseFamilies takes both families' owned objects from iptables-save
+// output.
+func parseFamilies(saved [2]string) ([2]ownedFamily, error) {
+	var owned [2]ownedFamily
+	for _, fam := range families {
+		t, err := parseSave(saved[fam])
+		if err != nil {
+			return owned, fmt.Errorf("read the %s filter table: %w", fam, err)
+		}
+		owned[fam] = ownedOf(fam, t)
+	}
+	return owned, nil
+}
+
 // Current decodes the owned chains back into the model.
 func (b *Backend) Current(ctx context.Context) (*backends.State, error) {
 	owned, err := b.read(ctx)
@@ -183,30 +262,12 @@ func (b *Backend) Plan(ctx context.Context, desired *rules.Ruleset) (*backends.P
 		return nil, err
 	}
 	return &backends.Plan{
-		Backend:  b.Name(),
-		Current:  cur,
-		Desired:  desired,
-		Diff:     rules.Compare(cur.Ruleset, desired),
-		Created:  time.Now().UTC(),
-		Warnings: Warnings(desired),
+		Backend: b.Name(),
+		Current: cur,
+		Desired: desired,
+		Diff:    rules.Compare(cur.Ruleset, desired),
+		Created: time.Now().UTC(),
 	}, nil
-}
-
-// Warnings are the plan notes particular to iptables: source lists long
-// enough that the per-packet cost matters.
-func Warnings(desired *rules.Ruleset) []string {
-	var out []string
-	for _, e := range desired.Exposures {
-		for _, fam := range families {
-			n := len(familyPrefixes(e.Deny, fam)) + len(familyPrefixes(e.Allow, fam))
-			if n > LargeSourceList {
-				out = append(out, fmt.Sprintf(
-					"exposure %q has %d %s source prefixes: iptables checks them one rule at a time, so every packet to its ports walks up to %d rules and each change rewrites the chain; the nftables backend (--backend nftables) keeps sources in sets with a constant per-packet cost",
-					e.Name, n, fam, n))
-			}
-		}
-	}
-	return out
 }
 
 // Apply loads the transition with iptables-restore --noflush, one commit
@@ -321,7 +382,8 @@ func commitText(parts ...[]string) string {
 	return b.String()
 }
 
-// Destroy removes the jumps and the owned chains, one commit per family.
+// Destroy removes the jumps and the owned chains, one commit per family,
+// then the owned sets, which can only go once no rule uses them.
 func (b *Backend) Destroy(ctx context.Context) error {
 	owned, err := b.read(ctx)
 	if err != nil {
@@ -329,54 +391,82 @@ func (b *Backend) Destroy(ctx context.Context) error {
 	}
 	for _, fam := range families {
 		o := owned[fam]
-		if o.empty() {
-			continue
+		if len(o.jumps)+len(o.chainOrder) > 0 {
+			var decl, del, tail []string
+			for _, j := range o.jumps {
+				del = append(del, "-D"+strings.TrimPrefix(j.line, "-A"))
+			}
+			for _, c := range o.chainOrder {
+				decl = append(decl, ":"+c+" - [0:0]")
+				tail = append(tail, "-X "+c)
+			}
+			if err := b.run.restore(ctx, fam, commitText(decl, del, tail)); err != nil {
+				return fmt.Errorf("destroy: %w", err)
+			}
 		}
-		var decl, del, tail []string
-		for _, j := range o.jumps {
-			del = append(del, "-D"+strings.TrimPrefix(j.line, "-A"))
+		var ops []setOp
+		for _, name := range slices.Sorted(maps.Keys(o.sets)) {
+			ops = append(ops, setOp{kind: "destroy", name: name})
 		}
-		for _, c := range o.chainOrder {
-			decl = append(decl, ":"+c+" - [0:0]")
-			tail = append(tail, "-X "+c)
-		}
-		if err := b.run.restore(ctx, fam, commitText(decl, del, tail)); err != nil {
+		if err := b.sets.write(ops); err != nil {
 			return fmt.Errorf("destroy: %w", err)
 		}
 	}
 	return nil
 }
 
-// Render is the desired Ruleset as iptables-restore input for both
-// families, loaded with `iptables-restore --noflush` and
-// `ip6tables-restore --noflush`.
+// Render is the desired Ruleset as `ipset restore` input for the sets
+// and iptables-restore input for both families' chains.
 func (b *Backend) Render(desired *rules.Ruleset) (string, error) {
 	return Render(desired)
 }
 
-// Render is Backend.Render without a kernel (for compile): both families,
-// each section headed by the command that loads it.
+// Render is Backend.Render without a kernel (for compile): the sets, then
+// both families' chains, each section headed by the command that loads
+// it.
 func Render(desired *rules.Ruleset) (string, error) {
+	sets, err := RenderSets(desired)
+	if err != nil {
+		return "", err
+	}
 	v4, v6, err := RenderFamilies(desired)
 	if err != nil {
 		return "", err
 	}
 	var sb strings.Builder
+	sb.WriteString("# portwarden ipset sets: load first, with `ipset restore`\n")
+	sb.WriteString(sets)
 	sb.WriteString("# portwarden IPv4: load with `iptables-restore --noflush`\n")
 	sb.WriteString(v4)
 	sb.WriteString("# portwarden IPv6: load with `ip6tables-restore --noflush`\n")
 	sb.WriteString(v6)
-	if desired != nil {
-		for _, w := range Warnings(desired) {
-			sb.WriteString("# warning: " + w + "\n")
+	return sb.String(), nil
+}
+
+// RenderSets is the `ipset restore` input that creates the sets the
+// rules of RenderFamilies use; load it first.
+func RenderSets(desired *rules.Ruleset) (string, error) {
+	if desired == nil {
+		desired = &rules.Ruleset{}
+	}
+	if err := validate(desired); err != nil {
+		return "", fmt.Errorf("iptables backend cannot express the policy: %w", err)
+	}
+	var sb strings.Builder
+	for _, fam := range families {
+		fr, err := renderFamily(desired, fam, false)
+		if err != nil {
+			return "", err
 		}
+		sb.WriteString(ipsetText(fr))
 	}
 	return sb.String(), nil
 }
 
 // RenderFamilies is the iptables-restore input for each family on its
 // own, for writing /etc/iptables/rules.v4 and rules.v6-style files: one
-// restore file cannot carry both families. The files are for loading at
+// restore file cannot carry both families. The rules use the sets of
+// RenderSets, which must be loaded first. The files are for loading at
 // boot into a table without portwarden's chains: loading one again
 // rebuilds the chains but inserts a second jump, which plan reports as
 // drift and apply removes.
@@ -400,7 +490,7 @@ func RenderFamilies(desired *rules.Ruleset) (v4, v6 string, err error) {
 
 // Counters reads the counters of every owned rule.
 func (b *Backend) Counters(ctx context.Context) ([]backends.Counter, error) {
-	owned, err := b.read(ctx)
+	owned, err := b.readRules(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -425,4 +515,34 @@ func (b *Backend) Counters(ctx context.Context) ([]backends.Counter, error) {
 		}
 	}
 	return out, nil
+}
+
+var _ backends.UsageReader = (*Backend)(nil)
+
+// usageWhy is why the iptables backend has no last-seen times.
+const usageWhy = "ipset keeps packet and byte counters per element but no time of the last match, so the iptables backend cannot tell when a source was last seen (the nftables backend can)"
+
+// Usage reads the per-element counters of every exposure's allow sets
+// (allow minus deny, as the kernel matches them).
+func (b *Backend) Usage(ctx context.Context) (*backends.Usage, error) {
+	owned, err := b.read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st := decode(owned)
+	u := &backends.Usage{Elements: []backends.ElementUse{}, Seen: []backends.SeenSource{}, LastSeenWhy: usageWhy}
+	for _, e := range st.Ruleset.Exposures {
+		for _, o := range owned {
+			set := o.sets[setName(e.Name, o.fam, roleAllow)]
+			if set == nil {
+				continue
+			}
+			for _, el := range set.elems {
+				last := netipx.PrefixLastIP(el.prefix)
+				u.Elements = append(u.Elements, backends.ElementUse{Exposure: e.Name, First: el.prefix.Masked().Addr(), Last: last,
+					Packets: el.packets, Bytes: el.nbytes})
+			}
+		}
+	}
+	return u, nil
 }

@@ -3,6 +3,7 @@ package iptables
 import (
 	"context"
 	"github.com/portwarden/portwarden/internal/nfgen"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -13,51 +14,43 @@ import (
 func TestKernelReapplyWritesNothing(t *testing.T) {
 	forEachVariant(t, func(t *testing.T, v Variant) {
 		l := newLab(t, v)
+		restores := func() int64 { return l.hooks.writes.Load() }
+		setOps := func() int64 { return l.hooks.setWrites.Load() }
 		l.apply(t, labRuleset(rules.Drop))
-		if n := l.writes(t); n != 2 {
-			t.Fatalf("first apply wrote %d times, want 2 (one per family)", n)
+		if n := restores(); n != 2 {
+			t.Fatalf("first apply loaded %d restore files, want 2 (one per family)", n)
+		}
+		if n := setOps(); n != 4 {
+			t.Fatalf("first apply made %d set writes, want 4 (allow and deny set per family)", n)
 		}
 		before := l.save(t, ipv4) + l.save(t, ipv6)
 		p := l.apply(t, labRuleset(rules.Drop))
 		if !p.Empty() {
 			t.Fatalf("re-plan not empty: %+v drift %q", p.Diff, p.Current.Drift)
 		}
-		if n := l.writes(t); n != 2 {
-			t.Fatalf("unchanged re-apply wrote (%d writes in total)", n)
+		if restores() != 2 || setOps() != 4 {
+			t.Fatalf("unchanged re-apply wrote (%d restores, %d set writes in total)", restores(), setOps())
 		}
 		if after := l.save(t, ipv4) + l.save(t, ipv6); after != before {
 			t.Fatalf("ruleset changed by an unchanged re-apply:\n%s\n---\n%s", before, after)
 		}
-		// A one-source change writes one family, and edits the chain in
-		// place: the other rules keep their counters.
+		// A one-source change adds one element to one set and touches no
+		// rule; the other elements keep their counters.
 		if got := l.probe(t, l.client, allowedV4, serverV4, managedPort); got != open {
 			t.Fatalf("allowed peer: %s", got)
 		}
-		allowCount := func() uint64 {
-			cs, err := l.b.Counters(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, c := range cs {
-				if c.Rule == "allow v4 198.18.0.2/31" {
-					return c.Packets
-				}
-			}
-			t.Fatalf("no counter for the allow rule in %+v", cs)
-			return 0
-		}
-		counted := allowCount()
+		counted := elementPackets(t, l.b, "198.18.0.2")
 		if counted == 0 {
-			t.Fatal("allow counter did not count")
+			t.Fatal("the allowed peer's set element did not count")
 		}
 		rs := labRuleset(rules.Drop)
 		rs.Exposures[0].Allow = pfx("198.18.0.2/31", "198.18.0.8/32", "2001:2::2/127")
 		l.apply(t, rs)
-		if n := l.writes(t); n != 3 {
-			t.Fatalf("one v4 source change: %d writes in total, want 3", n)
+		if restores() != 2 || setOps() != 5 {
+			t.Fatalf("one v4 source change: %d restores and %d set writes in total, want 2 and 5", restores(), setOps())
 		}
-		if after := allowCount(); after < counted {
-			t.Fatalf("the unchanged allow rule lost its counters (%d -> %d): the chain was rewritten", counted, after)
+		if after := elementPackets(t, l.b, "198.18.0.2"); after < counted {
+			t.Fatalf("the unchanged element lost its counters (%d -> %d): the set was rebuilt", counted, after)
 		}
 		st, err := l.b.Current(context.Background())
 		if err != nil {
@@ -65,6 +58,59 @@ func TestKernelReapplyWritesNothing(t *testing.T) {
 		}
 		if d := rules.Compare(st.Ruleset, rs); !d.Empty() || len(st.Drift) > 0 {
 			t.Fatalf("after change: diff %+v drift %q", d, st.Drift)
+		}
+	})
+}
+
+// elementPackets is the packet counter of the allow set element holding
+// addr, through Usage.
+func elementPackets(t *testing.T, b *Backend, addr string) uint64 {
+	t.Helper()
+	u, err := b.Usage(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := netip.MustParseAddr(addr)
+	for _, e := range u.Elements {
+		if e.First.Compare(a) <= 0 && a.Compare(e.Last) <= 0 {
+			return e.Packets
+		}
+	}
+	t.Fatalf("no allow set element holds %s in %+v", addr, u.Elements)
+	return 0
+}
+
+// Usage reads the kernel's per-element counters: a connection from an
+// allowed peer moves its element's counter and no other's.
+func TestKernelUsageCountsPerElement(t *testing.T) {
+	forEachVariant(t, func(t *testing.T, v Variant) {
+		l := newLab(t, v)
+		rs := labRuleset(rules.Reject)
+		rs.Exposures[0].Allow = pfx("198.18.0.2/32", "198.18.0.8/32", "2001:2::2/128")
+		l.apply(t, rs)
+		u, err := l.b.Usage(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u.LastSeenKnown || u.LastSeenWhy == "" || len(u.Elements) != 3 {
+			t.Fatalf("usage %+v", u)
+		}
+		for _, e := range u.Elements {
+			if e.Exposure != "nscp" || e.Packets != 0 || e.First != e.Last {
+				t.Fatalf("before any traffic: %+v", e)
+			}
+		}
+		if got := l.probe(t, l.client, allowedV4, serverV4, managedPort); got != open {
+			t.Fatalf("allowed peer: %s", got)
+		}
+		if n := elementPackets(t, l.b, "198.18.0.2"); n == 0 {
+			t.Fatal("the element of the peer that connected did not count")
+		}
+		if n := elementPackets(t, l.b, "198.18.0.8"); n != 0 {
+			t.Fatalf("an element nobody used counted %d packets", n)
+		}
+		if n := elementPackets(t, l.b, "2001:2::2"); n != 0 {
+			t.Fatalf("the IPv6 element counted %d packets", n)
 		}
 	})
 }

@@ -144,6 +144,7 @@ type chainRules struct {
 // familyRules is everything portwarden owns in one family's filter table.
 type familyRules struct {
 	chains []chainRules // topChain first, then exposure chains in Name order
+	sets   []setSpec    // allow and deny set of each exposure, in Name order
 }
 
 // jumpRule is the rule at the top of INPUT, as iptables-save prints it.
@@ -198,6 +199,7 @@ func validate(rs *rules.Ruleset) error {
 func renderFamily(rs *rules.Ruleset, fam family, tolerant bool) (familyRules, error) {
 	top := chainRules{name: topChain}
 	var chains []chainRules
+	var sets []setSpec
 	for i := range rs.Exposures {
 		e := &rs.Exposures[i]
 		if !validName(e.Name) {
@@ -214,8 +216,10 @@ func renderFamily(rs *rules.Ruleset, fam family, tolerant bool) (familyRules, er
 			return familyRules{}, err
 		}
 		chains = append(chains, chainRules{name: chain, rules: body})
+		allow, deny := exposureSets(e, fam)
+		sets = append(sets, allow, deny)
 	}
-	return familyRules{chains: append([]chainRules{top}, chains...)}, nil
+	return familyRules{chains: append([]chainRules{top}, chains...), sets: sets}, nil
 }
 
 // familyPrefixes picks one family's prefixes.
@@ -328,9 +332,11 @@ func verdictTarget(e *rules.Exposure, fam family) (proto, target string, err err
 	return "", "", fmt.Errorf("default %q is not drop or reject", e.Default)
 }
 
-// exposureRules is the body of an exposure's chain: loopback, deny
-// (logged), allow, then the logged default. Every rule carries its kind in
-// the comment so Current can decode it and Counters can name it.
+// exposureRules is the body of an exposure's chain: loopback, the allow
+// set (allow minus deny), the deny set (logged), then the logged default.
+// Allow and deny sets are disjoint, so allow goes first: an admitted
+// packet costs one set lookup. Every rule carries its kind in the comment
+// so Current can decode it and Counters can name it.
 func exposureRules(e *rules.Exposure, fam family, chain string, tolerant bool) ([]string, error) {
 	head := "-A " + chain
 	comments := map[string]string{}
@@ -346,20 +352,17 @@ func exposureRules(e *rules.Exposure, fam family, chain string, tolerant bool) (
 		}
 		verdict = ""
 	}
+	inSet := func(role byte) string { return " -m set --match-set " + setName(e.Name, fam, role) + " src" }
 	var out []string
 	if e.Loopback {
 		out = append(out, head+" -i lo "+cmt(kindLoopback)+" -j ACCEPT")
 	}
-	for _, p := range familyPrefixes(e.Deny, fam) {
-		if e.Log {
-			out = append(out, head+" -s "+p.String()+" "+cmt(kindDenyLog)+" "+logTarget)
-		}
-		if verdict != "" {
-			out = append(out, head+" -s "+p.String()+proto+" "+cmt(kindDeny)+" "+verdict)
-		}
+	out = append(out, head+inSet(roleAllow)+" "+cmt(kindAllow)+" -j ACCEPT")
+	if e.Log {
+		out = append(out, head+inSet(roleDeny)+" "+cmt(kindDenyLog)+" "+logTarget)
 	}
-	for _, p := range familyPrefixes(e.Allow, fam) {
-		out = append(out, head+" -s "+p.String()+" "+cmt(kindAllow)+" -j ACCEPT")
+	if verdict != "" {
+		out = append(out, head+proto+inSet(roleDeny)+" "+cmt(kindDeny)+" "+verdict)
 	}
 	for _, g := range e.Expiring {
 		if g.Source.Addr().Is4() != (fam == ipv4) {
@@ -395,6 +398,31 @@ func restoreText(fr familyRules) string {
 	}
 	b.WriteString(insertJump() + "\n")
 	b.WriteString("COMMIT\n")
+	return b.String()
+}
+
+// ipsetText is the `ipset restore` input that creates a family's owned
+// sets with their elements (for Render and persistence).
+func ipsetText(fr familyRules) string {
+	var b strings.Builder
+	for _, s := range fr.sets {
+		fam := "inet"
+		if s.fam == ipv6 {
+			fam = "inet6"
+		}
+		opts := " counters"
+		if s.comments() {
+			opts += " comment"
+		}
+		fmt.Fprintf(&b, "create %s %s family %s%s maxelem %d\n", s.name, setType, fam, opts, setMaxElem)
+		for _, e := range s.elems {
+			b.WriteString("add " + s.name + " " + e.prefix.String())
+			if e.comment != "" {
+				b.WriteString(" comment " + quote(e.comment))
+			}
+			b.WriteString("\n")
+		}
+	}
 	return b.String()
 }
 

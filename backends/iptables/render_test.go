@@ -1,11 +1,15 @@
 package iptables
 
 import (
+	"math/rand/v2"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+
+	"go4.org/netipx"
 
 	"github.com/portwarden/portwarden/rules"
 )
@@ -50,8 +54,11 @@ func TestRenderIsDeterministicAndComplete(t *testing.T) {
 	}
 	for _, want := range []string{
 		"-A PORTWARDEN -d 198.18.0.1/32 -i pw0 -p tcp -m multiport --dports 27,1000:1010 -m comment --comment \"portwarden expose=nscp match\" -j " + exposureChain("nscp"),
-		"-A " + exposureChain("nscp") + " -s 198.18.1.66/32 -p tcp -m comment --comment \"portwarden expose=nscp deny\" -j REJECT --reject-with tcp-reset",
-		"-A " + exposureChain("nscp") + " -s 2001:2:0:1::66/128 -p tcp -m comment --comment \"portwarden expose=nscp deny\" -j REJECT --reject-with tcp-reset",
+		"-A " + exposureChain("nscp") + " -p tcp -m set --match-set " + setName("nscp", ipv4, roleDeny) + " src -m comment --comment \"portwarden expose=nscp deny\" -j REJECT --reject-with tcp-reset",
+		"-A " + exposureChain("nscp") + " -p tcp -m set --match-set " + setName("nscp", ipv6, roleDeny) + " src -m comment --comment \"portwarden expose=nscp deny\" -j REJECT --reject-with tcp-reset",
+		"-A " + exposureChain("nscp") + " -m set --match-set " + setName("nscp", ipv4, roleAllow) + " src -m comment --comment \"portwarden expose=nscp allow\" -j ACCEPT",
+		"add " + setName("nscp", ipv4, roleDeny) + " 198.18.1.66/32 comment \"deny; also allowed\"",
+		"add " + setName("nscp", ipv6, roleAllow) + " 2001:2:0:1:8000::/65",
 		"-A " + exposureChain("nscp") + " -m comment --comment \"portwarden expose=nscp log\" -m limit --limit 10/min -j LOG --log-prefix \"portwarden nscp: \"",
 		"-A " + exposureChain("syslog") + " -m comment --comment \"portwarden expose=syslog default\" -j DROP",
 		"-I INPUT 1 -m comment --comment \"portwarden jump\" -j PORTWARDEN",
@@ -124,20 +131,41 @@ func TestDecodeReportsDrift(t *testing.T) {
 			}
 		})
 	}
-	t.Run("deleted allow rule shows in the model", func(t *testing.T) {
-		owned := savedFromRuleset(t, sampleRuleset())
-		rs := owned[ipv4].chains[chain]
-		var kept []savedRule
-		for _, r := range rs {
-			if !strings.Contains(r.line, "expose=nscp allow") {
-				kept = append(kept, r)
+	setDamage := map[string]func(s *ownedSet){
+		"element added by hand":      func(s *ownedSet) { s.elems = append(s.elems, setElem{prefix: netip.MustParsePrefix("198.18.9.9/32")}) },
+		"element removed by hand":    func(s *ownedSet) { s.elems = s.elems[1:] },
+		"set without counters":       func(s *ownedSet) { s.counters = false },
+		"nomatch element":            func(s *ownedSet) { s.elems[0].nomatch = true },
+		"element split (not merged)": func(s *ownedSet) { p := s.elems[0].prefix; s.elems[0].prefix = netip.PrefixFrom(p.Addr(), p.Bits()+1) },
+	}
+	for name, damage := range setDamage {
+		t.Run(name, func(t *testing.T) {
+			owned := savedFromRuleset(t, sampleRuleset())
+			clean := fingerprint(owned)
+			damage(owned[ipv4].sets[setName("nscp", ipv4, roleAllow)])
+			st := decode(owned)
+			if len(st.Drift) == 0 && rules.Compare(st.Ruleset, sampleRuleset()).Empty() {
+				t.Fatalf("neither drift nor a difference")
 			}
+			if st.Fingerprint == clean {
+				t.Fatalf("fingerprint unchanged by damage")
+			}
+		})
+	}
+	t.Run("deny element without the tag", func(t *testing.T) {
+		owned := savedFromRuleset(t, sampleRuleset())
+		s := owned[ipv4].sets[setName("nscp", ipv4, roleDeny)]
+		s.elems[0].comment = ""
+		if st := decode(owned); len(st.Drift) == 0 {
+			t.Fatal("no drift")
 		}
-		owned[ipv4].chains[chain] = kept
-		st := decode(owned)
-		d := rules.Compare(st.Ruleset, sampleRuleset())
-		if d.Empty() || len(d.Exposures[0].Allow.Added) != 1 {
-			t.Fatalf("diff = %+v, drift %q", d, st.Drift)
+	})
+	t.Run("leftover set", func(t *testing.T) {
+		owned := savedFromRuleset(t, sampleRuleset())
+		name := setName("gone", ipv4, roleAllow)
+		owned[ipv4].sets[name] = &ownedSet{name: name, typ: setType}
+		if st := decode(owned); len(st.Drift) == 0 {
+			t.Fatal("no drift")
 		}
 	})
 }
@@ -177,25 +205,71 @@ func savedFromRuleset(t *testing.T, rs *rules.Ruleset) [2]ownedFamily {
 			t.Fatal(err)
 		}
 		owned[fam] = ownedOf(fam, tab)
+		owned[fam].sets = ownedFromRendered(fam, fr).sets
+		for _, s := range owned[fam].sets {
+			s.elems = slices.Clone(s.elems)
+		}
 	}
 	return owned
 }
 
-func TestWarningsForLargeSourceLists(t *testing.T) {
-	if w := Warnings(sampleRuleset()); len(w) != 0 {
-		t.Fatalf("small ruleset warned: %q", w)
-	}
-	rs := benchRuleset(2*LargeSourceList+2, false)
-	w := Warnings(rs)
-	if len(w) != 2 || !strings.Contains(w[0], "--backend nftables") || !strings.Contains(w[0], "IPv4") || !strings.Contains(w[1], "IPv6") {
-		t.Fatalf("warnings = %q", w)
-	}
-	text, err := Render(rs)
+// Sources are set elements, not rules: a big list adds no rule, and
+// allow minus deny is what the allow set holds.
+func TestSourcesLiveInSets(t *testing.T) {
+	small, err := renderFamily(sampleRuleset(), ipv4, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(text, "# warning: ") {
-		t.Fatal("Render does not carry the warning")
+	big, err := renderFamily(benchRuleset(20000, false), ipv4, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(big.chains[1].rules); n > len(small.chains[1].rules) {
+		t.Fatalf("10,000 sources make %d rules", n)
+	}
+	if n := len(big.sets[0].elems); n != 10000 {
+		t.Fatalf("allow set has %d elements, want 10000", n)
+	}
+	rs := sampleRuleset()
+	rs.Exposures[0].Allow = pfx("0.0.0.0/0", "198.18.1.0/24")
+	rs.Exposures[0].Deny = pfx("198.18.1.0/25", "198.19.0.0/16")
+	rs.Normalize()
+	fr, err := renderFamily(rs, ipv4, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	allow, deny := fr.sets[0], fr.sets[1]
+	var got []string
+	for _, e := range allow.elems {
+		if e.prefix.Bits() == 0 {
+			t.Fatal("a /0 element, which hash:net cannot hold")
+		}
+		got = append(got, e.prefix.String())
+	}
+	want := prefixSet(rs.Exposures[0].Allow.V4)
+	var b netipx.IPSetBuilder
+	b.AddSet(want)
+	b.RemoveSet(prefixSet(rs.Exposures[0].Deny.V4))
+	eff, _ := b.IPSet()
+	if a := prefixSet(storable(eff.Prefixes())); !a.Equal(prefixSet(func() []netip.Prefix {
+		var ps []netip.Prefix
+		for _, e := range allow.elems {
+			ps = append(ps, e.prefix)
+		}
+		return ps
+	}())) {
+		t.Fatalf("allow set %v is not allow minus deny", got)
+	}
+	tags := map[string]string{}
+	for _, e := range deny.elems {
+		tags[e.prefix.String()] = e.comment
+	}
+	if tags["198.18.1.0/25"] != tagDenyAllowed || tags["198.19.0.0/16"] != tagDenyAllowed {
+		t.Fatalf("deny set tags %v", tags)
+	}
+	st := decode(savedFromRuleset(t, rs))
+	if d := rules.Compare(st.Ruleset, rs); !d.Empty() || len(st.Drift) > 0 {
+		t.Fatalf("read back: diff %+v drift %q", d, st.Drift)
 	}
 }
 
@@ -284,4 +358,31 @@ func exposureNames(rs *rules.Ruleset) []string {
 		out = append(out, e.Name)
 	}
 	return append(out, "")
+}
+
+// subtract agrees with netipx on random lists that nest and overlap.
+func TestSubtractAgreesWithNetipx(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 27))
+	random := func(n int) []netip.Prefix {
+		var ps []netip.Prefix
+		for range n {
+			a := netip.AddrFrom4([4]byte{198, 18, byte(r.IntN(4)), byte(r.IntN(256))})
+			ps = append(ps, netip.PrefixFrom(a, 22+r.IntN(11)).Masked())
+		}
+		return prefixSet(ps).Prefixes()
+	}
+	for range 500 {
+		allow, deny := random(r.IntN(12)), random(r.IntN(5))
+		eff, over := subtract(allow, deny)
+		var eb, ob netipx.IPSetBuilder
+		eb.AddSet(prefixSet(allow))
+		eb.RemoveSet(prefixSet(deny))
+		ob.AddSet(prefixSet(allow))
+		ob.Intersect(prefixSet(deny))
+		we, _ := eb.IPSet()
+		wo, _ := ob.IPSet()
+		if !slices.Equal(eff, we.Prefixes()) || !slices.Equal(over, wo.Prefixes()) {
+			t.Fatalf("allow %v deny %v: got %v / %v, want %v / %v", allow, deny, eff, over, we.Prefixes(), wo.Prefixes())
+		}
+	}
 }

@@ -1,13 +1,16 @@
 package iptables
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"math"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"go4.org/netipx"
 
@@ -30,6 +33,15 @@ import (
 // phases described above. Steps with nothing to change write nothing: an
 // apply that only adds sources has an intersection equal to the old rules,
 // one that only revokes has an intersection equal to the new rules.
+//
+// Within a step, a family's sets and chains are separate commits, ordered
+// so that the family is never more open than before the step or after
+// it: whether a source is accepted depends only on the exposure's allow
+// set, monotonically, so every allow set first shrinks to what it keeps
+// (elements deleted, or a swap), then the chains are loaded, then the
+// allow sets grow to their new contents. Deny sets decide no packet's
+// fate (deny and the default refuse alike) and change before the chains.
+// Sets no longer used are destroyed at the end, when no rule names them.
 func (b *Backend) applyPhased(ctx context.Context, owned [2]ownedFamily, plan *backends.Plan) error {
 	var previous *rules.Ruleset
 	if plan.Current != nil {
@@ -43,9 +55,17 @@ func (b *Backend) applyPhased(ctx context.Context, owned [2]ownedFamily, plan *b
 		{"the new rules", plan.Desired},
 	}
 	have := owned
+	// every owned set that exists or will, to destroy those not wanted
+	existing := [2]map[string]bool{{}, {}}
+	for _, fam := range families {
+		for name := range owned[fam].sets {
+			existing[fam][name] = true
+		}
+	}
+	var wants [2]familyRules
 	for i, step := range steps {
-		var wants [2]familyRules
 		var texts [2]string
+		var pre, post [2][]setOp
 		for _, fam := range families {
 			want, err := renderFamily(step.rs, fam, false)
 			if err != nil {
@@ -53,20 +73,187 @@ func (b *Backend) applyPhased(ctx context.Context, owned [2]ownedFamily, plan *b
 			}
 			wants[fam] = want
 			texts[fam] = transition(have[fam], want, b.maxEditedChain())
+			pre[fam], post[fam], err = setTransition(have[fam].sets, want.sets)
+			if err != nil {
+				return err
+			}
 		}
 		for _, fam := range families {
-			if texts[fam] == "" {
-				continue
+			if err := b.sets.write(pre[fam]); err != nil {
+				return phaseError(err, i, fam, texts)
 			}
-			if err := b.run.restore(ctx, fam, texts[fam]); err != nil {
+			if texts[fam] != "" {
+				if err := b.run.restore(ctx, fam, texts[fam]); err != nil {
+					return phaseError(err, i, fam, texts)
+				}
+			}
+			if err := b.sets.write(post[fam]); err != nil {
 				return phaseError(err, i, fam, texts)
 			}
 		}
 		for _, fam := range families {
-			have[fam] = ownedFromRendered(fam, wants[fam])
+			next := ownedFromRendered(fam, wants[fam])
+			carryCounters(next.sets, have[fam].sets)
+			have[fam] = next
+			for _, s := range wants[fam].sets {
+				existing[fam][s.name] = true
+			}
+		}
+	}
+	for _, fam := range families {
+		final := map[string]bool{}
+		for _, s := range wants[fam].sets {
+			final[s.name] = true
+		}
+		var ops []setOp
+		for _, name := range slices.Sorted(maps.Keys(existing[fam])) {
+			if !final[name] {
+				ops = append(ops, setOp{kind: "destroy", name: name})
+			}
+		}
+		if err := b.sets.write(ops); err != nil {
+			return fmt.Errorf("%w (the rules are in place; only sets no longer used are left, which plan reports and apply removes)", err)
 		}
 	}
 	return nil
+}
+
+// setTransition is the set writes of one family's step, before the chains
+// are loaded and after. A set that does not exist yet is created whole
+// before: no loaded rule names it. An allow set that loses elements
+// shrinks before, one that gains elements grows after, each in one atomic
+// kernel step: a single element is deleted or added in place, more are
+// built in a temporary set that is then swapped with the live one (the
+// kernel applies an element list one element at a time, so packets could
+// see it half done). In the two phases an allow set only shrinks in the
+// first and only grows in the second, so each exposure's sources change
+// at once. Elements keep their counters through a swap.
+func setTransition(have map[string]*ownedSet, want []setSpec) (pre, post []setOp, err error) {
+	for _, w := range want {
+		h := have[w.name]
+		if have[w.name+tempSuffix] != nil { // left by an apply that was cut short
+			pre = append(pre, setOp{kind: "destroy", name: w.name + tempSuffix})
+		}
+		if h == nil {
+			pre = append(pre, setOp{kind: "create", name: w.name, spec: w, elems: w.elems})
+			continue
+		}
+		if h.typ != setType || h.family != w.fam.ipsetFamily() {
+			if h.refs > 0 {
+				return nil, nil, fmt.Errorf("ipset %s is a %s set of family %d, not %s, and rules use it: portwarden cannot replace it; remove those rules and the set by hand (ipset destroy %s), then apply again", w.name, h.typ, h.family, setType, w.name)
+			}
+			pre = append(pre, setOp{kind: "destroy", name: w.name}, setOp{kind: "create", name: w.name, spec: w, elems: w.elems})
+			continue
+		}
+		keep, del, add := diffElems(h.elems, w.elems)
+		full := func() []setElem { return withCounters(w.elems, h.elems) }
+		ok := h.headerOK(w)
+		if w.role == roleDeny {
+			// Deny sets decide no packet's fate (deny and the default
+			// refuse alike): all before.
+			switch {
+			case !ok || len(del)+len(add) > 1:
+				pre = append(pre, swapIn(w, full())...)
+			case len(del) == 1:
+				pre = append(pre, setOp{kind: "del", name: w.name, elems: del})
+			case len(add) == 1:
+				pre = append(pre, setOp{kind: "add", name: w.name, elems: add})
+			}
+			continue
+		}
+		switch {
+		case !ok || len(del) > 1:
+			pre = append(pre, swapIn(w, keep)...)
+		case len(del) == 1:
+			pre = append(pre, setOp{kind: "del", name: w.name, elems: del})
+		}
+		switch {
+		case len(add) > 1:
+			post = append(post, swapIn(w, full())...)
+		case len(add) == 1:
+			post = append(post, setOp{kind: "add", name: w.name, elems: add})
+		}
+	}
+	return pre, post, nil
+}
+
+// cmpElem orders elements as sortElems does, then by what else they
+// carry, so sorted lists can be walked side by side.
+func cmpElem(a, b setElem) int {
+	if c := a.prefix.Addr().Compare(b.prefix.Addr()); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.prefix.Bits(), b.prefix.Bits()); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.comment, b.comment); c != 0 {
+		return c
+	}
+	if a.nomatch != b.nomatch {
+		if a.nomatch {
+			return 1
+		}
+		return -1
+	}
+	return 0
+}
+
+// diffElems walks two sorted element lists: what have keeps (with its
+// counters), what it must lose and what it must gain.
+func diffElems(have, want []setElem) (keep, del, add []setElem) {
+	i, j := 0, 0
+	for i < len(have) || j < len(want) {
+		switch {
+		case j == len(want) || i < len(have) && cmpElem(have[i], want[j]) < 0:
+			del = append(del, have[i])
+			i++
+		case i == len(have) || cmpElem(have[i], want[j]) > 0:
+			add = append(add, want[j])
+			j++
+		default:
+			keep = append(keep, have[i])
+			i++
+			j++
+		}
+	}
+	return keep, del, add
+}
+
+// withCounters copies elems (sorted) with the counters the same elements
+// have in from (sorted).
+func withCounters(elems, from []setElem) []setElem {
+	out := slices.Clone(elems)
+	i := 0
+	for k := range out {
+		for i < len(from) && cmpElem(from[i], out[k]) < 0 {
+			i++
+		}
+		if i < len(from) && cmpElem(from[i], out[k]) == 0 {
+			out[k].packets, out[k].nbytes = from[i].packets, from[i].nbytes
+		}
+	}
+	return out
+}
+
+// carryCounters gives the sets of next the counters the same elements
+// have in prev, so a later swap in the same apply keeps them.
+func carryCounters(next, prev map[string]*ownedSet) {
+	for name, s := range next {
+		if p := prev[name]; p != nil {
+			s.elems = withCounters(s.elems, p.elems)
+		}
+	}
+}
+
+// swapIn builds elems in a temporary set made like w, swaps it with the
+// live set in one step, and destroys what is then the temporary set.
+func swapIn(w setSpec, elems []setElem) []setOp {
+	temp := w.name + tempSuffix
+	return []setOp{
+		{kind: "create", name: temp, spec: w, elems: elems},
+		{kind: "swap", name: w.name, other: temp},
+		{kind: "destroy", name: temp},
+	}
 }
 
 // phaseError says what each family holds after a failed restore; either
@@ -91,7 +278,12 @@ func phaseError(err error, phase int, failed family, texts [2]string) error {
 // ownedFromRendered is what a family's table holds right after rendered
 // was loaded: the chains as written and the jump at the top of INPUT.
 func ownedFromRendered(fam family, fr familyRules) ownedFamily {
-	o := ownedFamily{fam: fam, jumps: []savedRule{{chain: "INPUT", line: jumpRule}}, jumpAtTop: true, chains: map[string][]savedRule{}}
+	o := ownedFamily{fam: fam, jumps: []savedRule{{chain: "INPUT", line: jumpRule}}, jumpAtTop: true, chains: map[string][]savedRule{},
+		sets: map[string]*ownedSet{}}
+	for _, s := range fr.sets {
+		o.sets[s.name] = &ownedSet{name: s.name, typ: setType, family: fam.ipsetFamily(), counters: true, comments: s.comments(),
+			maxElem: setMaxElem, refs: 1, elems: s.elems}
+	}
 	for _, c := range fr.chains {
 		o.chainOrder = append(o.chainOrder, c.name)
 		rs := make([]savedRule, len(c.rules))
@@ -135,31 +327,29 @@ func intersect(old, new *rules.Ruleset) *rules.Ruleset {
 	add := func(e *rules.Exposure, name string) {
 		x := rules.Exposure{Name: name, Protocol: e.Protocol, Ports: slices.Clone(e.Ports), Interfaces: slices.Clone(e.Interfaces),
 			Destinations: e.Destinations, Default: e.Default, Log: e.Log, Loopback: true}
-		var allow, deny [2]*netipx.IPSet
+		var allow, deny [2][]netip.Prefix
 		first := true
 		for _, f := range all {
 			if !overlaps(e, f) {
 				continue
 			}
 			x.Loopback = x.Loopback && f.Loopback
-			a, d := ipSets(f.Allow), ipSets(f.Deny)
+			a := [2][]netip.Prefix{f.Allow.V4, f.Allow.V6}
+			d := [2][]netip.Prefix{f.Deny.V4, f.Deny.V6}
 			for v := range 2 {
 				if first {
 					allow[v], deny[v] = a[v], d[v]
 					continue
 				}
-				var ab, db netipx.IPSetBuilder
-				ab.AddSet(allow[v])
-				ab.Intersect(a[v])
-				allow[v], _ = ab.IPSet()
-				db.AddSet(deny[v])
-				db.AddSet(d[v])
-				deny[v], _ = db.IPSet()
+				allow[v] = intersectPrefixes(allow[v], a[v])
+				if len(d[v]) > 0 {
+					deny[v] = prefixSet(append(slices.Clone(deny[v]), d[v]...)).Prefixes()
+				}
 			}
 			first = false
 		}
-		x.Allow = rules.Prefixes{V4: allow[0].Prefixes(), V6: allow[1].Prefixes()}
-		x.Deny = rules.Prefixes{V4: deny[0].Prefixes(), V6: deny[1].Prefixes()}
+		x.Allow = rules.Prefixes{V4: slices.Clone(allow[0]), V6: slices.Clone(allow[1])}
+		x.Deny = rules.Prefixes{V4: slices.Clone(deny[0]), V6: slices.Clone(deny[1])}
 		out.Exposures = append(out.Exposures, x)
 	}
 	for i := range new.Exposures {
@@ -178,6 +368,32 @@ func intersect(old, new *rules.Ruleset) *rules.Ruleset {
 		add(e, name)
 	}
 	out.Normalize()
+	return out
+}
+
+// intersectPrefixes is the intersection of two normalised (sorted,
+// merged) prefix lists, normalised, by a walk of both: two prefixes nest
+// or are disjoint, so each overlapping pair contributes its smaller one.
+// 100,000 sources intersect in milliseconds instead of a netipx rebuild.
+func intersectPrefixes(a, b []netip.Prefix) []netip.Prefix {
+	var out []netip.Prefix
+	i, j := 0, 0
+	for i < len(a) && j < len(b) {
+		x, y := a[i], b[j]
+		if x.Overlaps(y) {
+			if x.Bits() >= y.Bits() {
+				out = append(out, x)
+			} else {
+				out = append(out, y)
+			}
+		}
+		// Advance the one that ends first.
+		if netipx.PrefixLastIP(x).Less(netipx.PrefixLastIP(y)) {
+			i++
+		} else {
+			j++
+		}
+	}
 	return out
 }
 
@@ -281,5 +497,15 @@ func familyHolds(o ownedFamily, rs *rules.Ruleset, fam family) bool {
 	if err != nil {
 		return false
 	}
-	return !o.empty() && transition(o, want, math.MaxInt) == ""
+	if o.empty() || transition(o, want, math.MaxInt) != "" {
+		return false
+	}
+	// Deny sets decide no packet's fate (deny and the default refuse
+	// alike) and change first in a step, so they are not compared.
+	for _, w := range want.sets {
+		if h := o.sets[w.name]; w.role == roleAllow && (h == nil || !h.headerOK(w) || !sameElems(h.elems, w.elems)) {
+			return false
+		}
+	}
+	return true
 }

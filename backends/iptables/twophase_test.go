@@ -3,7 +3,11 @@ package iptables
 import (
 	"math/rand/v2"
 	"net/netip"
+	"slices"
+	"strings"
 	"testing"
+
+	"go4.org/netipx"
 
 	"github.com/portwarden/portwarden/rules"
 )
@@ -90,5 +94,80 @@ func TestIntersectOfPureAdditionOrRevocation(t *testing.T) {
 	}
 	if got := intersect(big, small); got.Fingerprint() != small.Fingerprint() {
 		t.Errorf("revoking sources: intersection %+v, want the new rules", got)
+	}
+}
+
+// An allow set loses elements before the chains load and gains them
+// after, each change in one kernel step: one element in place, more
+// through a swapped temporary set; unchanged elements keep counters.
+func TestSetTransitionShrinksBeforeGrowsAfter(t *testing.T) {
+	mk := func(ps ...string) []setElem {
+		var es []setElem
+		for _, p := range ps {
+			es = append(es, setElem{prefix: netip.MustParsePrefix(p)})
+		}
+		sortElems(es)
+		return es
+	}
+	w := setSpec{name: "PW-0123456789-a4", fam: ipv4, role: roleAllow}
+	have := func(es []setElem) map[string]*ownedSet {
+		es[0].packets = 7
+		return map[string]*ownedSet{w.name: {name: w.name, typ: setType, family: ipv4.ipsetFamily(), counters: true, maxElem: setMaxElem, refs: 1, elems: es}}
+	}
+	kinds := func(ops []setOp) string {
+		var k []string
+		for _, op := range ops {
+			k = append(k, op.kind)
+		}
+		return strings.Join(k, ",")
+	}
+	for _, c := range []struct {
+		name       string
+		have, want []string
+		pre, post  string
+	}{
+		{"unchanged", []string{"198.18.0.1/32", "198.18.0.3/32"}, []string{"198.18.0.1/32", "198.18.0.3/32"}, "", ""},
+		{"one added", []string{"198.18.0.1/32"}, []string{"198.18.0.1/32", "198.18.0.3/32"}, "", "add"},
+		{"one removed", []string{"198.18.0.1/32", "198.18.0.3/32"}, []string{"198.18.0.1/32"}, "del", ""},
+		{"one replaced", []string{"198.18.0.1/32", "198.18.0.3/32"}, []string{"198.18.0.1/32", "198.18.0.5/32"}, "del", "add"},
+		{"many added", []string{"198.18.0.1/32"}, []string{"198.18.0.1/32", "198.18.0.3/32", "198.18.0.5/32"}, "", "create,swap,destroy"},
+		{"many removed", []string{"198.18.0.1/32", "198.18.0.3/32", "198.18.0.5/32"}, []string{"198.18.0.1/32"}, "create,swap,destroy", ""},
+	} {
+		w.elems = mk(c.want...)
+		pre, post, err := setTransition(have(mk(c.have...)), []setSpec{w})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if kinds(pre) != c.pre || kinds(post) != c.post {
+			t.Errorf("%s: pre %q post %q, want %q %q", c.name, kinds(pre), kinds(post), c.pre, c.post)
+		}
+		for _, op := range append(pre, post...) {
+			if op.kind == "create" && op.elems[0].packets != 7 {
+				t.Errorf("%s: the swapped-in set lost the counters of %s", c.name, op.elems[0].prefix)
+			}
+		}
+	}
+}
+
+// intersectPrefixes agrees with netipx, normalised, on lists that nest.
+func TestIntersectPrefixesAgreesWithNetipx(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 27))
+	random := func(n int) []netip.Prefix {
+		var ps []netip.Prefix
+		for range n {
+			a := netip.AddrFrom4([4]byte{198, 18, byte(r.IntN(4)), byte(r.IntN(256))})
+			ps = append(ps, netip.PrefixFrom(a, 22+r.IntN(11)).Masked())
+		}
+		return prefixSet(ps).Prefixes()
+	}
+	for range 2000 {
+		a, b := random(r.IntN(12)), random(r.IntN(12))
+		var ib netipx.IPSetBuilder
+		ib.AddSet(prefixSet(a))
+		ib.Intersect(prefixSet(b))
+		want, _ := ib.IPSet()
+		if got := intersectPrefixes(a, b); !slices.Equal(got, want.Prefixes()) {
+			t.Fatalf("%v ∩ %v = %v, want %v", a, b, got, want.Prefixes())
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"github.com/portwarden/portwarden/internal/netns"
+	"github.com/portwarden/portwarden/internal/nfgen"
 	"os"
 	"os/exec"
 	"strings"
@@ -56,6 +57,12 @@ func checkBinaries(v Variant) error {
 type variantContents struct {
 	rules int  // rules in any table of either family
 	owned bool // portwarden's chains or jump are there
+	// saved is each family's iptables-save -c output, which the backend
+	// reads its first state from instead of running the binaries again;
+	// gen is the nf_tables generation before it was taken (nft, genOK).
+	saved [2]string
+	gen   uint32
+	genOK bool
 }
 
 // inspect counts what a variant holds. For legacy it first reads the
@@ -64,6 +71,10 @@ type variantContents struct {
 func inspect(ctx context.Context, v Variant, nsPath string) (variantContents, error) {
 	var c variantContents
 	x := execRunner{variant: v, nsPath: nsPath}
+	if v == NFT {
+		g, err := nfgen.Generation(nsPath)
+		c.gen, c.genOK = g, err == nil
+	}
 	for _, fam := range families {
 		if v == Legacy {
 			n, err := legacyTables(nsPath, fam)
@@ -74,11 +85,17 @@ func inspect(ctx context.Context, v Variant, nsPath string) (variantContents, er
 				continue
 			}
 		}
-		out, err := x.exec(ctx, x.binary(fam, "-save"), nil)
+		out, err := x.exec(ctx, x.binary(fam, "-save"), nil, "-c")
 		if err != nil {
 			return c, fmt.Errorf("read the %s rules with iptables-%s: %w", fam, v, err)
 		}
+		c.saved[fam] = out
 		for _, line := range strings.Split(out, "\n") {
+			if strings.HasPrefix(line, "[") {
+				if _, rest, ok := strings.Cut(line, "] "); ok {
+					line = rest
+				}
+			}
 			if strings.HasPrefix(line, "-A ") {
 				c.rules++
 			}
@@ -149,35 +166,84 @@ func Installed(ctx context.Context, nsPath string) (Variant, bool, error) {
 // variant holding any rules; the variant the system's `iptables` command
 // is (the distribution's alternatives); nft.
 func chooseVariant(ctx context.Context, explicit Variant, nsPath string) (Variant, string, error) {
+	v, reason, _, err := chooseVariantContents(ctx, explicit, nsPath)
+	return v, reason, err
+}
+
+// chooseVariantContents is chooseVariant, also returning what the chosen
+// variant held when it was inspected (nil when nothing was inspected).
+func chooseVariantContents(ctx context.Context, explicit Variant, nsPath string) (Variant, string, *variantContents, error) {
+	v, reason, contents, err := decideVariant(ctx, explicit, nsPath)
+	if err != nil {
+		return "", "", nil, err
+	}
+	if c, ok := contents[v]; ok {
+		return v, reason, &c, nil
+	}
+	return v, reason, nil, nil
+}
+
+func decideVariant(ctx context.Context, explicit Variant, nsPath string) (Variant, string, map[Variant]variantContents, error) {
 	if explicit != "" {
 		if err := checkBinaries(explicit); err != nil {
-			return "", "", err
+			return "", "", nil, err
 		}
-		return explicit, fmt.Sprintf("iptables-%s chosen explicitly", explicit), nil
+		return explicit, fmt.Sprintf("iptables-%s chosen explicitly", explicit), nil, nil
 	}
 	if env := os.Getenv(VariantEnv); env != "" {
 		v := Variant(env)
 		if v != NFT && v != Legacy {
-			return "", "", fmt.Errorf("%s=%q: use nft or legacy", VariantEnv, env)
+			return "", "", nil, fmt.Errorf("%s=%q: use nft or legacy", VariantEnv, env)
 		}
 		if err := checkBinaries(v); err != nil {
-			return "", "", err
+			return "", "", nil, err
 		}
-		return v, fmt.Sprintf("iptables-%s chosen by %s", v, VariantEnv), nil
+		return v, fmt.Sprintf("iptables-%s chosen by %s", v, VariantEnv), nil, nil
 	}
+	// Which variants are installed is told by their binaries being there;
+	// only the chosen one is then run for its version (below), which
+	// saves a process per binary on every command.
 	var avail []Variant
 	contents := map[Variant]variantContents{}
 	for _, v := range []Variant{NFT, Legacy} {
-		if checkBinaries(v) != nil {
+		if !binariesPresent(v) {
 			continue
 		}
 		c, err := inspect(ctx, v, nsPath)
 		if err != nil {
-			return "", "", err
+			if checkBinaries(v) != nil {
+				continue // present but broken: as if not installed
+			}
+			return "", "", nil, err
 		}
 		avail = append(avail, v)
 		contents[v] = c
 	}
+	v, reason, err := pickVariant(avail, contents)
+	if err != nil {
+		return "", "", nil, err
+	}
+	if err := checkBinaries(v); err != nil {
+		return "", "", nil, err
+	}
+	return v, reason, contents, nil
+}
+
+// binariesPresent reports whether the variant's binaries are on PATH.
+func binariesPresent(v Variant) bool {
+	for _, base := range []string{"iptables-", "ip6tables-"} {
+		for _, tool := range []string{"", "-save", "-restore"} {
+			if _, err := exec.LookPath(base + string(v) + tool); err != nil {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// pickVariant applies the order of chooseVariant after the explicit
+// choices to what the installed variants hold.
+func pickVariant(avail []Variant, contents map[Variant]variantContents) (Variant, string, error) {
 	switch len(avail) {
 	case 0:
 		return "", "", fmt.Errorf("neither iptables-nft nor iptables-legacy is installed (install the iptables package): %w", backends.ErrUnsupported)

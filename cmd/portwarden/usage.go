@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -170,7 +171,13 @@ func writeUsage(w io.Writer, u *usageJSON, now time.Time) {
 				if e.Unused {
 					flag = "UNUSED"
 				}
-				fmt.Fprintf(tw, "    %s\t%d%s\t%s\t%s\n", src, e.Packets, sharedMark(e.PacketsShared), seen, flag)
+				packets := fmt.Sprintf("%d%s", e.Packets, sharedMark(e.PacketsShared))
+				if e.NoRecord {
+					// Denied whole, or admitted by a rule of its own.
+					packets = "-"
+					flag = strings.TrimSuffix("no kernel record, "+flag, ", ")
+				}
+				fmt.Fprintf(tw, "    %s\t%s\t%s\t%s\n", src, packets, seen, flag)
 			}
 			tw.Flush()
 		}

@@ -65,6 +65,11 @@ type Entry struct {
 	PacketsShared bool       `json:"packets_shared"`
 	LastSeen      *time.Time `json:"last_seen"` // nil: not seen, or unknown (LastSeenKnown)
 	Unused        bool       `json:"unused"`
+	// NoRecord: no kernel element covers the source, so the kernel kept
+	// nothing about it (it is denied whole, or the backend admits it by a
+	// rule of its own: iptables' expiring grants). Without last-seen such
+	// a source is not called unused: nothing says either way.
+	NoRecord bool `json:"no_record,omitempty"`
 }
 
 // Options tune Build.
@@ -114,9 +119,10 @@ func Build(have *rules.Ruleset, desired *rules.Ruleset, u *backends.Usage, o Opt
 // entry is an Entry being built, with its address range and block.
 type entry struct {
 	Entry
-	rng   netipx.IPRange
-	block int
-	seen  bool
+	rng     netipx.IPRange
+	block   int
+	seen    bool
+	covered bool // some kernel element covers it
 }
 
 func buildExposure(name string, origins []rules.Origin, kernel []netip.Prefix, u *backends.Usage, now time.Time, since time.Duration) Exposure {
@@ -178,6 +184,11 @@ func buildExposure(name string, origins []rules.Origin, kernel []netip.Prefix, u
 			}
 		}
 	}
+	for i := range elements {
+		for _, e := range covering[i] {
+			e.covered = true
+		}
+	}
 	for i, el := range elements {
 		cov := covering[i]
 		if len(cov) == 0 {
@@ -215,8 +226,9 @@ func buildExposure(name string, origins []rules.Origin, kernel []netip.Prefix, u
 			e.Unused = e.LastSeen == nil || (since > 0 && now.Sub(*e.LastSeen) > since)
 		} else {
 			e.LastSeen = nil
-			e.Unused = e.Packets == 0
+			e.Unused = e.Packets == 0 && e.covered
 		}
+		e.NoRecord = !e.covered
 		x.Blocks[e.block].Entries = append(x.Blocks[e.block].Entries, e.Entry)
 	}
 	return x

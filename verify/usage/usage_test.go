@@ -124,13 +124,18 @@ func TestMergedElement(t *testing.T) {
 // TestLastSeenUnknown: without last-seen, unused means no packets, and no
 // entry claims a last-seen time.
 func TestLastSeenUnknown(t *testing.T) {
-	have, desired := rulesets(allowBlock(4, "", "198.18.0.0/30", "2001:2::2"))
+	have, desired := rulesets(allowBlock(4, "", "198.18.0.0/30", "2001:2::2", "198.18.0.9"))
 	u := &backends.Usage{LastSeenWhy: "iptables keeps no per-source record",
 		Elements: []backends.ElementUse{el("198.18.0.0", "198.18.0.3", 5), el("2001:2::2", "2001:2::2", 0)}}
 	r := Build(have, desired, u, Options{Now: now})
 	got := entries(r)
 	if r.LastSeenKnown || r.LastSeenWhy == "" || r.Unused != 1 || !got["policy.hcl:4 2001:2::2"].Unused || got["policy.hcl:4 198.18.0.0/30"].Unused {
 		t.Fatalf("%+v", got)
+	}
+	// No element covers .9 (a grant iptables admits by a rule): no record,
+	// and not called unused.
+	if e := got["policy.hcl:4 198.18.0.9"]; !e.NoRecord || e.Unused {
+		t.Errorf("uncovered entry: %+v", e)
 	}
 	for k, e := range got {
 		if e.LastSeen != nil {
