@@ -544,5 +544,20 @@ func (b *Backend) Usage(ctx context.Context) (*backends.Usage, error) {
 			}
 		}
 	}
+	// A grant is a rule of its own (the time match), so its rule counter
+	// is its element's.
+	for _, o := range owned {
+		for _, c := range o.chainOrder {
+			for _, r := range o.chains[c] {
+				spec, err := parseRule(r.args)
+				name, kind, ok := splitComment(spec.comment)
+				if err != nil || !ok || kind != kindGrant || !spec.src.IsValid() {
+					continue
+				}
+				u.Elements = append(u.Elements, backends.ElementUse{Exposure: name, First: spec.src.Masked().Addr(),
+					Last: netipx.PrefixLastIP(spec.src), Packets: r.packets, Bytes: r.bytes})
+			}
+		}
+	}
 	return u, nil
 }
