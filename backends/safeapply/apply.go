@@ -111,7 +111,7 @@ func Apply(ctx context.Context, d *Dir, b backends.Backend, plan *backends.Plan,
 		return fmt.Errorf("%w: %w", ErrNotPrepared, err)
 	}
 	defer rec.discard()
-	if err := d.beginApplying(Applying{Backend: b.Name(), Previous: previous, Desired: plan.Desired, Started: time.Now().UTC(), By: Who(), PID: os.Getpid()}); err != nil {
+	if err := d.beginApplying(newApplying(b, previous, plan.Desired)); err != nil {
 		d.disarm()
 		return fmt.Errorf("%w: %w", ErrNotPrepared, err)
 	}
