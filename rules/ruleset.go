@@ -20,10 +20,9 @@ func (rs *Ruleset) Normalize() {
 		if len(e.Interfaces) == 0 {
 			e.Interfaces = nil
 		}
-		// All returns a fresh slice, so it can be given away.
-		e.Destinations = normalized(e.Destinations.All())
-		e.Deny = normalized(e.Deny.All())
-		e.Allow = normalized(e.Allow.All())
+		e.Destinations = e.Destinations.normalized()
+		e.Deny = e.Deny.normalized()
+		e.Allow = e.Allow.normalized()
 	}
 	slices.SortFunc(rs.Exposures, func(a, b Exposure) int { return strings.Compare(a.Name, b.Name) })
 }
@@ -57,6 +56,20 @@ func (rs *Ruleset) isNormalized() bool {
 		}
 	}
 	return true
+}
+
+// Canonical returns rs when it is normalised already, else a normalised
+// copy. Rulesets are built whole and never changed in place afterwards
+// (Normalize works on a fresh Clone or on what Compile just made), so a
+// canonical one is shared rather than copied: with 100,000 sources each
+// copy cost a fresh process 3 MB of page faults.
+func (rs *Ruleset) Canonical() *Ruleset {
+	if rs.isNormalized() {
+		return rs
+	}
+	c := rs.Clone()
+	c.Normalize()
+	return c
 }
 
 // Exposure returns the exposure called name, or nil.

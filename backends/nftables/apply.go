@@ -105,6 +105,16 @@ func writeTransition(c *nftables.Conn, now *snapshot, want *rules.Ruleset, diff 
 					continue // the written snapshot derives it, as now does
 				}
 			}
+			if existing := now.sets[name]; existing != nil && sameSetType(existing, sets[role]) {
+				// A set the model describes on both sides is edited from the
+				// prefix lists; the written snapshot derives its content.
+				if removed, added, ok := prefixEdit(now, e, name, role); ok {
+					if err := editSet(c, sets[role], removed, added); err != nil {
+						return nil, err
+					}
+					continue
+				}
+			}
 			ivs := wantedIntervals(e, role)
 			content[name] = ivs
 			if err := syncSet(c, now, sets[role], ivs); err != nil {
@@ -211,6 +221,11 @@ func syncSet(c *nftables.Conn, now *snapshot, set *nftables.Set, want []interval
 	}
 	have, _ := now.intervals(set.Name)
 	removed, added := diffIntervals(have, want)
+	return editSet(c, set, removed, added)
+}
+
+// editSet deletes and adds elements of an existing set.
+func editSet(c *nftables.Conn, set *nftables.Set, removed, added []interval) error {
 	if err := inChunks(set, removed, func(els []nftables.SetElement) error { return c.SetDeleteElements(set, els) }); err != nil {
 		return err
 	}
