@@ -91,24 +91,29 @@ func (rs *Ruleset) Fingerprint() string {
 		canon.Normalize()
 	}
 	h := sha256.New()
-	var buf []byte
+	// The same bytes as one Write per prefix, written a buffer at a time:
+	// the calls cost more than the hashing.
+	buf := make([]byte, 0, 32<<10)
 	for _, e := range canon.Exposures {
-		buf = fmt.Appendf(buf[:0], "exposure %q %s %s%s log=%t loopback=%t ports=%v interfaces=%q\n",
+		buf = fmt.Appendf(buf, "exposure %q %s %s%s log=%t loopback=%t ports=%v interfaces=%q\n",
 			e.Name, e.Protocol, e.Default, rejectSuffix(e.RejectWith), e.Log, e.Loopback, e.Ports, e.Interfaces)
-		h.Write(buf)
 		for _, set := range []struct {
 			name string
 			ps   Prefixes
 		}{{"destinations", e.Destinations}, {"deny", e.Deny}, {"allow", e.Allow}} {
-			h.Write([]byte(set.name))
+			buf = append(buf, set.name...)
 			for _, fam := range [][]netip.Prefix{set.ps.V4, set.ps.V6} { // as All() orders them, without copying
 				for _, p := range fam {
-					buf, _ = p.AppendBinary(buf[:0])
-					h.Write(buf)
+					if len(buf) > cap(buf)-32 {
+						h.Write(buf)
+						buf = buf[:0]
+					}
+					buf, _ = p.AppendBinary(buf)
 				}
 			}
 		}
 	}
+	h.Write(buf)
 	return hex.EncodeToString(h.Sum(nil))
 }
 

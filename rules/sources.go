@@ -2,7 +2,7 @@ package rules
 
 import (
 	"net/netip"
-	"slices"
+	"sort"
 
 	"github.com/hashicorp/hcl/v2"
 	"go4.org/netipx"
@@ -48,13 +48,14 @@ func SourceChanges(before, after *Exposure) (changes []SourceChange, ok bool) {
 			was, will = before.Allow, after.Allow
 		}
 		seen := map[netip.Prefix]bool{}
+		var c coverage
 		for i := range after.Origins {
 			o := &after.Origins[i]
 			if o.Kind != kind {
 				continue
 			}
 			for _, p := range o.Prefixes {
-				if covered(was, p) || seen[p] {
+				if c.covered(was, p) || seen[p] {
 					continue
 				}
 				seen[p] = true
@@ -84,17 +85,44 @@ func SourceChanges(before, after *Exposure) (changes []SourceChange, ok bool) {
 	return changes, true
 }
 
-// covered reports whether the normalised set holds all of p. Its
-// prefixes are the largest aligned blocks of the addresses it holds, so an
-// aligned block inside the set lies inside one of them: a binary search
-// for the last prefix starting at or before p finds it.
+// covered reports whether the normalised set holds all of p.
 func covered(set Prefixes, p netip.Prefix) bool {
+	var c coverage
+	return c.covered(set, p)
+}
+
+// coverage reports whether a normalised set holds all of each prefix
+// asked about. The set's prefixes are the largest aligned blocks of the
+// addresses it holds, so an aligned block inside the set lies inside one
+// of them: the last prefix starting at or before p's address. It searches
+// on from where the last prefix of the same family was found: a list file
+// is usually sorted, and 100,000 binary searches from scratch cost a
+// one-source plan more than the rest of its output.
+type coverage struct{ at [2]int }
+
+func (c *coverage) covered(set Prefixes, p netip.Prefix) bool {
 	p = p.Masked()
-	ps := set.Family(familyOf(p.Addr()))
-	i, found := slices.BinarySearchFunc(ps, p.Addr(), func(x netip.Prefix, a netip.Addr) int { return x.Addr().Compare(a) })
-	if !found {
-		i--
+	fam := familyOf(p.Addr())
+	ps := set.Family(fam)
+	at := &c.at[fam/6] // 4 → 0, 6 → 1
+	// i: the first prefix starting after p's address, found by galloping
+	// from the last position when p comes after it, else from scratch.
+	lo, hi := 0, len(ps)
+	if *at < len(ps) && ps[*at].Addr().Compare(p.Addr()) <= 0 {
+		lo = *at + 1
+		for step := 1; ; step *= 2 {
+			if lo+step-1 >= len(ps) || ps[lo+step-1].Addr().Compare(p.Addr()) > 0 {
+				hi = min(lo+step-1, len(ps))
+				break
+			}
+			lo += step
+		}
 	}
+	i := lo + sort.Search(hi-lo, func(k int) bool { return ps[lo+k].Addr().Compare(p.Addr()) > 0 })
+	if i > 0 {
+		*at = i - 1
+	}
+	i--
 	return i >= 0 && ps[i].Bits() <= p.Bits() && ps[i].Contains(p.Addr())
 }
 

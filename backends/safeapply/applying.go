@@ -40,9 +40,9 @@ type Applying struct {
 }
 
 // newApplying is the record of an apply on b from previous (nil: nothing
-// installed) to desired.
-func newApplying(b backends.Backend, previous, desired *rules.Ruleset) Applying {
-	a := Applying{Backend: b.Name(), PreviousFingerprint: fingerprintOf(previous), DesiredFingerprint: fingerprintOf(desired),
+// installed) to desired, whose fingerprint is desiredFP.
+func newApplying(b backends.Backend, previous, desired *rules.Ruleset, desiredFP string) Applying {
+	a := Applying{Backend: b.Name(), PreviousFingerprint: fingerprintOf(previous), DesiredFingerprint: desiredFP,
 		Started: time.Now().UTC(), By: Who(), PID: os.Getpid()}
 	if _, ok := b.(FamilyReporter); ok {
 		a.Previous, a.Desired = previous, desired

@@ -140,7 +140,7 @@ func TestUnfinishedFromFingerprints(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			d, b := testDir(t), &stateBackend{rs: c.holds}
-			a := newApplying(b, previous, desired)
+			a := newApplying(b, previous, desired, desired.Fingerprint())
 			if a.Previous != nil || a.Desired != nil || a.PreviousFingerprint != previous.Fingerprint() || a.DesiredFingerprint != desired.Fingerprint() {
 				t.Fatalf("record %+v", a)
 			}
@@ -155,7 +155,7 @@ func TestUnfinishedFromFingerprints(t *testing.T) {
 	}
 	t.Run("nothing installed before", func(t *testing.T) {
 		d, b := testDir(t), &stateBackend{rs: &rules.Ruleset{}}
-		if err := d.beginApplying(newApplying(b, nil, desired)); err != nil {
+		if err := d.beginApplying(newApplying(b, nil, desired, desired.Fingerprint())); err != nil {
 			t.Fatal(err)
 		}
 		if in, err := CheckUnfinished(ctx, d, b); err != nil || in == nil || !strings.Contains(in.Holds[0], "the previous rules whole") {
@@ -164,7 +164,7 @@ func TestUnfinishedFromFingerprints(t *testing.T) {
 	})
 	t.Run("family reporter", func(t *testing.T) {
 		d, b := testDir(t), &familyBackend{stateBackend{rs: desired}}
-		if err := d.beginApplying(newApplying(b, previous, desired)); err != nil {
+		if err := d.beginApplying(newApplying(b, previous, desired, desired.Fingerprint())); err != nil {
 			t.Fatal(err)
 		}
 		if in, err := CheckUnfinished(ctx, d, b); err != nil || in == nil || in.Holds[0] != "rulesets recorded" {

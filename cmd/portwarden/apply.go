@@ -271,7 +271,7 @@ func waitForConfirmation(ctx context.Context, cmd *cobra.Command, dir *safeapply
 
 func (g *globals) reportApply(w io.Writer, plan *backends.Plan, changed bool) error {
 	if g.json {
-		return printJSON(w, map[string]any{"applied": changed, "backend": plan.Backend, "fingerprint": plan.Desired.Fingerprint()})
+		return printJSON(w, map[string]any{"applied": changed, "backend": plan.Backend, "fingerprint": g.fingerprint(plan.Desired)})
 	}
 	if changed {
 		c, u, r := plan.Diff.Summary()

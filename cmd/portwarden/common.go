@@ -78,6 +78,22 @@ type loaded struct {
 	asked   string // --backend it was opened for
 	// warnings are the diagnostics loading printed, for recordCompiled.
 	warnings string
+	// fingerprint is rs.Fingerprint(), once computed.
+	fingerprint string
+}
+
+// fingerprint is rs.Fingerprint(), computed once for the ruleset this
+// command compiled: with 100,000 sources it takes milliseconds, and plan
+// and apply ask for it several times (Plan passes a canonical ruleset on
+// as it is, so the desired state of a plan is that same ruleset).
+func (g *globals) fingerprint(rs *rules.Ruleset) string {
+	if l := g.loaded; l != nil && rs != nil && l.rs == rs {
+		if l.fingerprint == "" {
+			l.fingerprint = rs.Fingerprint()
+		}
+		return l.fingerprint
+	}
+	return rs.Fingerprint()
 }
 
 func (g *globals) remember() *loaded {

@@ -126,7 +126,7 @@ func (g *globals) makePlan(cmd *cobra.Command) (*backends.Plan, string, *policie
 	// The same policy as the last apply: whatever differs was changed
 	// outside portwarden, and the plan says so.
 	if a := g.lastApplied(); a != nil && !plan.Diff.Empty() && !a.RolledBack &&
-		a.Backend == plan.Backend && a.Fingerprint == plan.Desired.Fingerprint() {
+		a.Backend == plan.Backend && a.Fingerprint == g.fingerprint(plan.Desired) {
 		plan.DriftOnly = true
 	}
 	return plan, reason, pol, nil

@@ -87,7 +87,7 @@ func (g *globals) recordCompiled(pol *policies.Policy, rs *rules.Ruleset, backen
 	if g.loaded != nil {
 		warnings = g.loaded.warnings
 	}
-	dir.RecordCompiled(safeapply.Compiled{Digest: digest, Lists: pol.ListFiles, Fingerprint: rs.Fingerprint(), Backend: backend, Warnings: warnings})
+	dir.RecordCompiled(safeapply.Compiled{Digest: digest, Lists: pol.ListFiles, Fingerprint: g.fingerprint(rs), Backend: backend, Warnings: warnings})
 }
 
 // writeUnchanged prints what plan and apply print when nothing changes.
