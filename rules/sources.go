@@ -32,8 +32,18 @@ type SourceChange struct {
 // Origins (it was not compiled from a policy); callers then fall back to
 // the element-level Diff.
 func SourceChanges(before, after *Exposure) (changes []SourceChange, ok bool) {
+	changes, _, ok = SourceChangesUpTo(before, after, -1)
+	return changes, ok
+}
+
+// SourceChangesUpTo is SourceChanges keeping at most limit changes (all
+// when limit is negative) of each kind and direction, for a plan that
+// shows the first few: more counts the ones left out, per kind, removed
+// ones at [0] and added ones at [1]. A cold apply of a million sources
+// lists every one as added, and the full list took 600 MB.
+func SourceChangesUpTo(before, after *Exposure, limit int) (changes []SourceChange, more map[string][2]int, ok bool) {
 	if after != nil && len(after.Origins) == 0 && !(after.Allow.Empty() && after.Deny.Empty()) {
-		return nil, false
+		return nil, nil, false
 	}
 	var empty Exposure
 	if before == nil {
@@ -42,11 +52,14 @@ func SourceChanges(before, after *Exposure) (changes []SourceChange, ok bool) {
 	if after == nil {
 		after = &empty
 	}
+	more = map[string][2]int{}
 	for _, kind := range []string{OriginDeny, OriginAllow} {
 		was, will := before.Deny, after.Deny
 		if kind == OriginAllow {
 			was, will = before.Allow, after.Allow
 		}
+		var left [2]int
+		kept := 0
 		seen := map[netip.Prefix]bool{}
 		var c coverage
 		for i := range after.Origins {
@@ -54,20 +67,30 @@ func SourceChanges(before, after *Exposure) (changes []SourceChange, ok bool) {
 			if o.Kind != kind {
 				continue
 			}
+			r := o.Range // one copy per block, shared by its sources
 			for _, p := range o.Prefixes {
 				if c.covered(was, p) || seen[p] {
 					continue
 				}
 				seen[p] = true
-				r := o.Range
+				if limit >= 0 && kept >= limit {
+					left[1]++
+					continue
+				}
+				kept++
 				changes = append(changes, SourceChange{Kind: kind, Added: true, Prefix: p, Comment: o.Comment, Range: &r})
 			}
 		}
 		// Both sets are normalised (disjoint prefixes), so what was and is
 		// no more is the removed elements less the added ones: only the
 		// (usually few) differing elements go through an IPSet.
+		if was.Empty() {
+			more[kind] = left
+			continue
+		}
 		d := diffPrefixes(was, will)
 		if len(d.Removed) == 0 {
+			more[kind] = left
 			continue
 		}
 		var gone netipx.IPSetBuilder
@@ -78,11 +101,16 @@ func SourceChanges(before, after *Exposure) (changes []SourceChange, ok bool) {
 			gone.RemovePrefix(p)
 		}
 		goneSet, _ := gone.IPSet()
-		for _, p := range goneSet.Prefixes() {
+		for i, p := range goneSet.Prefixes() {
+			if limit >= 0 && i >= limit {
+				left[0]++
+				continue
+			}
 			changes = append(changes, SourceChange{Kind: kind, Prefix: p})
 		}
+		more[kind] = left
 	}
-	return changes, true
+	return changes, more, true
 }
 
 // covered reports whether the normalised set holds all of p.

@@ -171,6 +171,8 @@ type state struct {
 	err         error
 	applied     *safeapply.Applied
 	appliedRead bool
+	// compiled is the record of the last compile, as unchanged read it.
+	compiled *safeapply.Compiled
 }
 
 // stateDir opens (and creates) this namespace's state directory once.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 
 	"github.com/portwarden/portwarden/backends"
 	"github.com/portwarden/portwarden/backends/safeapply"
@@ -29,6 +30,7 @@ func (g *globals) unchanged(cmd *cobra.Command) (*safeapply.Compiled, backends.B
 	if err != nil || rec == nil {
 		return nil, nil, "", false
 	}
+	g.state.compiled = rec
 	opts, err := g.loadOptions()
 	if err != nil {
 		return nil, nil, "", false
@@ -87,7 +89,11 @@ func (g *globals) recordCompiled(pol *policies.Policy, rs *rules.Ruleset, backen
 	if g.loaded != nil {
 		warnings = g.loaded.warnings
 	}
-	dir.RecordCompiled(safeapply.Compiled{Digest: digest, Lists: pol.ListFiles, Fingerprint: g.fingerprint(rs), Backend: backend, Warnings: warnings})
+	c := safeapply.Compiled{Digest: digest, Lists: pol.ListFiles, Fingerprint: g.fingerprint(rs), Backend: backend, Warnings: warnings}
+	if old := g.state.compiled; old != nil && reflect.DeepEqual(*old, c) {
+		return // the record unchanged found says so already (after a foreign write)
+	}
+	dir.RecordCompiled(c)
 }
 
 // writeUnchanged prints what plan and apply print when nothing changes.
