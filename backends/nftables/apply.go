@@ -105,9 +105,21 @@ func writeTransition(c *nftables.Conn, now *snapshot, want *rules.Ruleset, diff 
 					continue // the written snapshot derives it, as now does
 				}
 			}
-			if existing := now.sets[name]; existing != nil && sameSetType(existing, sets[role]) {
-				// A set the model describes on both sides is edited from the
-				// prefix lists; the written snapshot derives its content.
+			if ps, ok := rolePrefixes(e, role); ok {
+				// Prefix sets are written from the prefix lists (new ones a
+				// message at a time, ones the model describes on both sides
+				// by their difference); the written snapshot derives their
+				// content.
+				recreated, err := recreateSet(c, now, sets[role])
+				if err != nil {
+					return nil, err
+				}
+				if recreated {
+					if err := fillFromPrefixes(c, sets[role], ps); err != nil {
+						return nil, err
+					}
+					continue
+				}
 				if removed, added, ok := prefixEdit(now, e, name, role); ok {
 					if err := editSet(c, sets[role], removed, added); err != nil {
 						return nil, err
@@ -210,11 +222,8 @@ func dropChain(c *nftables.Conn, table *nftables.Table, now *snapshot, name stri
 // syncSet makes one set hold exactly the wanted intervals, writing only
 // the elements of intervals that appear or disappear.
 func syncSet(c *nftables.Conn, now *snapshot, set *nftables.Set, want []interval) error {
-	if existing := now.sets[set.Name]; existing == nil || now.damagedSets[set.Name] || !sameSetType(existing, set) {
-		if existing != nil {
-			c.DelSet(existing)
-		}
-		if err := c.AddSet(set, nil); err != nil {
+	if recreated, err := recreateSet(c, now, set); err != nil || recreated {
+		if err != nil {
 			return err
 		}
 		return inChunks(set, want, func(els []nftables.SetElement) error { return c.SetAddElements(set, els) })
@@ -222,6 +231,19 @@ func syncSet(c *nftables.Conn, now *snapshot, set *nftables.Set, want []interval
 	have, _ := now.intervals(set.Name)
 	removed, added := diffIntervals(have, want)
 	return editSet(c, set, removed, added)
+}
+
+// recreateSet creates set, empty, where it is missing, damaged or of
+// another type (deleting what is there), and says whether it did.
+func recreateSet(c *nftables.Conn, now *snapshot, set *nftables.Set) (bool, error) {
+	existing := now.sets[set.Name]
+	if existing != nil && !now.damagedSets[set.Name] && sameSetType(existing, set) {
+		return false, nil
+	}
+	if existing != nil {
+		c.DelSet(existing)
+	}
+	return true, c.AddSet(set, nil)
 }
 
 // editSet deletes and adds elements of an existing set.

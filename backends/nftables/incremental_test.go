@@ -133,4 +133,24 @@ func TestIncrementalAppliesFromTheCache(t *testing.T) {
 			t.Fatalf("step %d: the kernel does not hold the policy: drift %v diff %+v", step, p.Current.Drift, p.Diff)
 		}
 	}
+	// New sets of thousands of intervals fill a message at a time, across
+	// message boundaries; then one source changes in each family.
+	big := benchRuleset(2345)
+	big.Exposures[0].Name = "big"
+	big.Exposures = append(big.Exposures, ruleset(allow, deny).Exposures...)
+	big.Normalize()
+	if err := cached().Apply(ctx, mustPlan(t, cached(), big)); err != nil {
+		t.Fatal(err)
+	}
+	if p := mustPlan(t, kernel(), big); !p.Empty() {
+		t.Fatalf("new sets: the kernel does not hold the policy: drift %v diff %+v", p.Current.Drift, p.Diff)
+	}
+	e := big.Exposure("big")
+	e.Allow = rules.NewPrefixes(append(e.Allow.All()[1:], netip.MustParsePrefix("2001:2::ffff:0/112"))...)
+	if err := cached().Apply(ctx, mustPlan(t, cached(), big)); err != nil {
+		t.Fatal(err)
+	}
+	if p := mustPlan(t, kernel(), big); !p.Empty() {
+		t.Fatalf("after one change: the kernel does not hold the policy: drift %v diff %+v", p.Current.Drift, p.Diff)
+	}
 }

@@ -73,6 +73,10 @@ func newApplyCmd(g *globals) *cobra.Command {
 				if plan, reason, pol, err = g.makePlan(cmd); err != nil {
 					return err
 				}
+				if !verifyAfter {
+					pol = nil
+					g.releasePolicy()
+				}
 				if !g.json {
 					fmt.Fprintf(w, "Backend: %s\n\n", reason)
 					backends.WritePlan(w, plan, g.color(w))

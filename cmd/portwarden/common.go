@@ -96,6 +96,16 @@ func (g *globals) fingerprint(rs *rules.Ruleset) string {
 	return rs.Fingerprint()
 }
 
+// releasePolicy drops the loaded policy, keeping what it compiled to:
+// applying needs only the rules, and a million list file lines hold
+// 100 MB of addresses the collector can then reuse while the kernel is
+// written. Only a command that loads nothing more calls it.
+func (g *globals) releasePolicy() {
+	if g.loaded != nil {
+		g.loaded.pol = nil
+	}
+}
+
 func (g *globals) remember() *loaded {
 	if g.loaded == nil {
 		g.loaded = &loaded{}
