@@ -46,3 +46,55 @@ func TestCoverageMatchesCovered(t *testing.T) {
 		}
 	}
 }
+
+// On an empty set, SourceChanges skips telling sources apart when no two
+// listed ones overlap; it lists the same added sources as when it must.
+func TestSourceChangesOntoEmpty(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	far := NewPrefixes(netip.MustParsePrefix("198.19.255.255/32"))
+	for iter := range 300 {
+		after := &Exposure{}
+		var all []netip.Prefix
+		for b := range 1 + r.IntN(3) {
+			var ps []netip.Prefix
+			for range r.IntN(40) {
+				if r.IntN(3) == 0 {
+					a := netip.MustParseAddr("2001:2::").As16()
+					a[15] = byte(r.IntN(64))
+					ps = append(ps, netip.PrefixFrom(netip.AddrFrom16(a), 128-r.IntN(2)).Masked())
+				} else {
+					ps = append(ps, netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, 0, byte(r.IntN(64) + 64*(iter%2))}), 32-r.IntN(2)).Masked())
+				}
+			}
+			if iter%3 == 0 { // often no overlap at all: distinct hosts
+				ps = NewPrefixes(ps...).All()
+				for i := range ps {
+					ps[i] = netip.PrefixFrom(ps[i].Addr(), ps[i].Addr().BitLen())
+				}
+				ps = NewPrefixes(ps...).All()
+				if b > 0 {
+					ps = nil
+				}
+			}
+			all = append(all, ps...)
+			after.Origins = append(after.Origins, Origin{Kind: OriginAllow, Prefixes: ps, Comment: string(rune('a' + b))})
+		}
+		after.Allow = NewPrefixes(all...)
+		got, _ := SourceChanges(nil, after)
+		ref, _ := SourceChanges(&Exposure{Allow: far}, after)
+		var want []SourceChange
+		for _, c := range ref {
+			if c.Added {
+				want = append(want, c)
+			}
+		}
+		if len(got) != len(want) {
+			t.Fatalf("iteration %d: %d changes onto an empty set, %d when told apart", iter, len(got), len(want))
+		}
+		for i := range got {
+			if got[i].Prefix != want[i].Prefix || got[i].Comment != want[i].Comment || *got[i].Range != *want[i].Range {
+				t.Fatalf("iteration %d: change %d is %+v, want %+v", iter, i, got[i], want[i])
+			}
+		}
+	}
+}
