@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -144,6 +145,48 @@ func (g *globals) openBackend() (backends.Backend, string, error) {
 	}
 	g.remember().backend, g.loaded.reason, g.loaded.asked = b, reason, g.backend
 	return b, reason, nil
+}
+
+// prefetchKernel opens the backend and, for one that remembers what it
+// read (backends.Holder), reads the kernel while the policy loads: neither
+// needs the other, and with 100,000 sources each takes tens of
+// milliseconds (seconds when the kernel must be dumped). The returned
+// func waits for it and hands the backend to openBackend; a failure is
+// left for openBackend and Plan to report in their turn.
+func (g *globals) prefetchKernel() (wait func()) {
+	if l := g.loaded; l != nil && l.backend != nil && l.asked == g.backend {
+		// Open already (the unchanged check found the kernel written since).
+		b := l.backend
+		if _, ok := b.(backends.Holder); !ok {
+			return func() {}
+		}
+		read := make(chan struct{})
+		go func() {
+			b.Current(context.Background())
+			close(read)
+		}()
+		return func() { <-read }
+	}
+	type opened struct {
+		b      backends.Backend
+		reason string
+		err    error
+	}
+	asked := g.backend
+	done := make(chan opened, 1)
+	go func() {
+		b, reason, err := auto.Open(asked, backends.Config{StateDir: safeapply.RootDir("")})
+		if _, ok := b.(backends.Holder); ok && err == nil {
+			b.Current(context.Background()) // remembered; an error comes again from Plan
+		}
+		done <- opened{b, reason, err}
+	}()
+	return func() {
+		o := <-done
+		if l := g.loaded; o.err == nil && (l == nil || l.backend == nil) {
+			g.remember().backend, g.loaded.reason, g.loaded.asked = o.b, o.reason, asked
+		}
+	}
 }
 
 // explainKernelError adds what to do to the errors people meet most.

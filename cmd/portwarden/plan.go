@@ -108,10 +108,12 @@ func (g *globals) driftedSinceApply(plan *backends.Plan) bool {
 
 // makePlan loads the policy and plans it against the kernel.
 func (g *globals) makePlan(cmd *cobra.Command) (*backends.Plan, string, *policies.Policy, error) {
+	prefetched := g.prefetchKernel()
 	pol, rs, err := g.loadPolicy(cmd)
 	if err != nil {
 		return nil, "", nil, err
 	}
+	prefetched()
 	b, reason, err := g.openBackend()
 	if err != nil {
 		return nil, "", nil, err
