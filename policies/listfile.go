@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"unsafe"
 
 	"github.com/hashicorp/hcl/v2"
 	"go4.org/netipx"
@@ -84,8 +85,10 @@ func parseList(data []byte, shown string) ([]Address, hcl.Diagnostics) {
 	bad := 0
 	out := make([]Address, 0, bytes.Count(data, []byte{'\n'})+1)
 	// One string for the whole file: lines are substrings of it, so a
-	// line costs no allocation.
-	rest := string(data)
+	// line costs no allocation. It shares data's bytes rather than copying
+	// them (16 MB for a million lines): data is never written after it was
+	// read.
+	rest := unsafe.String(unsafe.SliceData(data), len(data))
 	line, offset := 0, 0
 	for len(rest) > 0 {
 		line++
