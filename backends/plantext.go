@@ -70,8 +70,8 @@ func WritePlan(w io.Writer, p *Plan, color bool) {
 			fmt.Fprintf(w, "    %s port %s\n", paint("32", "+"), pr)
 		}
 		writePrefixes(w, paint, "destination", d.Destinations)
-		if changes, ok := rules.SourceChanges(d.Before, d.After); ok {
-			writeSources(w, paint, changes)
+		if changes, more, ok := rules.SourceChangesUpTo(d.Before, d.After, maxListed); ok {
+			writeSources(w, paint, changes, more)
 		} else {
 			writePrefixes(w, paint, "deny", d.Deny)
 			writePrefixes(w, paint, "allow", d.Allow)
@@ -109,9 +109,10 @@ func writePrefixes(w io.Writer, paint func(string, string) string, what string, 
 }
 
 // writeSources prints source changes as the policy wrote them: removed
-// ones first, then added ones with the block that lists them.
-func writeSources(w io.Writer, paint func(string, string) string, changes []rules.SourceChange) {
-	for _, added := range []bool{false, true} {
+// ones first, then added ones with the block that lists them. more counts
+// those left out of changes (rules.SourceChangesUpTo).
+func writeSources(w io.Writer, paint func(string, string) string, changes []rules.SourceChange, more map[string][2]int) {
+	for dir, added := range []bool{false, true} {
 		mark, colour := "-", "31"
 		if added {
 			mark, colour = "+", "32"
@@ -136,7 +137,7 @@ func writeSources(w io.Writer, paint func(string, string) string, changes []rule
 				}
 				fmt.Fprintln(w, line)
 			}
-			if n > maxListed {
+			if n += more[kind][dir]; n > maxListed {
 				fmt.Fprintf(w, "    %s ... and %d more %s sources\n", paint(colour, mark), n-maxListed, kind)
 			}
 		}

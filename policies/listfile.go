@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/hashicorp/hcl/v2"
 	"go4.org/netipx"
@@ -85,8 +86,10 @@ func parseList(data []byte, shown string) ([]Address, hcl.Diagnostics) {
 	bad := 0
 	out := make([]Address, 0, bytes.Count(data, []byte{'\n'})+1)
 	// One string for the whole file: lines are substrings of it, so a
-	// line costs no allocation.
-	rest := string(data)
+	// line costs no allocation. It shares data's bytes rather than copying
+	// them (16 MB for a million lines): data is never written after it was
+	// read.
+	rest := unsafe.String(unsafe.SliceData(data), len(data))
 	line, offset := 0, 0
 	for len(rest) > 0 {
 		line++
@@ -102,7 +105,12 @@ func parseList(data []byte, shown string) ([]Address, hcl.Diagnostics) {
 		if i := strings.IndexByte(text, '#'); i >= 0 {
 			text = text[:i]
 		}
-		lead := len(text) - len(strings.TrimLeft(text, " \t\r"))
+		// By hand: strings.TrimLeft with a cutset builds the set on every
+		// call, a tenth of the load of a million lines.
+		lead := 0
+		for lead < len(text) && (text[lead] == ' ' || text[lead] == '\t' || text[lead] == '\r') {
+			lead++
+		}
 		text = strings.TrimSpace(text)
 		if len(text) == 0 {
 			continue

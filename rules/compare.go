@@ -86,6 +86,13 @@ func (d PrefixDiff) Empty() bool { return len(d.Added)+len(d.Removed) == 0 }
 
 func diffPrefixes(before, after Prefixes) PrefixDiff {
 	var d PrefixDiff
+	if before.Empty() && !after.Empty() {
+		// Everything new (a cold apply): one copy of both families, where
+		// appending the second to a copy of the first copied a million
+		// sources twice.
+		d.Added = after.All()
+		return d
+	}
 	for _, fam := range []int{4, 6} {
 		add, rem := diffSorted(before.Family(fam), after.Family(fam), func(a, b netip.Prefix) int {
 			if c := a.Addr().Compare(b.Addr()); c != 0 {

@@ -104,10 +104,8 @@ func grantsCanonical(gs []Grant, allow Prefixes) bool {
 		if g.Until.Location() != time.UTC || g.Until.Nanosecond() != 0 || g.Source != unmap(g.Source.Masked()) {
 			return false
 		}
-		for _, p := range allow.Family(familyOf(g.Source.Addr())) {
-			if p.Overlaps(g.Source) {
-				return false
-			}
+		if overlapsAny(allow.Family(familyOf(g.Source.Addr())), g.Source) {
+			return false
 		}
 		if i == 0 {
 			continue
@@ -121,6 +119,18 @@ func grantsCanonical(gs []Grant, allow Prefixes) bool {
 		}
 	}
 	return true
+}
+
+// overlapsAny reports whether any of the sorted, disjoint prefixes ps
+// overlaps p: only the last one starting at or before p's last address
+// can, since every earlier one ends before it starts.
+func overlapsAny(ps []netip.Prefix, p netip.Prefix) bool {
+	last := netipx.PrefixLastIP(p)
+	i, found := slices.BinarySearchFunc(ps, last, func(x netip.Prefix, a netip.Addr) int { return x.Addr().Compare(a) })
+	if !found {
+		i--
+	}
+	return i >= 0 && ps[i].Overlaps(p)
 }
 
 // ActiveGrants are the grants still in force at now.

@@ -21,25 +21,44 @@ func normalized(ps []netip.Prefix) Prefixes {
 	if v4, v6, ok := splitCanonical(ps); ok {
 		return Prefixes{V4: v4, V6: v6}
 	}
-	n4 := 0
-	for _, p := range ps {
-		if p.Addr().Is4() || p.Addr().Is4In6() && p.Bits() >= 96 {
-			n4++
-		}
-	}
-	v4, v6 := make([]netip.Prefix, 0, n4), make([]netip.Prefix, 0, len(ps)-n4)
+	// In place, as ps is ours: valid prefixes masked, IPv4 ones (mapped
+	// ones unmapped) moved to the front; merged sorts each family anyway.
+	// Copies of 100,000 prefixes cost a fresh process more in page faults
+	// than the work itself.
+	n, n4 := 0, 0
 	for _, p := range ps {
 		if !p.IsValid() {
 			continue
 		}
 		p = p.Masked()
 		if p.Addr().Is4() || p.Addr().Is4In6() && p.Bits() >= 96 {
-			v4 = append(v4, unmap(p))
+			ps[n] = ps[n4]
+			ps[n4] = unmap(p)
+			n4++
 		} else {
-			v6 = append(v6, p)
+			ps[n] = p
 		}
+		n++
 	}
-	return Prefixes{V4: merged(v4), V6: merged(v6)}
+	return Prefixes{V4: merged(ps[:n4:n4]), V6: merged(ps[n4:n:n])}
+}
+
+// normalized is the set in canonical form: itself when it is already (a
+// compiled policy, a set read back; checking is one pass, a copy of
+// 100,000 prefixes costs a fresh process its page faults and the garbage
+// collector a scan), else a new normalised set.
+func (p Prefixes) normalized() Prefixes {
+	if p.isCanonical() {
+		if len(p.V4) == 0 {
+			p.V4 = nil
+		}
+		if len(p.V6) == 0 {
+			p.V6 = nil
+		}
+		return p
+	}
+	// All returns a fresh slice, so it can be given away.
+	return normalized(p.All())
 }
 
 // merged sorts prefixes of one family, joins overlapping and adjacent
@@ -59,21 +78,37 @@ func merged(ps []netip.Prefix) []netip.Prefix {
 	if !slices.IsSortedFunc(ps, byStart) { // list files are often sorted already
 		slices.SortFunc(ps, byStart)
 	}
-	out := make([]netip.Prefix, 0, len(ps))
-	cur := netipx.RangeOfPrefix(ps[0])
+	// The output is written over the input: a run of prefixes never
+	// decomposes into more prefixes than it has, so writing never
+	// overtakes reading.
+	out := ps[:0]
+	// single: cur is exactly the prefix first, which is then its own
+	// minimal decomposition. Most sources merge with nothing, and
+	// decomposing each range again cost as much as the rest of the sweep.
+	first, single := ps[0], true
+	cur := netipx.RangeOfPrefix(first)
+	flush := func() {
+		if single {
+			out = append(out, first)
+		} else {
+			out = cur.AppendPrefixes(out)
+		}
+	}
 	for _, p := range ps[1:] {
 		r := netipx.RangeOfPrefix(p)
 		next := cur.To().Next()
 		if r.From().Compare(cur.To()) <= 0 || next.IsValid() && r.From() == next {
 			if r.To().Compare(cur.To()) > 0 {
 				cur = netipx.IPRangeFrom(cur.From(), r.To())
+				single = false
 			}
 			continue
 		}
-		out = cur.AppendPrefixes(out)
-		cur = r
+		flush()
+		first, single, cur = p, true, r
 	}
-	return cur.AppendPrefixes(out)
+	flush()
+	return out
 }
 
 // splitCanonical returns ps split by family when ps is already canonical:

@@ -129,6 +129,28 @@ func writeTransition(c *nftables.Conn, now *snapshot, want *rules.Ruleset, diff 
 					continue // the written snapshot derives it, as now does
 				}
 			}
+			if ps, ok := rolePrefixes(e, role); ok {
+				// Prefix sets are written from the prefix lists (new ones a
+				// message at a time, ones the model describes on both sides
+				// by their difference); the written snapshot derives their
+				// content.
+				recreated, err := recreateSet(c, now, sets[role])
+				if err != nil {
+					return nil, err
+				}
+				if recreated {
+					if err := fillFromPrefixes(c, sets[role], ps); err != nil {
+						return nil, err
+					}
+					continue
+				}
+				if removed, added, ok := prefixEdit(now, e, name, role); ok {
+					if err := editSet(c, sets[role], removed, added); err != nil {
+						return nil, err
+					}
+					continue
+				}
+			}
 			ivs := wantedIntervals(e, role)
 			content[name] = ivs
 			if err := syncSet(c, now, sets[role], ivs); err != nil {
@@ -250,11 +272,8 @@ func dropChain(c *nftables.Conn, table *nftables.Table, now *snapshot, name stri
 // syncSet makes one set hold exactly the wanted intervals, writing only
 // the elements of intervals that appear or disappear.
 func syncSet(c *nftables.Conn, now *snapshot, set *nftables.Set, want []interval) error {
-	if existing := now.sets[set.Name]; existing == nil || now.damagedSets[set.Name] || !sameSetType(existing, set) {
-		if existing != nil {
-			c.DelSet(existing)
-		}
-		if err := c.AddSet(set, nil); err != nil {
+	if recreated, err := recreateSet(c, now, set); err != nil || recreated {
+		if err != nil {
 			return err
 		}
 		return inChunks(set, want, func(els []nftables.SetElement) error { return c.SetAddElements(set, els) })
@@ -266,6 +285,24 @@ func syncSet(c *nftables.Conn, now *snapshot, set *nftables.Set, want []interval
 	// whole batch: leave those to the kernel, which removes them anyway.
 	soon := time.Now().Add(2 * time.Second).Unix()
 	removed = slices.DeleteFunc(removed, func(iv interval) bool { return iv.until != 0 && iv.until <= soon })
+	return editSet(c, set, removed, added)
+}
+
+// recreateSet creates set, empty, where it is missing, damaged or of
+// another type (deleting what is there), and says whether it did.
+func recreateSet(c *nftables.Conn, now *snapshot, set *nftables.Set) (bool, error) {
+	existing := now.sets[set.Name]
+	if existing != nil && !now.damagedSets[set.Name] && sameSetType(existing, set) {
+		return false, nil
+	}
+	if existing != nil {
+		c.DelSet(existing)
+	}
+	return true, c.AddSet(set, nil)
+}
+
+// editSet deletes and adds elements of an existing set.
+func editSet(c *nftables.Conn, set *nftables.Set, removed, added []interval) error {
 	if err := inChunks(set, removed, func(els []nftables.SetElement) error { return c.SetDeleteElements(set, els) }); err != nil {
 		return err
 	}

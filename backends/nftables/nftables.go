@@ -141,8 +141,7 @@ func (s *snapshot) state() *backends.State {
 
 // Plan diffs the desired Ruleset against the kernel.
 func (b *Backend) Plan(ctx context.Context, desired *rules.Ruleset) (*backends.Plan, error) {
-	want := desired.Clone()
-	want.Normalize()
+	want := desired.Canonical()
 	for i := range want.Exposures {
 		if err := checkName(&want.Exposures[i]); err != nil {
 			return nil, err
@@ -178,8 +177,7 @@ func (b *Backend) Apply(ctx context.Context, plan *backends.Plan) error {
 	if plan.Empty() {
 		return nil
 	}
-	want := plan.Desired.Clone()
-	want.Normalize()
+	want := plan.Desired.Canonical()
 	// Diffed again rather than trusting plan.Diff, which may come from a file.
 	content, err := writeTransition(c, now, want, rules.Compare(now.ruleset, want))
 	if err != nil {
@@ -208,7 +206,10 @@ func (b *Backend) Apply(ctx context.Context, plan *backends.Plan) error {
 // exactly what the batch wrote, with no drift. Sets missing from content
 // hold what want gives (lazy).
 func written(before *snapshot, want *rules.Ruleset, content map[string][]interval, gen uint32) *snapshot {
-	return writtenOwned(before, want.Clone(), content, gen)
+	// Only the exposures are copied, for writtenOwned to drop their
+	// Origins: the prefix sets are never changed in place, so they are
+	// shared (see rules.Ruleset.Canonical).
+	return writtenOwned(before, &rules.Ruleset{Exposures: slices.Clone(want.Exposures)}, content, gen)
 }
 
 // writtenOwned is written for a want nobody else holds: it becomes the

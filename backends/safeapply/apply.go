@@ -105,13 +105,14 @@ func Apply(ctx context.Context, d *Dir, b backends.Backend, plan *backends.Plan,
 	// kernel changes: a full, read-only or vanished state directory stops
 	// the apply here, with nothing applied. After the kernel changed, only
 	// renames remain.
-	rec, err := d.stageApplied(Applied{Fingerprint: plan.Desired.Fingerprint(), Backend: b.Name(), When: time.Now().UTC(), By: Who(), Policy: opts.Policy})
+	desired := plan.Desired.Fingerprint()
+	rec, err := d.stageApplied(Applied{Fingerprint: desired, Backend: b.Name(), When: time.Now().UTC(), By: Who(), Policy: opts.Policy})
 	if err != nil {
 		d.disarm()
 		return fmt.Errorf("%w: %w", ErrNotPrepared, err)
 	}
 	defer rec.discard()
-	if err := d.beginApplying(Applying{Backend: b.Name(), Previous: previous, Desired: plan.Desired, Started: time.Now().UTC(), By: Who(), PID: os.Getpid()}); err != nil {
+	if err := d.beginApplying(newApplying(b, previous, plan.Desired, desired)); err != nil {
 		d.disarm()
 		return fmt.Errorf("%w: %w", ErrNotPrepared, err)
 	}

@@ -1,6 +1,7 @@
 package safeapply
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -64,8 +65,16 @@ func (c *Compiled) Current(now time.Time) bool {
 	return c.NextExpiry.IsZero() || c.NextExpiry.After(now.Add(ExpiryWindow))
 }
 
-// RecordCompiled writes what the policy compiled to.
-func (d *Dir) RecordCompiled(c Compiled) error { return writeJSON(d.file("compiled.json"), c) }
+// RecordCompiled writes what the policy compiled to. It is replaced
+// atomically but not synced: it is a cache, a lost or damaged one costs
+// one full load, and the two syncs were a fifth of a small apply.
+func (d *Dir) RecordCompiled(c Compiled) error {
+	data, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return err
+	}
+	return replaceFile(d.file("compiled.json"), append(data, '\n'))
+}
 
 // LastCompiled reads it, nil when there is none.
 func (d *Dir) LastCompiled() (*Compiled, error) {

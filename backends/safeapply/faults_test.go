@@ -99,3 +99,85 @@ func TestApplyPathsLeaveNothingBehind(t *testing.T) {
 		}
 	})
 }
+
+// stateBackend is a fakeBackend whose kernel holds rs.
+type stateBackend struct {
+	fakeBackend
+	rs *rules.Ruleset
+}
+
+func (s *stateBackend) Current(context.Context) (*backends.State, error) {
+	return &backends.State{Installed: true, Ruleset: s.rs}, nil
+}
+
+// familyBackend also reports per family, so it needs the rulesets.
+type familyBackend struct{ stateBackend }
+
+func (f *familyBackend) Holdings(ctx context.Context, previous, desired *rules.Ruleset) ([]string, error) {
+	if previous == nil || desired == nil {
+		return []string{"no rulesets recorded"}, nil
+	}
+	return []string{"rulesets recorded"}, nil
+}
+
+// A backend that changes everything at once gets only fingerprints in the
+// record of an apply in flight (a 100,000-source ruleset as JSON cost most
+// of an apply), and an unfinished apply is still told apart: new rules
+// whole, previous rules whole, or neither. A FamilyReporter still gets the
+// rulesets it compares.
+func TestUnfinishedFromFingerprints(t *testing.T) {
+	ctx := context.Background()
+	previous := &rules.Ruleset{Exposures: []rules.Exposure{{Name: "old", Protocol: rules.TCP, Ports: []rules.PortRange{{First: 22, Last: 22}}}}}
+	desired := testPlan().Desired
+	for _, c := range []struct {
+		name  string
+		holds *rules.Ruleset
+		want  string
+	}{
+		{"new", desired, "the new rules whole"},
+		{"previous", previous, "the previous rules whole"},
+		{"neither", &rules.Ruleset{}, "neither"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			d, b := testDir(t), &stateBackend{rs: c.holds}
+			a := newApplying(b, previous, desired, desired.Fingerprint())
+			if a.Previous != nil || a.Desired != nil || a.PreviousFingerprint != previous.Fingerprint() || a.DesiredFingerprint != desired.Fingerprint() {
+				t.Fatalf("record %+v", a)
+			}
+			if err := d.beginApplying(a); err != nil {
+				t.Fatal(err)
+			}
+			in, err := CheckUnfinished(ctx, d, b)
+			if err != nil || in == nil || len(in.Holds) != 1 || !strings.Contains(in.Holds[0], c.want) {
+				t.Fatalf("CheckUnfinished = %+v, %v; want %q", in, err, c.want)
+			}
+		})
+	}
+	t.Run("nothing installed before", func(t *testing.T) {
+		d, b := testDir(t), &stateBackend{rs: &rules.Ruleset{}}
+		if err := d.beginApplying(newApplying(b, nil, desired, desired.Fingerprint())); err != nil {
+			t.Fatal(err)
+		}
+		if in, err := CheckUnfinished(ctx, d, b); err != nil || in == nil || !strings.Contains(in.Holds[0], "the previous rules whole") {
+			t.Fatalf("CheckUnfinished = %+v, %v", in, err)
+		}
+	})
+	t.Run("family reporter", func(t *testing.T) {
+		d, b := testDir(t), &familyBackend{stateBackend{rs: desired}}
+		if err := d.beginApplying(newApplying(b, previous, desired, desired.Fingerprint())); err != nil {
+			t.Fatal(err)
+		}
+		if in, err := CheckUnfinished(ctx, d, b); err != nil || in == nil || in.Holds[0] != "rulesets recorded" {
+			t.Fatalf("CheckUnfinished = %+v, %v", in, err)
+		}
+	})
+	t.Run("record of an older version", func(t *testing.T) {
+		d, b := testDir(t), &stateBackend{rs: desired}
+		if err := d.beginApplying(Applying{Backend: "fake", Previous: previous, Desired: desired, PID: 1}); err != nil {
+			t.Fatal(err)
+		}
+		if in, err := CheckUnfinished(ctx, d, b); err != nil || in == nil || !strings.Contains(in.Holds[0], "the new rules whole") {
+			t.Fatalf("CheckUnfinished = %+v, %v", in, err)
+		}
+	})
+}

@@ -58,7 +58,13 @@ func SSHSessions(environ []string) ([]Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	owned := daemonSocketInodes()
+	// Which sockets SSH daemons hold matters only for established
+	// connections; without any (a fresh namespace, a console) the walk
+	// through every process's descriptors is skipped.
+	var owned map[uint32]bool
+	if slices.ContainsFunc(socks, func(s tcpSocket) bool { return s.established }) {
+		owned = daemonSocketInodes()
+	}
 	ports := map[uint16]bool{}
 	for _, s := range socks {
 		if s.listening && owned[s.inode] {

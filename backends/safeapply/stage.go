@@ -43,6 +43,31 @@ func stageFile(path string, data []byte) (*staged, error) {
 	return st, nil
 }
 
+// replaceFile replaces path atomically (a reader sees the old or the new
+// file, a symlink planted at path is replaced, never followed) without
+// syncing: for caches, whose loss costs only speed.
+func replaceFile(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fileError("create a temporary file beside "+path, err)
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(0o600)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return fileError("write "+path, err)
+	}
+	return nil
+}
+
 // commit renames the staged file into place and syncs the directory so
 // the rename survives a crash.
 func (s *staged) commit() error {

@@ -77,7 +77,10 @@ func (d *Dir) create() error {
 	if old, err := os.ReadFile(rec); err == nil && strings.TrimSpace(string(old)) == strconv.FormatUint(ino, 10) {
 		return nil
 	}
-	if err := writeFile(rec, []byte(strconv.FormatUint(ino, 10)+"\n")); err != nil {
+	// Not synced: a record lost in a crash leaves only a directory the
+	// sweep keeps (namespaces do not outlive the crash), and the two syncs
+	// were a tenth of a first apply.
+	if err := replaceFile(rec, []byte(strconv.FormatUint(ino, 10)+"\n")); err != nil {
 		return fmt.Errorf("state directory: %w", err)
 	}
 	return nil

@@ -73,6 +73,10 @@ func newApplyCmd(g *globals) *cobra.Command {
 				if plan, reason, pol, err = g.makePlan(cmd); err != nil {
 					return err
 				}
+				if !verifyAfter {
+					pol = nil
+					g.releasePolicy()
+				}
 				if !g.json {
 					fmt.Fprintf(w, "Backend: %s\n\n", reason)
 					backends.WritePlan(w, plan, g.color(w))
@@ -271,7 +275,7 @@ func waitForConfirmation(ctx context.Context, cmd *cobra.Command, dir *safeapply
 
 func (g *globals) reportApply(w io.Writer, plan *backends.Plan, changed bool) error {
 	if g.json {
-		return printJSON(w, map[string]any{"applied": changed, "backend": plan.Backend, "fingerprint": plan.Desired.Fingerprint()})
+		return printJSON(w, map[string]any{"applied": changed, "backend": plan.Backend, "fingerprint": g.fingerprint(plan.Desired)})
 	}
 	if changed {
 		c, u, r := plan.Diff.Summary()

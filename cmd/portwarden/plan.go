@@ -117,10 +117,12 @@ func (g *globals) driftedSinceApply(plan *backends.Plan) bool {
 
 // makePlan loads the policy and plans it against the kernel.
 func (g *globals) makePlan(cmd *cobra.Command) (*backends.Plan, string, *policies.Policy, error) {
+	prefetched := g.prefetchKernel()
 	pol, rs, err := g.loadPolicy(cmd)
 	if err != nil {
 		return nil, "", nil, err
 	}
+	prefetched()
 	b, reason, err := g.openBackend()
 	if err != nil {
 		return nil, "", nil, err
@@ -135,7 +137,7 @@ func (g *globals) makePlan(cmd *cobra.Command) (*backends.Plan, string, *policie
 	// The same policy as the last apply: whatever differs was changed
 	// outside portwarden, and the plan says so.
 	if a := g.lastApplied(); a != nil && !plan.Diff.Empty() && !a.RolledBack &&
-		a.Backend == plan.Backend && a.Fingerprint == plan.Desired.Fingerprint() {
+		a.Backend == plan.Backend && a.Fingerprint == g.fingerprint(plan.Desired) {
 		plan.DriftOnly = true
 	}
 	return plan, reason, pol, nil

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"time"
 
 	"github.com/portwarden/portwarden/backends"
@@ -30,6 +31,7 @@ func (g *globals) unchanged(cmd *cobra.Command) (*safeapply.Compiled, backends.B
 	if err != nil || rec == nil || !rec.Current(time.Now()) {
 		return nil, nil, "", false
 	}
+	g.state.compiled = rec
 	opts, err := g.loadOptions()
 	if err != nil {
 		return nil, nil, "", false
@@ -88,7 +90,11 @@ func (g *globals) recordCompiled(pol *policies.Policy, rs *rules.Ruleset, backen
 	if g.loaded != nil {
 		warnings = g.loaded.warnings
 	}
-	dir.RecordCompiled(safeapply.Compiled{Digest: digest, Lists: pol.ListFiles, Fingerprint: rs.Fingerprint(), Backend: backend, Warnings: warnings, NextExpiry: rs.NextExpiry()})
+	c := safeapply.Compiled{Digest: digest, Lists: pol.ListFiles, Fingerprint: g.fingerprint(rs), Backend: backend, Warnings: warnings, NextExpiry: rs.NextExpiry()}
+	if old := g.state.compiled; old != nil && reflect.DeepEqual(*old, c) {
+		return // the record unchanged found says so already (after a foreign write)
+	}
+	dir.RecordCompiled(c)
 }
 
 // writeUnchanged prints what plan and apply print when nothing changes.

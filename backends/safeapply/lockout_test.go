@@ -1,0 +1,62 @@
+package safeapply
+
+import (
+	"net/netip"
+	"testing"
+	"testing/fstest"
+
+	"github.com/portwarden/portwarden/policies"
+	"github.com/portwarden/portwarden/rules"
+)
+
+// Cuts decides sessions by the prefix sets and names the deciding block
+// only of a session it cuts: an allowed session, listed in a list file,
+// never makes Decide index every source.
+func TestCutsNameTheDecidingBlock(t *testing.T) {
+	fsys := fstest.MapFS{
+		"p.hcl": {Data: []byte(`address_group "admins" {
+  members_file = "admins.txt"
+}
+
+expose "ssh" {
+  protocol = "tcp"
+  ports    = [22]
+  allow {
+    from = [address_group.admins]
+  }
+  deny {
+    from = ["198.18.0.9"]
+  }
+}
+`)},
+		"admins.txt": {Data: []byte("198.18.0.2\n198.18.0.9\n2001:2::2\n")},
+	}
+	pol, diags := policies.LoadFS(fsys, "p.hcl", policies.Options{})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	rs, err := rules.Compile(pol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := netip.MustParseAddrPort("198.18.0.1:22")
+	session := func(client string) Session {
+		return Session{Client: netip.MustParseAddr(client), Server: server, Connections: 1, Found: "kernel socket table"}
+	}
+	cuts := Cuts(rs, []Session{session("198.18.0.2"), session("198.18.0.3"), session("198.18.0.9"), session("2001:2::2")})
+	if len(cuts) != 2 || cuts[0].Session.Client.String() != "198.18.0.3" || cuts[1].Session.Client.String() != "198.18.0.9" {
+		t.Fatalf("cuts = %+v, want 198.18.0.3 and 198.18.0.9", cuts)
+	}
+	if o := cuts[0].Decision.Origin; o == nil || o.Kind != rules.OriginDefault {
+		t.Errorf("198.18.0.3 is refused by %+v, want the default", o)
+	}
+	if o := cuts[1].Decision.Origin; o == nil || o.Kind != rules.OriginDeny {
+		t.Errorf("198.18.0.9 is refused by %+v, want the deny block", o)
+	}
+	if len(rs.Exposures[0].Origins) == 0 {
+		t.Error("Cuts dropped the ruleset's origins")
+	}
+	if Cuts(rs, nil) != nil {
+		t.Error("no session, yet cuts")
+	}
+}
