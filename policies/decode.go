@@ -534,54 +534,50 @@ func (d *decoder) decodeGroups(blocks []*hcl.Block) hcl.Diagnostics {
 // groupContext makes the groups expr refers to available to it as cty
 // values; a group not decoded (in a cycle, or broken) is unknown, which
 // evaluates without further errors.
-// checkExpiringGroups refuses an expression that computes with a group
-// whose list file lines carry deadlines: a computed value is plain
-// strings, and the deadlines would be lost, turning access meant to end
-// into access for good.
-func (d *decoder) checkExpiringGroups(expr hcl.Expression) *hcl.Diagnostic {
-	for _, tr := range expr.Variables() {
-		if tr.RootName() != "address_group" || len(tr) < 2 {
-			continue
-		}
-		attr, ok := tr[1].(hcl.TraverseAttr)
-		if !ok {
-			continue
-		}
-		if g := d.groups[attr.Name]; g != nil && slices.ContainsFunc(g.Members, func(a Address) bool { return !a.Expires.IsZero() }) {
-			return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Expiring addresses in an expression",
-				Detail: fmt.Sprintf("address_group %q has list file lines with expires=, and their deadlines would be lost in a computed value. "+
-					"Refer to the group directly, as an element of the list: from = [address_group.%s, ...].", attr.Name, attr.Name),
-				Subject: expr.Range().Ptr()}
-		}
-	}
-	return nil
-}
-
 func (d *decoder) groupContext(expr hcl.Expression) {
 	vals := map[string]cty.Value{}
 	for name := range d.names["address_group"] {
 		vals[name] = cty.DynamicVal
 	}
-	for _, tr := range expr.Variables() {
-		if tr.RootName() != "address_group" || len(tr) < 2 {
-			continue
-		}
-		attr, ok := tr[1].(hcl.TraverseAttr)
-		if !ok {
-			continue
-		}
-		g := d.groups[attr.Name]
-		if g == nil {
-			continue
-		}
-		if _, ok := d.groupVals[attr.Name]; !ok {
-			d.groupVals[attr.Name] = addressesValue(g.Members)
+	for _, g := range d.referencedGroups(expr) {
+		if _, ok := d.groupVals[g.Name]; !ok {
+			d.groupVals[g.Name] = addressesValue(g.Members)
 		}
 	}
 	for name, v := range d.groupVals {
 		vals[name] = v
 	}
 	d.ctx.Variables["address_group"] = objectOrEmpty(vals)
+}
+
+// referencedGroups are the decoded groups expr refers to.
+func (d *decoder) referencedGroups(expr hcl.Expression) []*AddressGroup {
+	var out []*AddressGroup
+	for _, tr := range expr.Variables() {
+		if tr.RootName() != "address_group" || len(tr) < 2 {
+			continue
+		}
+		if attr, ok := tr[1].(hcl.TraverseAttr); ok && d.groups[attr.Name] != nil {
+			out = append(out, d.groups[attr.Name])
+		}
+	}
+	return out
+}
+
+// checkExpiringGroups refuses an expression that computes with a group
+// whose list file lines carry deadlines: a computed value is plain
+// strings, and the deadlines would be lost, turning access meant to end
+// into access for good.
+func (d *decoder) checkExpiringGroups(expr hcl.Expression) *hcl.Diagnostic {
+	for _, g := range d.referencedGroups(expr) {
+		if slices.ContainsFunc(g.Members, func(a Address) bool { return !a.Expires.IsZero() }) {
+			return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Expiring addresses in an expression",
+				Detail: fmt.Sprintf("address_group %q has list file lines with expires=, and their deadlines would be lost in a computed value. "+
+					"Refer to the group directly, as an element of the list: from = [address_group.%s, ...].", g.Name, g.Name),
+				Subject: expr.Range().Ptr()}
+		}
+	}
+	return nil
 }
 
 // groupReference returns the members of the group el names when el is

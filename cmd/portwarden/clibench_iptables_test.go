@@ -7,10 +7,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
-	"text/tabwriter"
 	"time"
 
 	"github.com/portwarden/portwarden/backends/iptables"
@@ -43,33 +41,8 @@ func BenchmarkCLIIptables(b *testing.B) {
 		}
 	}
 	bin := cliBinary(b)
-	sizes := []int{1000, 100_000}
-	if s := os.Getenv("PORTWARDEN_BENCH_SIZES"); s != "" {
-		sizes = nil
-		for _, f := range strings.Split(s, ",") {
-			n, err := strconv.Atoi(strings.TrimSpace(f))
-			if err != nil {
-				b.Fatalf("PORTWARDEN_BENCH_SIZES: %v", err)
-			}
-			sizes = append(sizes, n)
-		}
-	}
-	var rows []cliRow
-	for b.Loop() {
-		rows = rows[:0]
-		for _, n := range sizes {
-			rows = append(rows, benchIptablesSize(b, bin, n)...)
-		}
-	}
-	var out strings.Builder
-	tw := tabwriter.NewWriter(&out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "sources\tcase\tportwarden\tbeside\tratio\tportwarden peak RSS\t")
-	for _, r := range rows {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s (%s)\t%.2fx\t%d MiB\t\n", r.n, r.name, seconds(r.pw), seconds(r.other), r.otherName,
-			float64(r.pw)/float64(r.other), r.rss>>20)
-	}
-	tw.Flush()
-	fmt.Print("\nportwarden --backend iptables as a fresh process per command beside ipset restore + iptables-restore (median of the rounds)\n" + out.String())
+	runCLIBench(b, []int{1000, 100_000}, func(n int) []cliRow { return benchIptablesSize(b, bin, n) },
+		"portwarden --backend iptables as a fresh process per command beside ipset restore + iptables-restore (median of the rounds)")
 }
 
 // iptScripts is what the beside side loads: the sets as created cold, the

@@ -44,7 +44,14 @@ func BenchmarkCLI(b *testing.B) {
 		}
 	}
 	bin := cliBinary(b)
-	sizes := []int{1000, 100_000, 1_000_000}
+	runCLIBench(b, []int{1000, 100_000, 1_000_000}, func(n int) []cliRow { return benchCLISize(b, bin, n) },
+		"portwarden as a fresh process per command beside the kernel's own tools (median of the rounds)")
+}
+
+// runCLIBench runs one CLI benchmark at the sizes PORTWARDEN_BENCH_SIZES
+// names (else defaults) and prints its table under title.
+func runCLIBench(b *testing.B, defaults []int, size func(n int) []cliRow, title string) {
+	sizes := defaults
 	if s := os.Getenv("PORTWARDEN_BENCH_SIZES"); s != "" {
 		sizes = nil
 		for _, f := range strings.Split(s, ",") {
@@ -59,7 +66,7 @@ func BenchmarkCLI(b *testing.B) {
 	for b.Loop() {
 		rows = rows[:0]
 		for _, n := range sizes {
-			rows = append(rows, benchCLISize(b, bin, n)...)
+			rows = append(rows, size(n)...)
 		}
 	}
 	var out strings.Builder
@@ -70,7 +77,7 @@ func BenchmarkCLI(b *testing.B) {
 			float64(r.pw)/float64(r.other), r.rss>>20)
 	}
 	tw.Flush()
-	fmt.Print("\nportwarden as a fresh process per command beside the kernel's own tools (median of the rounds)\n" + out.String())
+	fmt.Print("\n" + title + "\n" + out.String())
 }
 
 type cliRow struct {
