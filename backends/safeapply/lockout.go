@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/portwarden/portwarden/rules"
 )
@@ -46,6 +47,37 @@ func Cuts(rs *rules.Ruleset, sessions []Session) []Cut {
 	return cuts
 }
 
+// Borrowed are the sessions rs admits only until a grant's deadline: the
+// kernel will cut them then, with nothing of portwarden running, so the
+// person applying should hear it now.
+func Borrowed(rs *rules.Ruleset, sessions []Session) []Cut {
+	var out []Cut
+	for _, s := range sessions {
+		pkt := rules.Packet{Protocol: rules.TCP, Source: s.Client, Destination: s.Server.Addr(), Port: s.Server.Port()}
+		if s.Local {
+			pkt.Interface = rules.LoopbackInterface
+		}
+		if d := rs.Decide(pkt); d.Verdict == rules.Accept && !d.Until.IsZero() {
+			out = append(out, Cut{Session: s, Decision: d})
+		}
+	}
+	return out
+}
+
+// BorrowedWarnings says, for people, which sessions end at a deadline.
+func BorrowedWarnings(borrowed []Cut) []string {
+	var out []string
+	for _, c := range borrowed {
+		by := ""
+		if o := c.Decision.Origin; o != nil {
+			by = " (" + o.Describe() + ")"
+		}
+		out = append(out, fmt.Sprintf("the SSH session from %s to port %d is admitted only until %s by expose %q%s: the kernel cuts it then",
+			c.Session.Client, c.Session.Server.Port(), c.Decision.Until.Format(time.RFC3339), c.Decision.Exposure, by))
+	}
+	return out
+}
+
 // LockoutError says which sessions rs would cut, and by which block, or
 // returns nil when none.
 func LockoutError(cuts []Cut) error {
@@ -70,12 +102,19 @@ func LockoutError(cuts []Cut) error {
 }
 
 // CheckLockout reads the live SSH sessions from the kernel and refuses rs
-// if it would cut any.
-func CheckLockout(rs *rules.Ruleset, environ []string) error {
+// if it would cut any; warnings name the sessions it admits only until a
+// deadline.
+func CheckLockout(rs *rules.Ruleset, environ []string) (warnings []string, err error) {
 	sessions, err := SSHSessions(environ)
 	if err != nil {
-		return fmt.Errorf("cannot tell which SSH sessions are alive, so cannot tell whether the new rules would cut them: %w\n"+
+		return nil, fmt.Errorf("cannot tell which SSH sessions are alive, so cannot tell whether the new rules would cut them: %w\n"+
 			"Pass --force to apply without this check", err)
 	}
-	return LockoutError(Cuts(rs, sessions))
+	if err := LockoutError(Cuts(rs, sessions)); err != nil {
+		return nil, err
+	}
+	if !slices.ContainsFunc(rs.Exposures, func(e rules.Exposure) bool { return len(e.Expiring) > 0 }) {
+		return nil, nil
+	}
+	return BorrowedWarnings(Borrowed(rs, sessions)), nil
 }

@@ -2,6 +2,7 @@ package safeapply
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 	"testing/fstest"
 
@@ -58,5 +59,41 @@ expose "ssh" {
 	}
 	if Cuts(rs, nil) != nil {
 		t.Error("no session, yet cuts")
+	}
+}
+
+// A session only a grant admits is not cut, but the person applying hears
+// when the kernel will cut it.
+func TestBorrowedSessionsWarned(t *testing.T) {
+	fsys := fstest.MapFS{"p.hcl": {Data: []byte(`expose "ssh" {
+  protocol = "tcp"
+  ports    = [22]
+  allow {
+    from = ["198.18.0.2"]
+  }
+  allow {
+    from    = ["198.18.0.3"]
+    comment = "the vendor"
+    expires = "2099-01-01T00:00:00Z"
+  }
+}
+`)}}
+	pol, diags := policies.LoadFS(fsys, "p.hcl", policies.Options{})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	rs, err := rules.Compile(pol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := netip.MustParseAddrPort("198.18.0.1:22")
+	sessions := []Session{{Client: netip.MustParseAddr("198.18.0.2"), Server: server}, {Client: netip.MustParseAddr("198.18.0.3"), Server: server}}
+	if cuts := Cuts(rs, sessions); len(cuts) != 0 {
+		t.Fatalf("cuts %+v", cuts)
+	}
+	w := BorrowedWarnings(Borrowed(rs, sessions))
+	want := `the SSH session from 198.18.0.3 to port 22 is admitted only until 2099-01-01T00:00:00Z by expose "ssh" (allow block`
+	if len(w) != 1 || !strings.HasPrefix(w[0], want) || !strings.Contains(w[0], "the kernel cuts it then") {
+		t.Fatalf("warnings %q, want one starting %q", w, want)
 	}
 }

@@ -106,7 +106,7 @@ func newApplyCmd(g *globals) *cobra.Command {
 			// An empty plan keeps what the kernel enforces already: every
 			// live session has got through it.
 			if !plan.Empty() {
-				if err := lockoutGuard(plan.Desired, force); err != nil {
+				if err := lockoutGuard(cmd.ErrOrStderr(), plan.Desired, force); err != nil {
 					return withCode(exitError1, err)
 				}
 			}
@@ -203,11 +203,15 @@ func applyThroughSignals(ctx context.Context, cmd *cobra.Command, dir *safeapply
 // host, as the kernel's socket table shows them (SSH_CONNECTION is one more
 // session, not the only one: sudo and Ansible's become drop it), unless
 // forced.
-func lockoutGuard(rs *rules.Ruleset, force bool) error {
+func lockoutGuard(stderr io.Writer, rs *rules.Ruleset, force bool) error {
 	if force {
 		return nil
 	}
-	return safeapply.CheckLockout(rs, os.Environ())
+	warnings, err := safeapply.CheckLockout(rs, os.Environ())
+	for _, w := range warnings {
+		fmt.Fprintf(stderr, "Warning: %s\n", w)
+	}
+	return err
 }
 
 // startWatchdog re-executes this binary as the rollback watchdog in a new
