@@ -32,13 +32,13 @@ func (rs *Ruleset) Decide(pkt Packet) Decision {
 			return e.decision(e.Default, OriginDeny, src)
 		case e.Allow.Contains(src):
 			return e.decision(Accept, OriginAllow, src)
-		case len(e.Expiring) > 0 && e.GrantFor(src) != nil:
-			d := e.decision(Accept, OriginAllow, src)
-			d.Until = e.GrantFor(src).Until
-			return d
-		default:
-			return e.decision(e.Default, OriginDefault, src)
 		}
+		if g := e.GrantFor(src); g != nil {
+			d := e.decision(Accept, OriginAllow, src)
+			d.Until = g.Until
+			return d
+		}
+		return e.decision(e.Default, OriginDefault, src)
 	}
 	return Decision{Verdict: Pass}
 }

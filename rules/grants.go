@@ -141,13 +141,25 @@ func ActiveGrants(gs []Grant, now time.Time) []Grant {
 	return slices.DeleteFunc(slices.Clone(gs), func(g Grant) bool { return !g.Until.After(now) })
 }
 
-// GrantFor returns the grant that admits a, or nil.
+// GrantFor returns the grant that admits a, or nil; e is normalised.
 func (e *Exposure) GrantFor(a netip.Addr) *Grant {
 	a = a.Unmap()
-	for i := range e.Expiring {
-		if e.Expiring[i].Source.Contains(a) {
-			return &e.Expiring[i]
+	// Normalised grants are sorted (IPv4 first) and disjoint: the last
+	// one starting at or before a is the only one that can hold it.
+	i, found := slices.BinarySearchFunc(e.Expiring, a, func(g Grant, a netip.Addr) int {
+		if g.Source.Addr().Is4() != a.Is4() {
+			if g.Source.Addr().Is4() {
+				return -1
+			}
+			return 1
 		}
+		return g.Source.Addr().Compare(a)
+	})
+	if !found {
+		i--
+	}
+	if i >= 0 && i < len(e.Expiring) && e.Expiring[i].Source.Contains(a) {
+		return &e.Expiring[i]
 	}
 	return nil
 }

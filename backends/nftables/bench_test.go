@@ -185,22 +185,8 @@ func BenchmarkApplyVsNft(b *testing.B) {
 // answers when the generation moved. It is the path per-element counters
 // could slow down, since the kernel dumps every element's counter too.
 func BenchmarkColdRead(b *testing.B) {
-	netnstest.RequireRoot(b)
 	ctx := context.Background()
-	rs := benchRuleset(100000)
-	ns, err := netns.New("bench")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ns.Close()
-	be, _ := New(backends.Config{NetNS: ns.Path()})
-	p, err := be.Plan(ctx, rs)
-	if err == nil {
-		err = be.Apply(ctx, p)
-	}
-	if err != nil {
-		b.Fatal(err)
-	}
+	ns, _ := installed(b, 100000)
 	for b.Loop() {
 		fresh, _ := New(backends.Config{NetNS: ns.Path()})
 		st, err := fresh.Current(ctx)
@@ -216,22 +202,8 @@ func BenchmarkColdRead(b *testing.B) {
 // BenchmarkUsage is `portwarden usage` against 100,000 installed sources:
 // the allow sets dumped with their counters, and the seen sets.
 func BenchmarkUsage(b *testing.B) {
-	netnstest.RequireRoot(b)
 	ctx := context.Background()
-	rs := benchRuleset(100000)
-	ns, err := netns.New("bench")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ns.Close()
-	be, _ := New(backends.Config{NetNS: ns.Path()})
-	p, err := be.Plan(ctx, rs)
-	if err == nil {
-		err = be.Apply(ctx, p)
-	}
-	if err != nil {
-		b.Fatal(err)
-	}
+	_, be := installed(b, 100000)
 	for b.Loop() {
 		u, err := be.(backends.UsageReader).Usage(ctx)
 		if err != nil {
@@ -241,4 +213,24 @@ func BenchmarkUsage(b *testing.B) {
 			b.Fatalf("%d elements, want 100000", len(u.Elements))
 		}
 	}
+}
+
+// installed is a namespace whose kernel holds n sources, applied by the
+// backend returned; the namespace goes when the benchmark ends.
+func installed(b *testing.B, n int) (*netns.NS, backends.Backend) {
+	netnstest.RequireRoot(b)
+	ns, err := netns.New("bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ns.Close() })
+	be, _ := New(backends.Config{NetNS: ns.Path()})
+	p, err := be.Plan(context.Background(), benchRuleset(n))
+	if err == nil {
+		err = be.Apply(context.Background(), p)
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	return ns, be
 }

@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"time"
 
 	"github.com/portwarden/portwarden/backends/safeapply"
 	"github.com/portwarden/portwarden/internal/nfgen"
@@ -137,7 +136,7 @@ func (b *Backend) loadCache(cookie uint64, gen uint32) *snapshot {
 	if err != nil || h.Cookie != cookie || h.Generation != gen || h.BootID != safeapply.BootID() {
 		return nil
 	}
-	if next := h.Bare.NextExpiry(); !next.IsZero() && !next.After(time.Now()) {
+	if grantExpired(h.Bare) {
 		return nil
 	}
 	s := writtenOwned(&snapshot{cookie: cookie}, h.Bare, nil, gen)

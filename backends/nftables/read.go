@@ -112,9 +112,6 @@ func (b *Backend) read(c *nftables.Conn) (*snapshot, error) {
 			s.checkGrants(name, elems)
 		}
 		ivs, ok := intervalsOf(set, elems)
-		if !ok && set.HasTimeout && pairedApartFromExpired(set, elems) {
-			ok = true
-		}
 		if set.HasTimeout {
 			ivs = dropExpired(ivs, time.Now())
 		}
@@ -164,8 +161,8 @@ func (b *Backend) stamp(s *snapshot) *snapshot {
 	if b.last == nil || b.last.cookie != cookie || b.last.gen != gen {
 		return nil
 	}
-	if next := b.last.ruleset.NextExpiry(); !next.IsZero() && !next.After(time.Now()) {
-		return nil // a grant expired: the kernel dropped it without a new generation
+	if grantExpired(b.last.ruleset) {
+		return nil
 	}
 	return b.last
 }
@@ -213,24 +210,12 @@ func (s *snapshot) checkGrants(name string, elems []elem) {
 	}
 }
 
-// pairedApartFromExpired reports whether a grant set's elements pair up
-// once lone interval ends are left out: the kernel stops dumping an
-// expired start before it deletes the pair, and the end it leaves
-// matches nothing.
-func pairedApartFromExpired(set *nftables.Set, elems []elem) bool {
-	var kept []elem
-	prevStart := false
-	// elems are sorted by intervalsOf: an end directly after a start
-	// closes it; any other end is a leftover.
-	for _, el := range elems {
-		if el.end && !prevStart {
-			continue
-		}
-		kept = append(kept, el)
-		prevStart = !el.end
-	}
-	_, ok := intervalsOf(set, kept)
-	return ok
+// grantExpired reports whether a grant of rs has reached its deadline: the
+// kernel dropped it without moving the generation, so a snapshot taken
+// before (remembered, or cached by another process) no longer holds.
+func grantExpired(rs *rules.Ruleset) bool {
+	next := rs.NextExpiry()
+	return !next.IsZero() && !next.After(time.Now())
 }
 
 // dropExpired leaves out grant intervals whose deadline has passed: the
@@ -510,6 +495,10 @@ func intervalsOf(set *nftables.Set, elems []elem) (ivs []interval, ok bool) {
 		case start != nil:
 			out = append(out, interval{first: start, last: decrement(el.key), until: until})
 			start = nil
+		case set.HasTimeout:
+			// An end with no start in a grant set: the kernel stops dumping
+			// an expired start before it deletes the pair, and the end it
+			// leaves matches nothing.
 		case len(out) > 0 || !isZero(el.key):
 			ok = false // an end with no start (a leading end at 0 is harmless)
 		}

@@ -23,27 +23,7 @@ var ErrLockout = errors.New("refusing to apply: it would cut live SSH sessions t
 // Cuts decides every session against rs and returns those it would
 // refuse. A session from this host itself arrives on loopback.
 func Cuts(rs *rules.Ruleset, sessions []Session) []Cut {
-	if len(sessions) == 0 {
-		return nil
-	}
-	// The verdicts come from the prefix sets alone: which block decides
-	// is asked only of a session that is cut, for the message, since
-	// finding the block indexes every source the first time (a map of
-	// 100,000 entries in a one-source apply).
-	verdicts := &rules.Ruleset{Exposures: slices.Clone(rs.Exposures)}
-	for i := range verdicts.Exposures {
-		verdicts.Exposures[i].Origins = nil
-	}
-	var cuts []Cut
-	for _, s := range sessions {
-		pkt := rules.Packet{Protocol: rules.TCP, Source: s.Client, Destination: s.Server.Addr(), Port: s.Server.Port()}
-		if s.Local {
-			pkt.Interface = rules.LoopbackInterface
-		}
-		if d := verdicts.Decide(pkt); d.Verdict == rules.Drop || d.Verdict == rules.Reject {
-			cuts = append(cuts, Cut{Session: s, Decision: rs.Decide(pkt)})
-		}
-	}
+	cuts, _ := judge(rs, sessions)
 	return cuts
 }
 
@@ -51,17 +31,36 @@ func Cuts(rs *rules.Ruleset, sessions []Session) []Cut {
 // kernel will cut them then, with nothing of portwarden running, so the
 // person applying should hear it now.
 func Borrowed(rs *rules.Ruleset, sessions []Session) []Cut {
-	var out []Cut
+	_, borrowed := judge(rs, sessions)
+	return borrowed
+}
+
+// judge decides every session against rs: those it refuses, and those it
+// admits only until a deadline. The verdicts come from the prefix sets
+// alone: which block decides is asked only of a session reported, for the
+// message, since finding the block indexes every source the first time (a
+// map of 100,000 entries in a one-source apply).
+func judge(rs *rules.Ruleset, sessions []Session) (cuts, borrowed []Cut) {
+	if len(sessions) == 0 {
+		return nil, nil
+	}
+	verdicts := &rules.Ruleset{Exposures: slices.Clone(rs.Exposures)}
+	for i := range verdicts.Exposures {
+		verdicts.Exposures[i].Origins = nil
+	}
 	for _, s := range sessions {
 		pkt := rules.Packet{Protocol: rules.TCP, Source: s.Client, Destination: s.Server.Addr(), Port: s.Server.Port()}
 		if s.Local {
 			pkt.Interface = rules.LoopbackInterface
 		}
-		if d := rs.Decide(pkt); d.Verdict == rules.Accept && !d.Until.IsZero() {
-			out = append(out, Cut{Session: s, Decision: d})
+		switch d := verdicts.Decide(pkt); {
+		case d.Verdict == rules.Drop || d.Verdict == rules.Reject:
+			cuts = append(cuts, Cut{Session: s, Decision: rs.Decide(pkt)})
+		case d.Verdict == rules.Accept && !d.Until.IsZero():
+			borrowed = append(borrowed, Cut{Session: s, Decision: rs.Decide(pkt)})
 		}
 	}
-	return out
+	return cuts, borrowed
 }
 
 // BorrowedWarnings says, for people, which sessions end at a deadline.
@@ -110,11 +109,9 @@ func CheckLockout(rs *rules.Ruleset, environ []string) (warnings []string, err e
 		return nil, fmt.Errorf("cannot tell which SSH sessions are alive, so cannot tell whether the new rules would cut them: %w\n"+
 			"Pass --force to apply without this check", err)
 	}
-	if err := LockoutError(Cuts(rs, sessions)); err != nil {
+	cuts, borrowed := judge(rs, sessions)
+	if err := LockoutError(cuts); err != nil {
 		return nil, err
 	}
-	if !slices.ContainsFunc(rs.Exposures, func(e rules.Exposure) bool { return len(e.Expiring) > 0 }) {
-		return nil, nil
-	}
-	return BorrowedWarnings(Borrowed(rs, sessions)), nil
+	return BorrowedWarnings(borrowed), nil
 }

@@ -32,14 +32,7 @@ expose "ssh" {
 `)},
 		"admins.txt": {Data: []byte("198.18.0.2\n198.18.0.9\n2001:2::2\n")},
 	}
-	pol, diags := policies.LoadFS(fsys, "p.hcl", policies.Options{})
-	if diags.HasErrors() {
-		t.Fatal(diags)
-	}
-	rs, err := rules.Compile(pol)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rs := compileFS(t, fsys)
 	server := netip.MustParseAddrPort("198.18.0.1:22")
 	session := func(client string) Session {
 		return Session{Client: netip.MustParseAddr(client), Server: server, Connections: 1, Found: "kernel socket table"}
@@ -78,14 +71,7 @@ func TestBorrowedSessionsWarned(t *testing.T) {
   }
 }
 `)}}
-	pol, diags := policies.LoadFS(fsys, "p.hcl", policies.Options{})
-	if diags.HasErrors() {
-		t.Fatal(diags)
-	}
-	rs, err := rules.Compile(pol)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rs := compileFS(t, fsys)
 	server := netip.MustParseAddrPort("198.18.0.1:22")
 	sessions := []Session{{Client: netip.MustParseAddr("198.18.0.2"), Server: server}, {Client: netip.MustParseAddr("198.18.0.3"), Server: server}}
 	if cuts := Cuts(rs, sessions); len(cuts) != 0 {
@@ -96,4 +82,18 @@ func TestBorrowedSessionsWarned(t *testing.T) {
 	if len(w) != 1 || !strings.HasPrefix(w[0], want) || !strings.Contains(w[0], "the kernel cuts it then") {
 		t.Fatalf("warnings %q, want one starting %q", w, want)
 	}
+}
+
+// compileFS compiles the policy p.hcl of fsys.
+func compileFS(t *testing.T, fsys fstest.MapFS) *rules.Ruleset {
+	t.Helper()
+	pol, diags := policies.LoadFS(fsys, "p.hcl", policies.Options{})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	rs, err := rules.Compile(pol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs
 }

@@ -120,21 +120,7 @@ func benchIptablesSize(b *testing.B, bin string, n int) []cliRow {
 		d6, _ := cliRun(b, ns, state, "sh", "-c", "ip6tables-restore --noflush < "+rules[1])
 		return d + d4 + d6
 	}
-	var open []*netns.NS
-	newNS := func() *netns.NS {
-		ns, err := netns.New("clibench")
-		if err != nil {
-			b.Fatal(err)
-		}
-		open = append(open, ns)
-		return ns
-	}
-	closeAll := func() {
-		for _, ns := range open {
-			ns.Close()
-		}
-		open = open[:0]
-	}
+	newNS, closeAll := benchNamespaces(b)
 	defer closeAll()
 	finish := func(r cliRow) cliRow {
 		r.pw, r.other, r.rss = median(r.pwRuns), median(r.oRuns), slices.Max(r.pwRSS)

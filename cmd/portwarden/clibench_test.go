@@ -244,21 +244,7 @@ func benchCLISize(b *testing.B, bin string, n int) []cliRow {
 	// Namespaces: one for portwarden, one for nft, kept while a case's
 	// state carries over between rounds, new where a round needs a fresh
 	// kernel. Every one is deleted before the next is made.
-	var open []*netns.NS
-	newNS := func() *netns.NS {
-		ns, err := netns.New("clibench")
-		if err != nil {
-			b.Fatal(err)
-		}
-		open = append(open, ns)
-		return ns
-	}
-	closeAll := func() {
-		for _, ns := range open {
-			ns.Close()
-		}
-		open = open[:0]
-	}
+	newNS, closeAll := benchNamespaces(b)
 	defer closeAll()
 
 	measure := func(name, otherName string, round func(r *cliRow)) cliRow {
@@ -338,4 +324,25 @@ func foreignWrite(b *testing.B, pwNS, nftNS *netns.NS, rounds, n int,
 	}
 	foreign.pw, foreign.other, foreign.rss = median(foreign.pwRuns), median(foreign.oRuns), slices.Max(foreign.pwRSS)
 	return foreign
+}
+
+// benchNamespaces makes namespaces for one benchmark size: newNS a new
+// one, closeAll deletes every one made so far.
+func benchNamespaces(b *testing.B) (newNS func() *netns.NS, closeAll func()) {
+	var open []*netns.NS
+	newNS = func() *netns.NS {
+		ns, err := netns.New("clibench")
+		if err != nil {
+			b.Fatal(err)
+		}
+		open = append(open, ns)
+		return ns
+	}
+	closeAll = func() {
+		for _, ns := range open {
+			ns.Close()
+		}
+		open = open[:0]
+	}
+	return newNS, closeAll
 }

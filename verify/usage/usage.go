@@ -236,24 +236,27 @@ func buildExposure(name string, origins []rules.Origin, kernel []netip.Prefix, u
 
 // elementsOf are the exposure's elements, sorted by first address.
 func elementsOf(name string, u *backends.Usage) []backends.ElementUse {
-	var out []backends.ElementUse
-	for _, el := range u.Elements {
-		if el.Exposure == name {
-			out = append(out, el)
-		}
-	}
-	slices.SortFunc(out, func(a, b backends.ElementUse) int { return a.First.Compare(b.First) })
-	return out
+	return ofExposure(u.Elements, name, func(el backends.ElementUse) (string, netip.Addr) { return el.Exposure, el.First })
 }
 
+// seenOf are the exposure's seen sources, sorted by address.
 func seenOf(name string, u *backends.Usage) []backends.SeenSource {
-	var out []backends.SeenSource
-	for _, s := range u.Seen {
-		if s.Exposure == name {
-			out = append(out, s)
+	return ofExposure(u.Seen, name, func(s backends.SeenSource) (string, netip.Addr) { return s.Exposure, s.Source })
+}
+
+// ofExposure picks the records of one exposure and sorts them by address.
+func ofExposure[T any](all []T, name string, key func(T) (string, netip.Addr)) []T {
+	var out []T
+	for _, x := range all {
+		if exposure, _ := key(x); exposure == name {
+			out = append(out, x)
 		}
 	}
-	slices.SortFunc(out, func(a, b backends.SeenSource) int { return a.Source.Compare(b.Source) })
+	slices.SortFunc(out, func(a, b T) int {
+		_, x := key(a)
+		_, y := key(b)
+		return x.Compare(y)
+	})
 	return out
 }
 
