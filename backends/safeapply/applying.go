@@ -13,9 +13,13 @@ import (
 	"github.com/portwarden/portwarden/rules"
 )
 
-// applyingFile records an apply in flight. It is written (and synced)
-// before the kernel changes and removed after the apply is recorded, so
-// when it exists and nobody holds the lock, an apply was killed midway.
+// applyingFile records an apply in flight. It is written before the
+// kernel changes and removed after the apply is recorded, so when it
+// exists and nobody holds the lock, an apply was killed midway. It is not
+// synced: a killed process's writes are in the page cache for the next
+// one, and a machine that stops loses the kernel's rules too (the boot
+// restore starts from nothing). The staged journal, which is synced,
+// finds a full disk before the kernel changes for both.
 const applyingFile = "applying.json"
 
 // Applying is the record of an apply in flight.
@@ -30,13 +34,17 @@ type Applying struct {
 	DesiredFingerprint  string `json:"desired_fingerprint,omitempty"`
 	// Previous and Desired are the rulesets themselves, kept only for a
 	// FamilyReporter, which compares each family's step: written as JSON
-	// and synced before the kernel changes, 100,000 sources cost a quarter
-	// of a second here, most of an nftables apply of one changed source.
+	// before the kernel changes, 100,000 sources cost a quarter of a second
+	// here, most of an nftables apply of one changed source.
 	Previous *rules.Ruleset `json:"previous,omitempty"`
 	Desired  *rules.Ruleset `json:"desired,omitempty"`
 	Started  time.Time      `json:"started"`
 	By       string         `json:"by"`
 	PID      int            `json:"pid"`
+	// Damaged: the record exists but does not parse (the machine stopped
+	// while it was written back): an apply was under way, nothing more is
+	// known of it.
+	Damaged bool `json:"damaged,omitempty"`
 }
 
 // newApplying is the record of an apply on b from previous (nil: nothing
@@ -63,11 +71,7 @@ func (d *Dir) beginApplying(a Applying) error {
 	if err != nil {
 		return err
 	}
-	st, err := stageFile(d.file(applyingFile), append(data, '\n'))
-	if err != nil {
-		return err
-	}
-	return st.commit()
+	return replaceFile(d.file(applyingFile), append(data, '\n'))
 }
 
 func (d *Dir) endApplying() error {
@@ -84,7 +88,10 @@ func (d *Dir) endApplying() error {
 func (d *Dir) Unfinished() (*Applying, error) {
 	var a Applying
 	ok, err := readJSON(d.file(applyingFile), &a)
-	if !ok || err != nil {
+	switch {
+	case errors.Is(err, errDamaged):
+		a = Applying{Damaged: true}
+	case !ok || err != nil:
 		return nil, err
 	}
 	l, err := d.tryAcquire("portwarden (checking for an unfinished apply)", false)
@@ -113,6 +120,10 @@ type Interruption struct {
 
 // String is the notice plan and status print.
 func (i *Interruption) String() string {
+	if i.Applying.Damaged {
+		return "The last apply did not finish, and its record (" + applyingFile + " in the state directory) is damaged: the machine stopped while it was being written." +
+			"\nRun portwarden apply to complete a change (it starts from what the kernel holds now)."
+	}
 	s := fmt.Sprintf("The last apply (started %s by %s, pid %d) did not finish: it was killed or the machine stopped.",
 		i.Applying.Started.Local().Format(time.RFC3339), i.Applying.By, i.Applying.PID)
 	for _, h := range i.Holds {
@@ -129,6 +140,9 @@ func CheckUnfinished(ctx context.Context, d *Dir, b backends.Backend) (*Interrup
 		return nil, err
 	}
 	in := &Interruption{Applying: a}
+	if a.Damaged {
+		return in, nil
+	}
 	if a.Backend != b.Name() {
 		in.Holds = []string{"it used the " + a.Backend + " backend, not " + b.Name()}
 		return in, nil

@@ -171,6 +171,26 @@ func TestUnfinishedFromFingerprints(t *testing.T) {
 			t.Fatalf("CheckUnfinished = %+v, %v", in, err)
 		}
 	})
+	// The record is not synced (a machine that stops takes the kernel's
+	// rules with it), so after a crash it can come back empty: that is an
+	// apply that did not finish, not an error that stops every command,
+	// and the next apply completes it.
+	t.Run("record damaged by a crash", func(t *testing.T) {
+		d, b := testDir(t), &stateBackend{rs: &rules.Ruleset{}}
+		if err := os.WriteFile(filepath.Join(d.Path, applyingFile), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		in, err := CheckUnfinished(ctx, d, b)
+		if err != nil || in == nil || !in.Applying.Damaged || !strings.Contains(in.String(), "is damaged") {
+			t.Fatalf("CheckUnfinished = %+v, %v", in, err)
+		}
+		if err := Apply(ctx, d, b, testPlan(), Options{}); err != nil || b.applied != 1 {
+			t.Fatalf("apply after a damaged record: %v (applied %d)", err, b.applied)
+		}
+		if a, err := d.Unfinished(); a != nil || err != nil {
+			t.Fatalf("after the apply: unfinished %+v, %v", a, err)
+		}
+	})
 	t.Run("record of an older version", func(t *testing.T) {
 		d, b := testDir(t), &stateBackend{rs: desired}
 		if err := d.beginApplying(Applying{Backend: "fake", Previous: previous, Desired: desired, PID: 1}); err != nil {

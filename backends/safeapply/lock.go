@@ -52,7 +52,7 @@ func (d *Dir) tryAcquire(command string, recreate bool) (*Lock, error) {
 	for range 3 {
 		f, err := os.OpenFile(d.file("lock"), os.O_CREATE|os.O_RDWR, 0o600)
 		if errors.Is(err, fs.ErrNotExist) && recreate {
-			if err := d.create(); err != nil {
+			if _, err := d.create(); err != nil {
 				return nil, err
 			}
 			continue

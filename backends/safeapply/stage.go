@@ -68,8 +68,10 @@ func replaceFile(path string, data []byte) error {
 	return nil
 }
 
-// commit renames the staged file into place and syncs the directory so
-// the rename survives a crash.
+// commit renames the staged file into place. The directory is not
+// synced: the rename is seen by every later process even if this one is
+// killed, and a crash of the machine takes the kernel's rules with it, so
+// a record that outlived it would describe rules no longer there.
 func (s *staged) commit() error {
 	if s.done {
 		return nil
@@ -78,10 +80,6 @@ func (s *staged) commit() error {
 	if err := os.Rename(s.tmp, s.path); err != nil {
 		os.Remove(s.tmp)
 		return fileError("rename "+s.tmp+" to "+s.path, err)
-	}
-	if d, err := os.Open(filepath.Dir(s.path)); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }

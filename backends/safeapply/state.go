@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/portwarden/portwarden/internal/nfgen"
@@ -26,19 +27,34 @@ type Dir struct{ Path string }
 const dirPrefix = "netns-"
 
 // Open returns the state directory of the caller's network namespace
-// below root ("" for the default), creating it, and removes the
-// directories of namespaces that no longer exist.
+// below root ("" for the default), creating it. When it makes the
+// directory (a namespace new to portwarden), it also removes the
+// directories of namespaces that no longer exist: that walk stats every
+// process, so it runs when namespaces come and go, not on every command.
 func Open(root string) (*Dir, error) {
 	d, err := ownDir(root)
 	if err != nil {
 		return nil, err
 	}
-	if err := d.create(); err != nil {
+	made, err := d.create()
+	if err != nil {
 		return nil, err
 	}
-	sweepStale(RootDir(root), d.Path)
+	if made {
+		sweeping.Go(func() { sweepStale(RootDir(root), d.Path) })
+	}
 	return d, nil
 }
+
+// sweeping is the removal of stale directories Open started: it runs
+// beside the command's own work (a stat of every process, and the files
+// of each directory removed), and Settle waits for it.
+var sweeping sync.WaitGroup
+
+// Settle waits until the removal of stale state directories that Open
+// started has finished; a command calls it before it exits, so that no
+// directory is left half removed.
+func Settle() { sweeping.Wait() }
 
 // OpenExisting returns the caller's namespace's state directory if it
 // exists, nil otherwise: for commands that only read (status, plan), which
@@ -64,26 +80,28 @@ func ownDir(root string) (*Dir, error) {
 }
 
 // create makes the directory (0700: plans of who may get in are nobody
-// else's business) and records which namespace it belongs to.
-func (d *Dir) create() error {
+// else's business) and records which namespace it belongs to. made says
+// the record was written: the directory is new, or was another
+// namespace's once (cookies and inodes start over after a reboot).
+func (d *Dir) create() (made bool, err error) {
 	if err := os.MkdirAll(d.Path, 0o700); err != nil {
-		return fmt.Errorf("state directory: %w", err)
+		return false, fmt.Errorf("state directory: %w", err)
 	}
 	ino, err := namespaceInode("/proc/thread-self/ns/net")
 	if err != nil {
-		return fmt.Errorf("state directory: %w", err)
+		return false, fmt.Errorf("state directory: %w", err)
 	}
 	rec := d.file("netns")
 	if old, err := os.ReadFile(rec); err == nil && strings.TrimSpace(string(old)) == strconv.FormatUint(ino, 10) {
-		return nil
+		return false, nil
 	}
 	// Not synced: a record lost in a crash leaves only a directory the
 	// sweep keeps (namespaces do not outlive the crash), and the two syncs
 	// were a tenth of a first apply.
 	if err := replaceFile(rec, []byte(strconv.FormatUint(ino, 10)+"\n")); err != nil {
-		return fmt.Errorf("state directory: %w", err)
+		return false, fmt.Errorf("state directory: %w", err)
 	}
-	return nil
+	return true, nil
 }
 
 // Remove deletes the directory; the caller holds its lock, which Remove
@@ -163,10 +181,13 @@ func readJSON(path string, v any) (bool, error) {
 		return false, err
 	}
 	if err := json.Unmarshal(data, v); err != nil {
-		return false, fmt.Errorf("%s is damaged (%v): remove it", path, err)
+		return false, fmt.Errorf("%s is damaged (%v): remove it: %w", path, err, errDamaged)
 	}
 	return true, nil
 }
+
+// errDamaged: a state file exists but does not parse.
+var errDamaged = errors.New("damaged state file")
 
 // RecordApplied writes the journal entry of an apply.
 func (d *Dir) RecordApplied(a Applied) error { return writeJSON(d.file("applied.json"), a) }

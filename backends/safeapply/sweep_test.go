@@ -46,6 +46,7 @@ func TestStaleNamespaceStateIsRemoved(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	Settle()
 	if _, err := os.Stat(goneDir); !os.IsNotExist(err) {
 		t.Errorf("state of the deleted namespace is still there: %v", err)
 	}

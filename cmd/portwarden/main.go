@@ -4,6 +4,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/portwarden/portwarden/backends/safeapply"
 	"os"
 	"runtime/debug"
 )
@@ -23,6 +24,7 @@ const memoryLimit = 640 << 20
 // run executes the CLI and returns the process exit code; tests call it
 // through testscript.
 func run(args []string) int {
+	defer safeapply.Settle()
 	root := newRootCmd()
 	root.SetArgs(args)
 	err := root.Execute()
