@@ -14,17 +14,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-
 	"io/fs"
 	"os"
 
-	nft "github.com/google/nftables"
-	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/portwarden/portwarden/backends"
 	"github.com/portwarden/portwarden/backends/iptables"
 	"github.com/portwarden/portwarden/backends/nftables"
 	pwnetns "github.com/portwarden/portwarden/internal/netns"
+	"github.com/portwarden/portwarden/internal/nfgen"
 )
 
 // Open returns the backend called name ("auto", "nftables" or "iptables")
@@ -121,28 +120,15 @@ const nftablesTable = "portwarden"
 // nftables backend's table is there, and whether any table of family ip
 // or ip6 is (where iptables-nft keeps its chains).
 func probeNFTables(path string) (installed, xtables bool, err error) {
-	var opts []nft.ConnOption
-	if path != "" {
-		h, err := netns.GetFromPath(path)
-		if err != nil {
-			return false, false, fmt.Errorf("open network namespace %s: %w", path, err)
-		}
-		defer h.Close()
-		opts = append(opts, nft.WithNetNSFd(int(h)))
-	}
-	conn, err := nft.New(opts...)
+	tables, err := nfgen.Tables(path, unix.NFPROTO_UNSPEC)
 	if err != nil {
 		return false, false, err
 	}
-	tables, err := conn.ListTables()
-	if err != nil {
-		return false, false, fmt.Errorf("list nf_tables tables: %w", err)
-	}
 	for _, t := range tables {
-		if t.Name == nftablesTable && t.Family == nft.TableFamilyINet {
+		if t.Name == nftablesTable && t.Family == unix.NFPROTO_INET {
 			installed = true
 		}
-		if t.Family == nft.TableFamilyIPv4 || t.Family == nft.TableFamilyIPv6 {
+		if t.Family == unix.NFPROTO_IPV4 || t.Family == unix.NFPROTO_IPV6 {
 			xtables = true
 		}
 	}

@@ -2,13 +2,11 @@ package nftables
 
 import (
 	"encoding/binary"
-	"fmt"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/google/nftables"
-	"github.com/portwarden/portwarden/internal/netns"
+	"github.com/portwarden/portwarden/internal/nfgen"
 	"golang.org/x/sys/unix"
 )
 
@@ -78,14 +76,14 @@ func (b *Backend) setsWithCounters(table string) (map[string]bool, error) {
 	err := b.dump(getSetsRequest(table), func(data []byte) error {
 		var name string
 		counter := false
-		err := eachAttr(data, func(typ uint16, data []byte) error {
+		err := nfgen.EachAttr(data, func(typ uint16, data []byte) error {
 			switch typ {
 			case unix.NFTA_SET_NAME:
 				name = strings.TrimRight(string(data), "\x00")
 			case nftaSetExpr:
 				counter = counter || exprNamed(data, "counter")
 			case nftaSetExpressions:
-				return eachAttr(data, func(typ uint16, data []byte) error {
+				return nfgen.EachAttr(data, func(typ uint16, data []byte) error {
 					counter = counter || exprNamed(data, "counter")
 					return nil
 				})
@@ -103,7 +101,7 @@ func (b *Backend) setsWithCounters(table string) (map[string]bool, error) {
 // exprNamed reports whether the nested expression b is called name.
 func exprNamed(b []byte, name string) bool {
 	found := false
-	eachAttr(b, func(typ uint16, data []byte) error {
+	nfgen.EachAttr(b, func(typ uint16, data []byte) error {
 		if typ == unix.NFTA_EXPR_NAME && strings.TrimRight(string(data), "\x00") == name {
 			found = true
 		}
@@ -116,52 +114,7 @@ func exprNamed(b []byte, name string) bool {
 // backend's namespace and calls fn with each answer's attributes (after
 // struct nfgenmsg) as it arrives.
 func (b *Backend) dump(req []byte, fn func(data []byte) error) error {
-	return netns.DoPath(b.netns, func() error {
-		fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_NETFILTER)
-		if err != nil {
-			return err
-		}
-		defer unix.Close(fd)
-		if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-			return err
-		}
-		if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-			return err
-		}
-		// A 32 KiB buffer makes the kernel fill every further answer up to
-		// 32 KiB (see largeDumps).
-		buf := make([]byte, dumpSkbBytes)
-		for range 1 << 24 { // bounded: a dump of 2^24 answers is broken
-			n, _, err := unix.Recvfrom(fd, buf, 0)
-			if err != nil {
-				return err
-			}
-			msgs, err := syscall.ParseNetlinkMessage(buf[:n])
-			if err != nil {
-				return err
-			}
-			for _, m := range msgs {
-				switch m.Header.Type {
-				case unix.NLMSG_DONE:
-					return nil
-				case unix.NLMSG_ERROR:
-					if len(m.Data) >= 4 {
-						if errno := -int32(binary.NativeEndian.Uint32(m.Data)); errno != 0 {
-							return syscall.Errno(errno)
-						}
-					}
-					return nil
-				}
-				if len(m.Data) < 4 {
-					continue
-				}
-				if err := fn(m.Data[4:]); err != nil {
-					return err
-				}
-			}
-		}
-		return fmt.Errorf("the dump did not end")
-	})
+	return nfgen.Exchange(b.netns, req, func(_ uint16, _ byte, data []byte) error { return fn(data) })
 }
 
 // elemComment is the comment in an element's user data (libnftnl's
@@ -181,82 +134,38 @@ func elemComment(ud []byte) string {
 }
 
 func getSetElemRequest(set *nftables.Set) []byte {
-	return getRequest(unix.NFT_MSG_GETSETELEM, byte(set.Table.Family), set.Table.Name, set.Name)
+	req := nfgen.Request(unix.NFT_MSG_GETSETELEM, unix.NLM_F_DUMP, byte(set.Table.Family))
+	req = nfgen.AppendAttr(req, unix.NFTA_SET_ELEM_LIST_TABLE, set.Table.Name)
+	return nfgen.AppendAttr(req, unix.NFTA_SET_ELEM_LIST_SET, set.Name)
 }
 
 func getSetsRequest(table string) []byte {
-	return getRequest(unix.NFT_MSG_GETSET, byte(nftables.TableFamilyINet), table, "")
-}
-
-// getRequest is a dump request of msg for the table's sets (set empty) or
-// one set's elements.
-func getRequest(msg int, family byte, table, set string) []byte {
-	attr := func(b []byte, typ uint16, s string) []byte {
-		l := unix.SizeofNlAttr + len(s) + 1
-		b = binary.NativeEndian.AppendUint16(b, uint16(l))
-		b = binary.NativeEndian.AppendUint16(b, typ)
-		b = append(b, s...)
-		b = append(b, 0)
-		for len(b)%4 != 0 {
-			b = append(b, 0)
-		}
-		return b
-	}
-	b := make([]byte, unix.NLMSG_HDRLEN, 128)
-	b = append(b, family, unix.NFNETLINK_V0, 0, 0) // struct nfgenmsg
-	// NFTA_SET_ELEM_LIST_TABLE/SET and NFTA_SET_TABLE/NAME are 1 and 2.
-	b = attr(b, unix.NFTA_SET_ELEM_LIST_TABLE, table)
-	if set != "" {
-		b = attr(b, unix.NFTA_SET_ELEM_LIST_SET, set)
-	}
-	binary.NativeEndian.PutUint32(b[0:4], uint32(len(b)))
-	binary.NativeEndian.PutUint16(b[4:6], uint16(unix.NFNL_SUBSYS_NFTABLES<<8|msg))
-	binary.NativeEndian.PutUint16(b[6:8], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
-	return b
-}
-
-// eachAttr calls fn for each netlink attribute in b.
-func eachAttr(b []byte, fn func(typ uint16, data []byte) error) error {
-	for len(b) >= unix.SizeofNlAttr {
-		l := int(binary.NativeEndian.Uint16(b[0:2]))
-		typ := binary.NativeEndian.Uint16(b[2:4]) & 0x3fff // NLA_TYPE_MASK: without the nested and byte-order flags
-		if l < unix.SizeofNlAttr || l > len(b) {
-			return fmt.Errorf("malformed netlink attribute")
-		}
-		if err := fn(typ, b[unix.SizeofNlAttr:l]); err != nil {
-			return err
-		}
-		l = (l + unix.NLA_ALIGNTO - 1) &^ (unix.NLA_ALIGNTO - 1)
-		if l > len(b) {
-			return nil
-		}
-		b = b[l:]
-	}
-	return nil
+	req := nfgen.Request(unix.NFT_MSG_GETSET, unix.NLM_F_DUMP, byte(nftables.TableFamilyINet))
+	return nfgen.AppendAttr(req, unix.NFTA_SET_TABLE, table)
 }
 
 // decodeElems appends the elements of one NFT_MSG_NEWSETELEM answer;
 // keys are copied into arena, which grows in blocks. With uses non-nil it
 // appends what each element recorded there too (counters, expiry).
 func decodeElems(b []byte, out []elem, arena []byte, uses *[]elemUse) ([]elem, []byte, error) {
-	err := eachAttr(b, func(typ uint16, data []byte) error {
+	err := nfgen.EachAttr(b, func(typ uint16, data []byte) error {
 		if typ != unix.NFTA_SET_ELEM_LIST_ELEMENTS {
 			return nil
 		}
-		return eachAttr(data, func(typ uint16, data []byte) error {
+		return nfgen.EachAttr(data, func(typ uint16, data []byte) error {
 			if typ != unix.NFTA_LIST_ELEM {
 				return nil
 			}
 			var e elem
 			var u elemUse
 			expires := int64(-1)
-			err := eachAttr(data, func(typ uint16, data []byte) error {
+			err := nfgen.EachAttr(data, func(typ uint16, data []byte) error {
 				if uses != nil {
 					decodeUse(typ, data, &u)
 				}
 				switch typ {
 				case unix.NFTA_SET_ELEM_KEY:
-					return eachAttr(data, func(typ uint16, data []byte) error {
+					return nfgen.EachAttr(data, func(typ uint16, data []byte) error {
 						if typ == unix.NFTA_DATA_VALUE {
 							if cap(arena)-len(arena) < len(data) {
 								arena = make([]byte, 0, 64<<10)
@@ -313,7 +222,7 @@ func decodeUse(typ uint16, data []byte, u *elemUse) {
 	case unix.NFTA_SET_ELEM_EXPR:
 		decodeCounter(data, u)
 	case nftaSetElemExpressions:
-		eachAttr(data, func(typ uint16, data []byte) error {
+		nfgen.EachAttr(data, func(typ uint16, data []byte) error {
 			decodeCounter(data, u)
 			return nil
 		})
@@ -325,11 +234,11 @@ func decodeCounter(b []byte, u *elemUse) {
 	if !exprNamed(b, "counter") {
 		return
 	}
-	eachAttr(b, func(typ uint16, data []byte) error {
+	nfgen.EachAttr(b, func(typ uint16, data []byte) error {
 		if typ != unix.NFTA_EXPR_DATA {
 			return nil
 		}
-		return eachAttr(data, func(typ uint16, data []byte) error {
+		return nfgen.EachAttr(data, func(typ uint16, data []byte) error {
 			if len(data) < 8 {
 				return nil
 			}

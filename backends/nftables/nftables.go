@@ -40,23 +40,50 @@ func New(cfg backends.Config) (backends.Backend, error) {
 // Name is "nftables".
 func (b *Backend) Name() string { return "nftables" }
 
-// conn opens a netlink connection in the backend's namespace; close runs
-// when the caller is done with it.
-func (b *Backend) conn() (c *nftables.Conn, closeFn func(), err error) {
-	if b.netns == "" {
-		c, err = nftables.New(nftables.WithSockOptions(largeSendBuffer, largeDumps))
-		return c, func() {}, kernelErr("open netlink", err)
+// link is the backend's netlink connection for one operation: dialled on
+// first use (a read the memo or the cache answers needs none) and kept for
+// the rest of it, since every request through google/nftables otherwise
+// dials a socket of its own.
+type link struct {
+	b  *Backend
+	c  *nftables.Conn
+	ns *os.File
+}
+
+func (b *Backend) link() *link { return &link{b: b} }
+
+// conn dials the connection in the backend's namespace, once.
+func (l *link) conn() (*nftables.Conn, error) {
+	if l.c != nil {
+		return l.c, nil
 	}
-	f, err := os.Open(b.netns)
+	opts := []nftables.ConnOption{nftables.AsLasting(), nftables.WithSockOptions(largeSendBuffer)}
+	what := "open netlink"
+	if l.b.netns != "" {
+		f, err := os.Open(l.b.netns)
+		if err != nil {
+			return nil, fmt.Errorf("open network namespace %s: %w", l.b.netns, err)
+		}
+		l.ns = f
+		opts = append(opts, nftables.WithNetNSFd(int(f.Fd())))
+		what = "open netlink in " + l.b.netns
+	}
+	c, err := nftables.New(opts...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("open network namespace %s: %w", b.netns, err)
+		return nil, kernelErr(what, err)
 	}
-	c, err = nftables.New(nftables.WithNetNSFd(int(f.Fd())), nftables.WithSockOptions(largeSendBuffer, largeDumps))
-	if err != nil {
-		f.Close()
-		return nil, nil, kernelErr("open netlink in "+b.netns, err)
+	l.c = c
+	return c, nil
+}
+
+// close closes what conn opened.
+func (l *link) close() {
+	if l.c != nil {
+		l.c.CloseLasting()
 	}
-	return c, func() { f.Close() }, nil
+	if l.ns != nil {
+		l.ns.Close()
+	}
 }
 
 // sendBufferBytes bounds one batch: 100,000 IPv6 intervals take about
@@ -118,12 +145,9 @@ func (b *Backend) Current(ctx context.Context) (*backends.State, error) {
 }
 
 func (b *Backend) snapshot() (*snapshot, error) {
-	c, done, err := b.conn()
-	if err != nil {
-		return nil, err
-	}
-	defer done()
-	return b.read(c)
+	l := b.link()
+	defer l.close()
+	return b.read(l)
 }
 
 func (s *snapshot) state() *backends.State {
@@ -162,12 +186,9 @@ func (b *Backend) Apply(ctx context.Context, plan *backends.Plan) error {
 	if plan == nil || plan.Desired == nil || plan.Current == nil {
 		return errors.New("apply: the plan is incomplete; make a new one with portwarden plan")
 	}
-	c, done, err := b.conn()
-	if err != nil {
-		return err
-	}
-	defer done()
-	now, err := b.read(c)
+	l := b.link()
+	defer l.close()
+	now, err := b.read(l)
 	if err != nil {
 		return err
 	}
@@ -178,6 +199,10 @@ func (b *Backend) Apply(ctx context.Context, plan *backends.Plan) error {
 		return nil
 	}
 	want := plan.Desired.Canonical()
+	c, err := l.conn()
+	if err != nil {
+		return err
+	}
 	// Diffed again rather than trusting plan.Diff, which may come from a file.
 	content, err := writeTransition(c, now, want, rules.Compare(now.ruleset, want))
 	if err != nil {
@@ -244,17 +269,15 @@ func writtenOwned(before *snapshot, want *rules.Ruleset, content map[string][]in
 
 // Destroy deletes the owned table, and nothing else.
 func (b *Backend) Destroy(ctx context.Context) error {
-	c, done, err := b.conn()
-	if err != nil {
+	l := b.link()
+	defer l.close()
+	s, err := b.read(l)
+	if err != nil || s.table == nil {
 		return err
 	}
-	defer done()
-	s, err := b.read(c)
+	c, err := l.conn()
 	if err != nil {
 		return err
-	}
-	if s.table == nil {
-		return nil
 	}
 	c.DelTable(s.table)
 	b.forget()
@@ -264,11 +287,12 @@ func (b *Backend) Destroy(ctx context.Context) error {
 // Counters reads the counter of every owned rule. Counters move without
 // moving the generation, so this always asks the kernel.
 func (b *Backend) Counters(ctx context.Context) ([]backends.Counter, error) {
-	c, done, err := b.conn()
+	l := b.link()
+	defer l.close()
+	c, err := l.conn()
 	if err != nil {
 		return nil, err
 	}
-	defer done()
 	table, err := c.ListTableOfFamily(tableName, nftables.TableFamilyINet)
 	if err != nil || table == nil {
 		return nil, nil // nothing installed, nothing counted

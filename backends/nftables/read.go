@@ -53,7 +53,7 @@ type snapshot struct {
 	rulesetFP   string // ruleset.Fingerprint(), computed with fingerprint
 }
 
-func (b *Backend) read(c *nftables.Conn) (*snapshot, error) {
+func (b *Backend) read(l *link) (*snapshot, error) {
 	s := &snapshot{
 		sets: map[string]*nftables.Set{}, content: map[string][]interval{},
 		chains: map[string]*nftables.Chain{}, rules: map[string][]*nftables.Rule{},
@@ -67,17 +67,26 @@ func (b *Backend) read(c *nftables.Conn) (*snapshot, error) {
 		b.remember(cached)
 		return cached, nil
 	}
-	tables, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
+	tables, err := nfgen.Tables(b.netns, byte(nftables.TableFamilyINet))
 	if err != nil {
 		return nil, kernelErr("list nftables tables", err)
 	}
 	for _, t := range tables {
 		if t.Name == tableName {
-			s.table = t
+			s.table = &nftables.Table{Name: t.Name, Family: nftables.TableFamilyINet}
 		}
 	}
 	if s.table == nil {
+		// Nothing installed is remembered too: plan and apply of a first
+		// policy ask again, and the generation still proves it.
+		if s.cookie != 0 {
+			b.remember(s)
+		}
 		return s, nil
+	}
+	c, err := l.conn()
+	if err != nil {
+		return nil, err
 	}
 	sets, err := c.GetSets(s.table)
 	if err != nil {

@@ -32,11 +32,12 @@ func (b *Backend) Usage(ctx context.Context) (*backends.Usage, error) {
 	if s.table == nil {
 		return u, nil
 	}
-	c, done, err := b.conn()
+	l := b.link()
+	defer l.close()
+	c, err := l.conn()
 	if err != nil {
 		return nil, err
 	}
-	defer done()
 	sets, err := c.GetSets(s.table)
 	if err != nil {
 		return nil, kernelErr("list sets of table inet "+tableName, err)

@@ -1,13 +1,18 @@
-// Package nfgen reads the nf_tables ruleset generation: a number the kernel
-// bumps on every committed change to any nf_tables table of a namespace.
-// An unchanged generation proves that nothing was written.
+// Package nfgen asks nf_tables what a command needs before it decides
+// anything: the ruleset generation (a number the kernel bumps on every
+// committed change to any nf_tables table of a namespace, so an unchanged
+// generation proves that nothing was written), the namespace's cookie, the
+// tables, and any dump, over a plain netlink socket read with blocking
+// calls. An exchange through mdlayher/netlink (the runtime's network
+// poller, a wake-up between threads) cost 150-200 µs on a test VM, a plain
+// socket about 20 µs, and a command asks several times.
 package nfgen
 
 import (
 	"encoding/binary"
 	"fmt"
+	"syscall"
 
-	"github.com/mdlayher/netlink"
 	"github.com/portwarden/portwarden/internal/netns"
 	"golang.org/x/sys/unix"
 )
@@ -16,48 +21,175 @@ import (
 // caller's own).
 func Generation(nsPath string) (uint32, error) {
 	var gen uint32
-	err := netns.DoPath(nsPath, func() error {
-		conn, err := netlink.Dial(unix.NETLINK_NETFILTER, nil)
-		if err != nil {
-			return err
+	found := false
+	req := Request(unix.NFT_MSG_GETGEN, 0, unix.AF_UNSPEC)
+	err := Exchange(nsPath, req, func(typ uint16, _ byte, data []byte) error {
+		if typ != unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_NEWGEN {
+			return nil
 		}
-		defer conn.Close()
-		req := netlink.Message{
-			Header: netlink.Header{
-				Type:  netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_GETGEN),
-				Flags: netlink.Request,
-			},
-			Data: []byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, 0}, // struct nfgenmsg
-		}
-		msgs, err := conn.Execute(req)
-		if err != nil {
-			return err
-		}
-		for _, m := range msgs {
-			if m.Header.Type != netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_NEWGEN) || len(m.Data) < 4 {
-				continue
+		return EachAttr(data, func(a uint16, v []byte) error {
+			if a == unix.NFTA_GEN_ID && len(v) >= 4 {
+				gen, found = binary.BigEndian.Uint32(v), true
 			}
-			ad, err := netlink.NewAttributeDecoder(m.Data[4:])
-			if err != nil {
-				return err
-			}
-			ad.ByteOrder = binary.BigEndian
-			for ad.Next() {
-				if ad.Type() == unix.NFTA_GEN_ID {
-					gen = ad.Uint32()
-					return nil
-				}
-			}
-			if err := ad.Err(); err != nil {
-				return err
-			}
-		}
-		return fmt.Errorf("no generation in the nf_tables answer")
+			return nil
+		})
 	})
+	if err == nil && !found {
+		err = fmt.Errorf("no generation in the nf_tables answer")
+	}
 	if err != nil {
 		return 0, fmt.Errorf("read the nf_tables generation: %w", err)
 	}
 	return gen, nil
+}
+
+// Table is one nf_tables table: its family (unix.NFPROTO_*) and name.
+type Table struct {
+	Family byte
+	Name   string
+}
+
+// Tables lists the tables of family (unix.NFPROTO_UNSPEC for all) in the
+// namespace at nsPath.
+func Tables(nsPath string, family byte) ([]Table, error) {
+	var out []Table
+	req := Request(unix.NFT_MSG_GETTABLE, unix.NLM_F_DUMP, family)
+	err := Exchange(nsPath, req, func(typ uint16, family byte, data []byte) error {
+		if typ != unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_NEWTABLE {
+			return nil
+		}
+		t := Table{Family: family}
+		err := EachAttr(data, func(a uint16, v []byte) error {
+			if a == unix.NFTA_TABLE_NAME {
+				t.Name = cString(v)
+			}
+			return nil
+		})
+		out = append(out, t)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list nf_tables tables: %w", err)
+	}
+	return out, nil
+}
+
+// Request is a netlink request of nf_tables message msg (unix.NFT_MSG_*)
+// with the extra flags (unix.NLM_F_DUMP for a dump) for family; attributes
+// may be appended with AppendAttr.
+func Request(msg int, flags uint16, family byte) []byte {
+	b := make([]byte, unix.NLMSG_HDRLEN, 128)
+	binary.NativeEndian.PutUint16(b[4:6], uint16(unix.NFNL_SUBSYS_NFTABLES<<8|msg))
+	binary.NativeEndian.PutUint16(b[6:8], unix.NLM_F_REQUEST|flags)
+	b = append(b, family, unix.NFNETLINK_V0, 0, 0) // struct nfgenmsg
+	binary.NativeEndian.PutUint32(b[0:4], uint32(len(b)))
+	return b
+}
+
+// AppendAttr adds a NUL-terminated string attribute to req.
+func AppendAttr(req []byte, typ uint16, s string) []byte {
+	l := unix.SizeofNlAttr + len(s) + 1
+	req = binary.NativeEndian.AppendUint16(req, uint16(l))
+	req = binary.NativeEndian.AppendUint16(req, typ)
+	req = append(req, s...)
+	req = append(req, 0)
+	for len(req)%4 != 0 {
+		req = append(req, 0)
+	}
+	binary.NativeEndian.PutUint32(req[0:4], uint32(len(req)))
+	return req
+}
+
+// DumpBufferBytes is the most the kernel puts into one netlink dump
+// message (SKB_WITH_OVERHEAD(32768) in af_netlink.c). Reading with a
+// buffer this large makes the kernel fill every further answer up to it:
+// a set dump restarts the set walk for every message, so page-sized
+// messages cost four times the walks.
+const DumpBufferBytes = 32 << 10
+
+// Exchange sends req on a new netlink socket in the namespace at nsPath
+// and calls fn with the type, the family (from struct nfgenmsg) and the
+// attributes of every answer, until the dump or the answer ends. An error
+// the kernel returns is returned as its errno.
+func Exchange(nsPath string, req []byte, fn func(typ uint16, family byte, attrs []byte) error) error {
+	return netns.DoPath(nsPath, func() error {
+		fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_NETFILTER)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+			return err
+		}
+		if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+			return err
+		}
+		dump := binary.NativeEndian.Uint16(req[6:8])&unix.NLM_F_DUMP != 0
+		buf := make([]byte, DumpBufferBytes)
+		for range 1 << 24 { // bounded: a dump of 2^24 answers is broken
+			n, _, err := unix.Recvfrom(fd, buf, 0)
+			if err != nil {
+				return err
+			}
+			msgs, err := syscall.ParseNetlinkMessage(buf[:n])
+			if err != nil {
+				return err
+			}
+			for _, m := range msgs {
+				switch m.Header.Type {
+				case unix.NLMSG_DONE:
+					return nil
+				case unix.NLMSG_ERROR:
+					if len(m.Data) >= 4 {
+						if errno := -int32(binary.NativeEndian.Uint32(m.Data)); errno != 0 {
+							return syscall.Errno(errno)
+						}
+					}
+					return nil
+				}
+				if len(m.Data) < 4 {
+					continue
+				}
+				if err := fn(m.Header.Type, m.Data[0], m.Data[4:]); err != nil {
+					return err
+				}
+			}
+			if !dump {
+				return nil // one answer, and no acknowledgement was asked for
+			}
+		}
+		return fmt.Errorf("the dump did not end")
+	})
+}
+
+// EachAttr calls fn for every netlink attribute in b, with the nested and
+// byte-order flags cleared from its type.
+func EachAttr(b []byte, fn func(typ uint16, data []byte) error) error {
+	for len(b) >= unix.SizeofNlAttr {
+		l := int(binary.NativeEndian.Uint16(b[0:2]))
+		typ := binary.NativeEndian.Uint16(b[2:4]) &^ (unix.NLA_F_NESTED | unix.NLA_F_NET_BYTEORDER)
+		if l < unix.SizeofNlAttr || l > len(b) {
+			return fmt.Errorf("malformed netlink attribute")
+		}
+		if err := fn(typ, b[unix.SizeofNlAttr:l]); err != nil {
+			return err
+		}
+		l = (l + unix.NLA_ALIGNTO - 1) &^ (unix.NLA_ALIGNTO - 1)
+		if l > len(b) {
+			break
+		}
+		b = b[l:]
+	}
+	return nil
+}
+
+func cString(b []byte) string {
+	for i, c := range b {
+		if c == 0 {
+			return string(b[:i])
+		}
+	}
+	return string(b)
 }
 
 // Cookie is the namespace's cookie: a 64-bit number the kernel never gives
