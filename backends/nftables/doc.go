@@ -101,9 +101,10 @@
 // When the generation moved (any program wrote anything), the next command
 // reads the owned table once, and the set dumps are the cost: the kernel
 // restarts its set walk for every dump message, so a dump of n elements in
-// messages of k costs about n²/2k steps. dumpbuf.go raises the message
-// size to the kernel's 32 KiB maximum (one page by default), and dump.go
-// decodes each answer as it arrives, keeping only keys. 100,000 sources
+// messages of k costs about n²/2k steps. dump.go reads with a 32 KiB
+// buffer (internal/nfgen), which makes the kernel fill each message up to
+// its maximum instead of one page, and decodes each answer as it arrives,
+// keeping only keys. 100,000 sources
 // (about 150,000 interval elements) then read in about half a second; a
 // million take minutes, for nft list too. Per-element counters make each
 // dumped element larger, yet BenchmarkColdRead (100,000 sources) read in
