@@ -101,11 +101,11 @@ func Apply(ctx context.Context, d *Dir, b backends.Backend, plan *backends.Plan,
 			return err
 		}
 	}
-	// Everything the apply records is written now (the journal synced, so
-	// that even a file system that reports a full disk only when it writes
-	// back says so here), before the kernel changes: a full, read-only or
-	// vanished state directory stops the apply here, with nothing applied.
-	// After the kernel changed, only renames remain.
+	// Everything the apply records is written now (the journal's space
+	// reserved, so that even a file system that reports a full disk only
+	// when it writes back says so here), before the kernel changes: a
+	// full, read-only or vanished state directory stops the apply here,
+	// with nothing applied. After the kernel changed, only renames remain.
 	desired := plan.Desired.Fingerprint()
 	rec, err := d.stageApplied(Applied{Fingerprint: desired, Backend: b.Name(), When: time.Now().UTC(), By: Who(), Policy: opts.Policy})
 	if err != nil {

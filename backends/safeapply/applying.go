@@ -18,8 +18,8 @@ import (
 // exists and nobody holds the lock, an apply was killed midway. It is not
 // synced: a killed process's writes are in the page cache for the next
 // one, and a machine that stops loses the kernel's rules too (the boot
-// restore starts from nothing). The staged journal, which is synced,
-// finds a full disk before the kernel changes for both.
+// restore starts from nothing). The staged journal, whose space is
+// reserved, finds a full disk before the kernel changes for both.
 const applyingFile = "applying.json"
 
 // Applying is the record of an apply in flight.

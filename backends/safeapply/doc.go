@@ -10,8 +10,8 @@
 // /run/portwarden (PORTWARDEN_STATE_DIR overrides it), named by the
 // namespace's cookie, a number the kernel never reuses:
 //
-//	lock          flock(2) target; held by apply, destroy, confirm and the watchdog
-//	lock.holder   who holds it (pid, command, since), for the waiting side's message
+//	lock          flock(2) target, held by apply, destroy, confirm and the watchdog;
+//	              it says who holds it (pid, command, since) for the waiting side
 //	applied.json  the last applied fingerprint, backend, time and user
 //	pending.json  a change awaiting confirmation: the previous owned Ruleset
 //	              (or none), the deadline and the watchdog's pid

@@ -24,9 +24,13 @@ type Event struct {
 	Policy    string    `json:"policy,omitempty"`
 }
 
-// historyKeep bounds the history: it is trimmed to its newest lines so it
-// never grows without end.
-const historyKeep = 200
+// historyKeep bounds the history: once it grows past twice this many
+// lines (about historyTrimBytes) it is trimmed to its newest historyKeep,
+// so it never grows without end.
+const (
+	historyKeep      = 200
+	historyTrimBytes = 2 * historyKeep * 256
+)
 
 func historyPath(root string) string { return filepath.Join(RootDir(root), "history.jsonl") }
 
@@ -55,20 +59,39 @@ func RecordEvent(root string, e Event) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
+	// Appended in one write (O_APPEND: commands in other namespaces may
+	// append at the same moment) and not synced, like the other
+	// conveniences.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(append(line, '\n'))
+	info, serr := f.Stat()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil || serr != nil || info.Size() <= historyTrimBytes {
+		return err
+	}
+	return trimHistory(path)
+}
+
+// trimHistory keeps the newest historyKeep lines, replacing the file
+// atomically.
+func trimHistory(path string) error {
 	data, err := os.ReadFile(path)
-	if err != nil && !os.IsNotExist(err) {
+	if err != nil {
 		return err
 	}
 	lines := bytes.SplitAfter(data, []byte("\n"))
+	if len(lines) > 0 && len(lines[len(lines)-1]) == 0 {
+		lines = lines[:len(lines)-1]
+	}
 	if len(lines) > historyKeep {
 		lines = lines[len(lines)-historyKeep:]
 	}
-	out := append(bytes.Join(lines, nil), append(line, '\n')...)
-	// Replaced atomically but not synced, like the other conveniences: the
-	// journal of the apply itself (applied.json) is synced before the
-	// kernel changes, and two more syncs after it were a tenth of a small
-	// apply.
-	return replaceFile(path, out)
+	return replaceFile(path, bytes.Join(lines, nil))
 }
 
 // LastEvent returns the newest event of the caller's namespace, nil when

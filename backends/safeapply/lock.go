@@ -72,18 +72,36 @@ func (d *Dir) tryAcquire(command string, recreate bool) (*Lock, error) {
 			f.Close() // removed under us: lock the file that is there now
 			continue
 		}
-		h := Holder{PID: os.Getpid(), Command: command, Since: time.Now().UTC()}
-		if data, err := json.Marshal(h); err == nil {
-			os.WriteFile(d.file("lock.holder"), data, 0o600)
-		}
+		writeHolder(f, Holder{PID: os.Getpid(), Command: command, Since: time.Now().UTC()})
 		return &Lock{f: f, dir: d}, nil
 	}
 	return nil, fmt.Errorf("lock %s: the state directory keeps being removed; is another portwarden destroying it?", d.file("lock"))
 }
 
+// holderBytes is the size a holder record is padded to: a shorter record
+// then overwrites a longer one whole, with no truncate.
+const holderBytes = 256
+
+// writeHolder records who holds the lock in the lock file itself, which
+// the holder has open: rewriting it in place costs no file created and
+// removed on every command. JSON ignores the padding.
+func writeHolder(f *os.File, h Holder) {
+	data, err := json.Marshal(h)
+	if err != nil {
+		return
+	}
+	data = append(data, '\n')
+	if len(data) < holderBytes {
+		data = append(data, strings.Repeat(" ", holderBytes-len(data))...)
+	} else {
+		f.Truncate(0)
+	}
+	f.WriteAt(data, 0)
+}
+
 func (d *Dir) holderText() string {
 	var h Holder
-	ok, err := readJSON(d.file("lock.holder"), &h)
+	ok, err := readJSON(d.file("lock"), &h)
 	if !ok || err != nil {
 		return "the holder is unknown"
 	}
@@ -95,7 +113,6 @@ func (l *Lock) Unlock() {
 	if l == nil || l.f == nil {
 		return
 	}
-	os.Remove(l.dir.file("lock.holder"))
 	unix.Flock(int(l.f.Fd()), unix.LOCK_UN)
 	l.f.Close()
 	l.f = nil

@@ -2,12 +2,14 @@ package safeapply
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/portwarden/portwarden/internal/nfgen"
 	"github.com/portwarden/portwarden/rules"
 )
 
@@ -45,6 +47,11 @@ func TestLockContentionNamesTheHolder(t *testing.T) {
 	if err != nil {
 		t.Fatalf("waiting acquire: %v", err)
 	}
+	// The holder is recorded in the lock file, rewritten in place: a
+	// shorter record over a longer one still names the new holder.
+	if _, err := d.Acquire(0, "portwarden confirm"); err == nil || !strings.Contains(err.Error(), "(portwarden destroy) since") {
+		t.Errorf("while destroy holds the lock: %v", err)
+	}
 	l.Unlock()
 }
 
@@ -74,5 +81,34 @@ func TestPendingAndJournalRoundTrip(t *testing.T) {
 	}
 	if a, err := d.LastApplied(); err != nil || a.Fingerprint != "abc" {
 		t.Errorf("journal = %+v %v", a, err)
+	}
+}
+
+// The history is appended to, and trimmed to its newest lines once it
+// grows past its bound: it never grows without end, and the newest event
+// is always the last line.
+func TestHistoryBounded(t *testing.T) {
+	root := t.TempDir()
+	cookie, err := nfgen.Cookie("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	most := 0
+	for i := range 3 * historyKeep {
+		if err := RecordEvent(root, Event{Namespace: cookie, Action: "apply", By: "tester", Policy: fmt.Sprintf("/etc/portwarden/%d", i)}); err != nil {
+			t.Fatal(err)
+		}
+		data, err := os.ReadFile(historyPath(root))
+		if err != nil {
+			t.Fatal(err)
+		}
+		most = max(most, len(data))
+	}
+	if most > historyTrimBytes+512 {
+		t.Errorf("the history grew to %d bytes, past its bound of %d", most, historyTrimBytes)
+	}
+	last, err := LastEvent(root)
+	if err != nil || last == nil || last.Policy != fmt.Sprintf("/etc/portwarden/%d", 3*historyKeep-1) {
+		t.Fatalf("last event %+v, %v", last, err)
 	}
 }

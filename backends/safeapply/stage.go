@@ -6,18 +6,26 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
-// staged is a file written in full and synced under a temporary name
-// beside its final path, waiting to be renamed into place. Everything that
-// can fail for lack of space, a read-only file system or permission fails
-// while staging, before the kernel changes; commit only renames.
+// staged is a file written in full under a temporary name beside its
+// final path, its space reserved, waiting to be renamed into place.
+// Everything that can fail for lack of space, a read-only file system or
+// permission fails while staging, before the kernel changes; commit only
+// renames.
 type staged struct {
 	tmp, path string
 	done      bool
 }
 
-// stageFile writes data to a temporary file next to path and syncs it.
+// stageFile writes data to a temporary file next to path. Its blocks are
+// reserved first (fallocate), so that a full disk is reported now even by
+// a file system that would only find out when it writes back; where
+// fallocate is not supported the file is synced instead. (A sync made an
+// ext4 journal commit of 1-20 ms on every apply, and a record that
+// outlived a crash of the machine would describe rules the crash removed.)
 // On any failure the temporary file is gone and the error names the path
 // and the cause.
 func stageFile(path string, data []byte) (*staged, error) {
@@ -26,11 +34,17 @@ func stageFile(path string, data []byte) (*staged, error) {
 		return nil, fileError("create a temporary file beside "+path, err)
 	}
 	st := &staged{tmp: f.Name(), path: path}
-	_, err = f.Write(data)
+	sync := false
+	if err = unix.Fallocate(int(f.Fd()), 0, 0, int64(len(data))); errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS) {
+		sync, err = true, nil
+	}
+	if err == nil {
+		_, err = f.Write(data)
+	}
 	if err == nil {
 		err = f.Chmod(0o600)
 	}
-	if err == nil {
+	if err == nil && sync {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {

@@ -139,7 +139,8 @@ func newApplyCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if !plan.Empty() {
-				safeapply.RecordEvent("", safeapply.Event{Action: "apply", Backend: b.Name(), Policy: policyPath})
+				e := safeapply.Event{Action: "apply", Backend: b.Name(), Policy: policyPath}
+				records.Go(func() { safeapply.RecordEvent("", e) })
 			}
 			if err := g.reportApply(w, plan, !plan.Empty()); err != nil {
 				return err

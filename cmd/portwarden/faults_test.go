@@ -471,11 +471,32 @@ func TestSignalledApply(t *testing.T) {
 		default:
 			t.Errorf("exit %d after %v\n%s", code, tc.sig, out.String())
 		}
-		if matches, _ := filepath.Glob(filepath.Join(l.state, "*", "lock.holder")); len(matches) > 0 {
-			t.Errorf("the lock was not released: %v", matches)
+		if held := lockedFiles(t, filepath.Join(l.state, "*", "lock")); len(held) > 0 {
+			t.Errorf("the lock was not released: %v", held)
 		}
 		if code, out := run1(t, l.cmd("--policy", to, "apply", "--auto-approve", "--force", "--lock-timeout", "0s")); code != 0 {
 			t.Errorf("apply after the signal: %d %s", code, out)
 		}
 	}
+}
+
+// lockedFiles returns the files matching pattern that a process holds an
+// flock on.
+func lockedFiles(t *testing.T, pattern string) []string {
+	t.Helper()
+	matches, _ := filepath.Glob(pattern)
+	var held []string
+	for _, m := range matches {
+		f, err := os.Open(m)
+		if err != nil {
+			continue
+		}
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			held = append(held, m)
+		} else {
+			syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		}
+		f.Close()
+	}
+	return held
 }

@@ -72,13 +72,10 @@ func inputDigest(path string, opts policies.Options, lists []string) (string, er
 }
 
 // recordCompiled remembers what the policy compiled to, for unchanged.
-// Failing costs only speed later, so errors are dropped.
+// Failing costs only speed later, so errors are dropped. The files are
+// hashed and the record written beside the rest of the command.
 func (g *globals) recordCompiled(pol *policies.Policy, rs *rules.Ruleset, backend string) {
 	opts, err := g.loadOptions()
-	if err != nil {
-		return
-	}
-	digest, err := inputDigest(g.policyPath, opts, pol.ListFiles)
 	if err != nil {
 		return
 	}
@@ -90,11 +87,19 @@ func (g *globals) recordCompiled(pol *policies.Policy, rs *rules.Ruleset, backen
 	if g.loaded != nil {
 		warnings = g.loaded.warnings
 	}
-	c := safeapply.Compiled{Digest: digest, Lists: pol.ListFiles, Fingerprint: g.fingerprint(rs), Backend: backend, Warnings: warnings, NextExpiry: rs.NextExpiry()}
-	if old := g.state.compiled; old != nil && reflect.DeepEqual(*old, c) {
-		return // the record unchanged found says so already (after a foreign write)
-	}
-	dir.RecordCompiled(c)
+	c := safeapply.Compiled{Lists: pol.ListFiles, Fingerprint: g.fingerprint(rs), Backend: backend, Warnings: warnings, NextExpiry: rs.NextExpiry()}
+	old, path := g.state.compiled, g.policyPath
+	records.Go(func() {
+		digest, err := inputDigest(path, opts, c.Lists)
+		if err != nil {
+			return
+		}
+		c.Digest = digest
+		if old != nil && reflect.DeepEqual(*old, c) {
+			return // the record unchanged found says so already (after a foreign write)
+		}
+		dir.RecordCompiled(c)
+	})
 }
 
 // writeUnchanged prints what plan and apply print when nothing changes.
