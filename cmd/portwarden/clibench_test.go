@@ -32,7 +32,8 @@ import (
 //	write, re-apply                            wrote to nf_tables
 //
 // with 1,000, 100,000 and 1,000,000 sources in a list file (the two cases
-// that dump the sets only up to 100,000). It prints the medians, the
+// that dump the sets only up to 100,000), and first the floor under every
+// command: starting the process (portwarden --version vs nft --version). It prints the medians, the
 // ratios and portwarden's peak RSS. Run it with `make bench`
 // (root). PORTWARDEN_BIN picks a built binary (default: built here);
 // PORTWARDEN_BENCH_SIZES picks sizes (e.g. "1000,100000").
@@ -44,12 +45,18 @@ func BenchmarkCLI(b *testing.B) {
 		}
 	}
 	bin := cliBinary(b)
-	runCLIBench(b, []int{1000, 100_000, 1_000_000}, func(n int) []cliRow { return benchCLISize(b, bin, n) },
+	runCLIBench(b, []int{1000, 100_000, 1_000_000}, func(n int) []cliRow {
+		if n == 0 {
+			return []cliRow{startRow(b, bin)}
+		}
+		return benchCLISize(b, bin, n)
+	},
 		"portwarden as a fresh process per command beside the kernel's own tools (median of the rounds)")
 }
 
 // runCLIBench runs one CLI benchmark at the sizes PORTWARDEN_BENCH_SIZES
-// names (else defaults) and prints its table under title.
+// names (else defaults) and prints its table under title. size(0), asked
+// first, gives rows that do not depend on the size (none, if it has none).
 func runCLIBench(b *testing.B, defaults []int, size func(n int) []cliRow, title string) {
 	sizes := defaults
 	if s := os.Getenv("PORTWARDEN_BENCH_SIZES"); s != "" {
@@ -64,7 +71,7 @@ func runCLIBench(b *testing.B, defaults []int, size func(n int) []cliRow, title 
 	}
 	var rows []cliRow
 	for b.Loop() {
-		rows = rows[:0]
+		rows = size(0)
 		for _, n := range sizes {
 			rows = append(rows, size(n)...)
 		}
@@ -73,6 +80,11 @@ func runCLIBench(b *testing.B, defaults []int, size func(n int) []cliRow, title 
 	tw := tabwriter.NewWriter(&out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "sources\tcase\tportwarden\tbeside\tratio\tportwarden peak RSS\t")
 	for _, r := range rows {
+		if r.n == 0 {
+			fmt.Fprintf(tw, "-\t%s\t%s\t%s (%s)\t%.2fx\t%d MiB\t\n", r.name, seconds(r.pw), seconds(r.other), r.otherName,
+				float64(r.pw)/float64(r.other), r.rss>>20)
+			continue
+		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s (%s)\t%.2fx\t%d MiB\t\n", r.n, r.name, seconds(r.pw), seconds(r.other), r.otherName,
 			float64(r.pw)/float64(r.other), r.rss>>20)
 	}
@@ -300,6 +312,23 @@ func benchCLISize(b *testing.B, bin string, n int) []cliRow {
 		r.oRuns = append(r.oRuns, nftFile(nftNS, f.changedScript))
 	}))
 	return rows
+}
+
+// startRow times starting each binary, which every command pays: a
+// fresh namespace, portwarden --version beside nft --version.
+func startRow(b *testing.B, bin string) cliRow {
+	newNS, closeAll := benchNamespaces(b)
+	defer closeAll()
+	ns := newNS()
+	r := cliRow{name: "process start (--version)", otherName: "nft --version"}
+	for range 11 {
+		d, rss := cliRun(b, ns, "", bin, "--version")
+		r.pwRuns, r.pwRSS = append(r.pwRuns, d), append(r.pwRSS, rss)
+		d, _ = cliRun(b, ns, "", "nft", "--version")
+		r.oRuns = append(r.oRuns, d)
+	}
+	r.pw, r.other, r.rss = median(r.pwRuns), median(r.oRuns), slices.Max(r.pwRSS)
+	return r
 }
 
 func median(ds []time.Duration) time.Duration {
