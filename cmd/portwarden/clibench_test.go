@@ -236,9 +236,14 @@ func cliRun(b *testing.B, ns *netns.NS, state string, name string, args ...strin
 // benchCLISize measures every case at n sources.
 func benchCLISize(b *testing.B, bin string, n int) []cliRow {
 	f := newCLIFixture(b, bin, n)
+	// Small cases take tens of milliseconds, where a shared machine's
+	// noise is largest: more rounds for their medians.
 	rounds := 5
-	if n >= 1_000_000 {
+	switch {
+	case n >= 1_000_000:
 		rounds = 3
+	case n <= 10_000:
+		rounds = 15
 	}
 	// Above 100,000 sources the cases that dump the sets (nft list table,
 	// and portwarden's one read after a foreign write) are left out: the
