@@ -44,7 +44,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzLoad -fuzztime=$(FUZZTIME) ./policies
 
 bench: build
-	$(GO) test -run='^$$' -bench=. -benchtime=1x -timeout=30m ./backends/... ./verify/...
+	$(GO) test -run='^$$' -bench=. -benchtime=1x -timeout=30m ./backends/... ./verify/... ./internal/nfgen
 	# The command as hooks run it: a fresh process per case beside nft -f.
 	PORTWARDEN_BIN=$(CURDIR)/$(BIN) $(GO) test -run='^$$' -bench=CLI -benchtime=1x -timeout=90m ./cmd/portwarden
 
