@@ -4,8 +4,9 @@
 // generation proves that nothing was written), the namespace's cookie, the
 // tables, and any dump, over a plain netlink socket read with blocking
 // calls. An exchange through mdlayher/netlink (the runtime's network
-// poller, a wake-up between threads) cost 150-200 µs on a test VM, a plain
-// socket about 20 µs, and a command asks several times.
+// poller, a wake-up between threads) cost 183 µs on a test VM, over a
+// plain socket 43 µs (BenchmarkGeneration), and a command asks several
+// times.
 package nfgen
 
 import (
