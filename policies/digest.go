@@ -10,6 +10,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"syscall"
+	"time"
 )
 
 // InputDigest is a sha256 of everything Load reads for the policy at path
@@ -20,16 +22,26 @@ import (
 // unchanged policy, and what it compiled to can be reused without loading
 // it again. Any error (a file gone) means: load it.
 func InputDigest(path string, opts Options, lists []string) (string, error) {
+	d, _, err := InputDigestAt(path, opts, lists)
+	return d, err
+}
+
+// InputDigestAt is InputDigest and the last time any of those inputs (or
+// the policy directory) changed: the latest status change time, which a
+// write sets and no program can set back. A digest taken after a Load
+// describes what that Load read only if nothing changed since it began.
+func InputDigestAt(path string, opts Options, lists []string) (digest string, changed time.Time, err error) {
 	h := sha256.New()
 	info, err := os.Stat(path)
 	if err != nil {
-		return "", err
+		return "", time.Time{}, err
 	}
+	changed = ctime(info)
 	files := []string{path}
 	if info.IsDir() {
 		entries, err := os.ReadDir(path)
 		if err != nil {
-			return "", err
+			return "", time.Time{}, err
 		}
 		files = files[:0]
 		for _, e := range entries {
@@ -58,6 +70,9 @@ func InputDigest(path string, opts Options, lists []string) (string, error) {
 		if r := admit(fi, limit); r != nil {
 			return fmt.Errorf("%s: %w", name, r)
 		}
+		if c := ctime(fi); c.After(changed) {
+			changed = c
+		}
 		fmt.Fprintf(h, "%s %q\n", kind, name)
 		n, err := io.Copy(h, f)
 		fmt.Fprintf(h, "\n%d\n", n)
@@ -66,17 +81,17 @@ func InputDigest(path string, opts Options, lists []string) (string, error) {
 	fmt.Fprintf(h, "policy %q\n", path)
 	for _, f := range files {
 		if err := hashFile("file", f); err != nil {
-			return "", err
+			return "", time.Time{}, err
 		}
 	}
 	for _, f := range opts.VarFiles {
 		if err := hashFile("var-file", f); err != nil {
-			return "", err
+			return "", time.Time{}, err
 		}
 	}
 	for _, f := range lists {
 		if err := hashFile("list", f); err != nil {
-			return "", err
+			return "", time.Time{}, err
 		}
 	}
 	names := make([]string, 0, len(opts.Vars))
@@ -97,5 +112,14 @@ func InputDigest(path string, opts Options, lists []string) (string, error) {
 	for _, kv := range env {
 		fmt.Fprintf(h, "env %q\n", kv)
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return hex.EncodeToString(h.Sum(nil)), changed, nil
+}
+
+// ctime is a file's status change time (its modification time where the
+// platform gives none).
+func ctime(fi os.FileInfo) time.Time {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return time.Unix(st.Ctim.Unix())
+	}
+	return fi.ModTime()
 }

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // TestInputDigest: the digest moves with every input Load reads, and
@@ -60,5 +61,46 @@ func TestInputDigest(t *testing.T) {
 	}
 	if _, err := InputDigest(dir, Options{}, []string{filepath.Join(dir, "gone.txt")}); err == nil {
 		t.Error("a missing list file gave a digest")
+	}
+}
+
+// InputDigestAt says when an input last changed, so that a digest taken
+// after a load is not taken for what the load read: a list file rewritten
+// (even with its old modification time put back) moves it.
+func TestInputDigestAtChanged(t *testing.T) {
+	dir := t.TempDir()
+	list := filepath.Join(dir, "lists", "office.txt")
+	if err := os.MkdirAll(filepath.Dir(list), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string]string{"policy.hcl": listPolicy, "lists/office.txt": "198.18.1.1\n"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-time.Hour)
+	for _, p := range []string{dir, filepath.Dir(list), list, filepath.Join(dir, "policy.hcl")} {
+		if err := os.Chtimes(p, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, before, err := InputDigestAt(dir, Options{}, []string{list})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	start := time.Now()
+	if err := os.WriteFile(list, []byte("198.18.1.2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(list, old, old); err != nil {
+		t.Fatal(err)
+	}
+	_, after, err := InputDigestAt(dir, Options{}, []string{list})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !after.After(before) || after.Before(start.Add(-10*time.Millisecond)) {
+		t.Errorf("changed %v before the write, %v after it (written at %v)", before, after, start)
 	}
 }

@@ -15,11 +15,11 @@ import (
 
 // applyingFile records an apply in flight. It is written before the
 // kernel changes and removed after the apply is recorded, so when it
-// exists and nobody holds the lock, an apply was killed midway. It is not
-// synced: a killed process's writes are in the page cache for the next
-// one, and a machine that stops loses the kernel's rules too (the boot
-// restore starts from nothing). The staged journal, whose space is
-// reserved, finds a full disk before the kernel changes for both.
+// exists and nobody holds the lock, an apply was killed midway. It is
+// staged like the journal (its space reserved, so a full disk stops the
+// apply before the kernel changes) but not synced: a killed process's
+// writes are in the page cache for the next one, and a machine that stops
+// loses the kernel's rules too (the boot restore starts from nothing).
 const applyingFile = "applying.json"
 
 // Applying is the record of an apply in flight.
@@ -71,7 +71,11 @@ func (d *Dir) beginApplying(a Applying) error {
 	if err != nil {
 		return err
 	}
-	return replaceFile(d.file(applyingFile), append(data, '\n'))
+	st, err := stageFile(d.file(applyingFile), append(data, '\n'))
+	if err != nil {
+		return err
+	}
+	return st.commit()
 }
 
 func (d *Dir) endApplying() error {

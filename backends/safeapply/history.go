@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/portwarden/portwarden/internal/nfgen"
 )
@@ -24,9 +27,9 @@ type Event struct {
 	Policy    string    `json:"policy,omitempty"`
 }
 
-// historyKeep bounds the history: once it grows past twice this many
-// lines (about historyTrimBytes) it is trimmed to its newest historyKeep,
-// so it never grows without end.
+// historyKeep bounds the history: once it grows past historyTrimBytes
+// (about twice this many lines) it is trimmed to its newest historyKeep
+// lines and at most half that size, so it never grows without end.
 const (
 	historyKeep      = 200
 	historyTrimBytes = 2 * historyKeep * 256
@@ -59,26 +62,38 @@ func RecordEvent(root string, e Event) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	// Appended in one write (O_APPEND: commands in other namespaces may
-	// append at the same moment) and not synced, like the other
-	// conveniences.
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
+	// Appended under an flock of the file (commands in other namespaces
+	// may append, or trim, at the same moment) and not synced, like the
+	// other conveniences.
+	for range 3 {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err != nil {
+			return err
+		}
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+			f.Close()
+			return err
+		}
+		var held, onDisk unix.Stat_t
+		if unix.Fstat(int(f.Fd()), &held) != nil || unix.Stat(path, &onDisk) != nil || held.Ino != onDisk.Ino {
+			f.Close() // trimmed (replaced) meanwhile: append to the file there now
+			continue
+		}
+		_, err = f.Write(append(line, '\n'))
+		if err == nil && held.Size+int64(len(line)+1) > historyTrimBytes {
+			err = trimHistory(path)
+		}
+		if cerr := f.Close(); err == nil { // releases the lock
+			err = cerr
+		}
 		return err
 	}
-	_, err = f.Write(append(line, '\n'))
-	info, serr := f.Stat()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil || serr != nil || info.Size() <= historyTrimBytes {
-		return err
-	}
-	return trimHistory(path)
+	return fmt.Errorf("append to %s: the file keeps being replaced", path)
 }
 
-// trimHistory keeps the newest historyKeep lines, replacing the file
-// atomically.
+// trimHistory keeps the newest lines, at most historyKeep and at most half
+// of historyTrimBytes, replacing the file atomically; the caller holds
+// the file's lock.
 func trimHistory(path string) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -90,6 +105,10 @@ func trimHistory(path string) error {
 	}
 	if len(lines) > historyKeep {
 		lines = lines[len(lines)-historyKeep:]
+	}
+	for size := len(bytes.Join(lines, nil)); size > historyTrimBytes/2 && len(lines) > 1; {
+		size -= len(lines[0])
+		lines = lines[1:]
 	}
 	return replaceFile(path, bytes.Join(lines, nil))
 }

@@ -93,10 +93,12 @@ func writeHolder(f *os.File, h Holder) {
 	data = append(data, '\n')
 	if len(data) < holderBytes {
 		data = append(data, strings.Repeat(" ", holderBytes-len(data))...)
-	} else {
-		f.Truncate(0)
 	}
-	f.WriteAt(data, 0)
+	if _, err := f.WriteAt(data, 0); err == nil {
+		if info, err := f.Stat(); err == nil && info.Size() > int64(len(data)) {
+			f.Truncate(int64(len(data))) // after a longer record
+		}
+	}
 }
 
 func (d *Dir) holderText() string {

@@ -35,7 +35,12 @@ func stageFile(path string, data []byte) (*staged, error) {
 	}
 	st := &staged{tmp: f.Name(), path: path}
 	sync := false
-	if err = unix.Fallocate(int(f.Fd()), 0, 0, int64(len(data))); errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS) {
+	for range 100 { // a pending signal interrupts tmpfs's fallocate on older kernels
+		if err = unix.Fallocate(int(f.Fd()), 0, 0, int64(len(data))); !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS) {
 		sync, err = true, nil
 	}
 	if err == nil {

@@ -181,13 +181,24 @@ func readJSON(path string, v any) (bool, error) {
 		return false, err
 	}
 	if err := json.Unmarshal(data, v); err != nil {
-		return false, fmt.Errorf("%s is damaged (%v): remove it: %w", path, err, errDamaged)
+		return false, &damagedError{path: path, err: err}
 	}
 	return true, nil
 }
 
-// errDamaged: a state file exists but does not parse.
+// errDamaged: a state file exists but does not parse (errors.Is).
 var errDamaged = errors.New("damaged state file")
+
+type damagedError struct {
+	path string
+	err  error
+}
+
+func (e *damagedError) Error() string {
+	return fmt.Sprintf("%s is damaged (%v): remove it", e.path, e.err)
+}
+
+func (e *damagedError) Is(target error) bool { return target == errDamaged }
 
 // RecordApplied writes the journal entry of an apply.
 func (d *Dir) RecordApplied(a Applied) error { return writeJSON(d.file("applied.json"), a) }

@@ -139,8 +139,7 @@ func newApplyCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if !plan.Empty() {
-				e := safeapply.Event{Action: "apply", Backend: b.Name(), Policy: policyPath}
-				records.Go(func() { safeapply.RecordEvent("", e) })
+				safeapply.RecordEvent("", safeapply.Event{Action: "apply", Backend: b.Name(), Policy: policyPath})
 			}
 			if err := g.reportApply(w, plan, !plan.Empty()); err != nil {
 				return err

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/portwarden/portwarden/backends"
@@ -47,6 +48,7 @@ func (g *globals) loadPolicy(cmd *cobra.Command) (*policies.Policy, *rules.Rules
 	if err != nil {
 		return nil, nil, err
 	}
+	g.remember().started = time.Now()
 	pol, diags := policies.Load(g.policyPath, opts)
 	if len(diags) > 0 {
 		g.writeDiagnostics(cmd.ErrOrStderr(), pol.Files, diags)
@@ -81,6 +83,8 @@ type loaded struct {
 	warnings string
 	// fingerprint is rs.Fingerprint(), once computed.
 	fingerprint string
+	// started is when the policy began to load.
+	started time.Time
 }
 
 // fingerprint is rs.Fingerprint(), computed once for the ruleset this

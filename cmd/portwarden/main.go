@@ -20,8 +20,8 @@ func main() {
 }
 
 // records is the writing of what a command keeps for later commands but
-// reports nothing from (the compile record, the history): it runs beside
-// the rest of the command, and run waits for it before the process exits.
+// reports nothing from (the compile record): it runs beside the rest of
+// the command, and run waits for it before the process exits.
 var records sync.WaitGroup
 
 // memoryLimit is the soft heap limit of one command.

@@ -36,7 +36,7 @@ func (g *globals) unchanged(cmd *cobra.Command) (*safeapply.Compiled, backends.B
 	if err != nil {
 		return nil, nil, "", false
 	}
-	if digest, err := inputDigest(g.policyPath, opts, rec.Lists); err != nil || digest != rec.Digest {
+	if digest, _, err := inputDigest(g.policyPath, opts, rec.Lists); err != nil || digest != rec.Digest {
 		return nil, nil, "", false
 	}
 	b, reason, err := g.openBackend()
@@ -55,21 +55,28 @@ func (g *globals) unchanged(cmd *cobra.Command) (*safeapply.Compiled, backends.B
 
 // inputDigest is policies.InputDigest with this binary's identity: another
 // version of portwarden may compile the same files differently.
-func inputDigest(path string, opts policies.Options, lists []string) (string, error) {
-	d, err := policies.InputDigest(path, opts, lists)
+// changed is the last time an input changed (policies.InputDigestAt).
+func inputDigest(path string, opts policies.Options, lists []string) (digest string, changed time.Time, err error) {
+	d, changed, err := policies.InputDigestAt(path, opts, lists)
 	if err != nil {
-		return "", err
+		return "", changed, err
 	}
 	exe, err := os.Executable()
 	if err != nil {
-		return "", err
+		return "", changed, err
 	}
 	info, err := os.Stat(exe)
 	if err != nil {
-		return "", err
+		return "", changed, err
 	}
-	return fmt.Sprintf("%s %s %d %d", d, exe, info.Size(), info.ModTime().UnixNano()), nil
+	return fmt.Sprintf("%s %s %d %d", d, exe, info.Size(), info.ModTime().UnixNano()), changed, nil
 }
+
+// changeMargin is how close to the start of a load an input may have
+// changed and the load still be taken to have read it as hashed after it:
+// status change times come from a coarse clock (a tick, or a file
+// server's own clock).
+const changeMargin = time.Second
 
 // recordCompiled remembers what the policy compiled to, for unchanged.
 // Failing costs only speed later, so errors are dropped. The files are
@@ -88,10 +95,14 @@ func (g *globals) recordCompiled(pol *policies.Policy, rs *rules.Ruleset, backen
 		warnings = g.loaded.warnings
 	}
 	c := safeapply.Compiled{Lists: pol.ListFiles, Fingerprint: g.fingerprint(rs), Backend: backend, Warnings: warnings, NextExpiry: rs.NextExpiry()}
-	old, path := g.state.compiled, g.policyPath
+	old, path, loaded := g.state.compiled, g.policyPath, g.loaded.started
 	records.Go(func() {
-		digest, err := inputDigest(path, opts, c.Lists)
-		if err != nil {
+		// The files are hashed after they were loaded: one changed
+		// meanwhile (a blocklist refreshed by cron) would tie its new
+		// content to what the old one compiled to, and later commands
+		// would take that for applied. Such a record is not written.
+		digest, changed, err := inputDigest(path, opts, c.Lists)
+		if err != nil || !changed.Before(loaded.Add(-changeMargin)) {
 			return
 		}
 		c.Digest = digest

@@ -11,6 +11,7 @@ package nfgen
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"syscall"
 
@@ -108,6 +109,10 @@ func AppendAttr(req []byte, typ uint16, s string) []byte {
 // messages cost four times the walks.
 const DumpBufferBytes = 32 << 10
 
+// ErrDumpInterrupted: the kernel changed what it was dumping between two
+// parts of the answer (NLM_F_DUMP_INTR), so the parts do not agree.
+var ErrDumpInterrupted = errors.New("the nf_tables ruleset changed while it was being read: run the command again")
+
 // Exchange sends req on a new netlink socket in the namespace at nsPath
 // and calls fn with the type, the family (from struct nfgenmsg) and the
 // attributes of every answer, until the dump or the answer ends. An error
@@ -137,10 +142,13 @@ func Exchange(nsPath string, req []byte, fn func(typ uint16, family byte, attrs 
 				return err
 			}
 			for _, m := range msgs {
+				if m.Header.Flags&unix.NLM_F_DUMP_INTR != 0 {
+					return ErrDumpInterrupted
+				}
 				switch m.Header.Type {
-				case unix.NLMSG_DONE:
-					return nil
-				case unix.NLMSG_ERROR:
+				case unix.NLMSG_DONE, unix.NLMSG_ERROR:
+					// Both carry an errno: 0 for an acknowledgement or a
+					// dump that ended well.
 					if len(m.Data) >= 4 {
 						if errno := -int32(binary.NativeEndian.Uint32(m.Data)); errno != 0 {
 							return syscall.Errno(errno)
