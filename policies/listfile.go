@@ -3,6 +3,7 @@ package policies
 import (
 	"bytes"
 	"fmt"
+	"github.com/portwarden/portwarden/internal/hugepages"
 	"io/fs"
 	"net/netip"
 	"os"
@@ -85,6 +86,7 @@ func parseList(data []byte, shown string) ([]Address, hcl.Diagnostics) {
 	var diags hcl.Diagnostics
 	bad := 0
 	out := make([]Address, 0, bytes.Count(data, []byte{'\n'})+1)
+	hugepages.Slice(out)
 	// One string for the whole file: lines are substrings of it, so a
 	// line costs no allocation. It shares data's bytes rather than copying
 	// them (16 MB for a million lines): data is never written after it was
