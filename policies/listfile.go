@@ -3,7 +3,6 @@ package policies
 import (
 	"bytes"
 	"fmt"
-	"github.com/portwarden/portwarden/internal/hugepages"
 	"io/fs"
 	"net/netip"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"unsafe"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/portwarden/portwarden/internal/hugepages"
 	"go4.org/netipx"
 )
 
