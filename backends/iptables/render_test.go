@@ -363,14 +363,7 @@ func exposureNames(rs *rules.Ruleset) []string {
 // subtract agrees with netipx on random lists that nest and overlap.
 func TestSubtractAgreesWithNetipx(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 27))
-	random := func(n int) []netip.Prefix {
-		var ps []netip.Prefix
-		for range n {
-			a := netip.AddrFrom4([4]byte{198, 18, byte(r.IntN(4)), byte(r.IntN(256))})
-			ps = append(ps, netip.PrefixFrom(a, 22+r.IntN(11)).Masked())
-		}
-		return prefixSet(ps).Prefixes()
-	}
+	random := func(n int) []netip.Prefix { return randomPrefixes(r, n) }
 	for range 500 {
 		allow, deny := random(r.IntN(12)), random(r.IntN(5))
 		eff, over := subtract(allow, deny)
@@ -385,4 +378,15 @@ func TestSubtractAgreesWithNetipx(t *testing.T) {
 			t.Fatalf("allow %v deny %v: got %v / %v, want %v / %v", allow, deny, eff, over, we.Prefixes(), wo.Prefixes())
 		}
 	}
+}
+
+// randomPrefixes is a normalised list from n random prefixes of
+// 198.18.0.0/22 (lengths 22 to 32), so that they nest and overlap.
+func randomPrefixes(r *rand.Rand, n int) []netip.Prefix {
+	var ps []netip.Prefix
+	for range n {
+		a := netip.AddrFrom4([4]byte{198, 18, byte(r.IntN(4)), byte(r.IntN(256))})
+		ps = append(ps, netip.PrefixFrom(a, 22+r.IntN(11)).Masked())
+	}
+	return prefixSet(ps).Prefixes()
 }

@@ -152,14 +152,7 @@ func TestSetTransitionShrinksBeforeGrowsAfter(t *testing.T) {
 // intersectPrefixes agrees with netipx, normalised, on lists that nest.
 func TestIntersectPrefixesAgreesWithNetipx(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 27))
-	random := func(n int) []netip.Prefix {
-		var ps []netip.Prefix
-		for range n {
-			a := netip.AddrFrom4([4]byte{198, 18, byte(r.IntN(4)), byte(r.IntN(256))})
-			ps = append(ps, netip.PrefixFrom(a, 22+r.IntN(11)).Masked())
-		}
-		return prefixSet(ps).Prefixes()
-	}
+	random := func(n int) []netip.Prefix { return randomPrefixes(r, n) }
 	for range 2000 {
 		a, b := random(r.IntN(12)), random(r.IntN(12))
 		var ib netipx.IPSetBuilder

@@ -41,20 +41,24 @@ func Open(root string) (*Dir, error) {
 		return nil, err
 	}
 	if made {
-		sweeping.Go(func() { sweepStale(RootDir(root), d.Path) })
+		Later(func() { sweepStale(RootDir(root), d.Path) })
 	}
 	return d, nil
 }
 
-// sweeping is the removal of stale directories Open started: it runs
-// beside the command's own work (a stat of every process, and the files
-// of each directory removed), and Settle waits for it.
-var sweeping sync.WaitGroup
+// later is the state work that runs beside a command because only later
+// commands need it: the removal of stale directories Open starts (a stat
+// of every process, and the files of each directory removed), the
+// compile record. Settle waits for it.
+var later sync.WaitGroup
 
-// Settle waits until the removal of stale state directories that Open
-// started has finished; a command calls it before it exits, so that no
-// directory is left half removed.
-func Settle() { sweeping.Wait() }
+// Later runs f beside the rest of the command; Settle waits for it.
+func Later(f func()) { later.Go(f) }
+
+// Settle waits until the work Later started has finished; a command calls
+// it before it exits, so that nothing is left half written or half
+// removed.
+func Settle() { later.Wait() }
 
 // OpenExisting returns the caller's namespace's state directory if it
 // exists, nil otherwise: for commands that only read (status, plan), which

@@ -7,7 +7,6 @@ import (
 	"github.com/portwarden/portwarden/backends/safeapply"
 	"os"
 	"runtime/debug"
-	"sync"
 )
 
 func main() {
@@ -19,11 +18,6 @@ func main() {
 	os.Exit(run(os.Args[1:]))
 }
 
-// records is the writing of what a command keeps for later commands but
-// reports nothing from (the compile record): it runs beside the rest of
-// the command, and run waits for it before the process exits.
-var records sync.WaitGroup
-
 // memoryLimit is the soft heap limit of one command.
 const memoryLimit = 640 << 20
 
@@ -31,7 +25,6 @@ const memoryLimit = 640 << 20
 // through testscript.
 func run(args []string) int {
 	defer safeapply.Settle()
-	defer records.Wait()
 	root := newRootCmd()
 	root.SetArgs(args)
 	err := root.Execute()

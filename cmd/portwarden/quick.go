@@ -96,7 +96,7 @@ func (g *globals) recordCompiled(pol *policies.Policy, rs *rules.Ruleset, backen
 	}
 	c := safeapply.Compiled{Lists: pol.ListFiles, Fingerprint: g.fingerprint(rs), Backend: backend, Warnings: warnings, NextExpiry: rs.NextExpiry()}
 	old, path, loaded := g.state.compiled, g.policyPath, g.loaded.started
-	records.Go(func() {
+	safeapply.Later(func() {
 		// The files are hashed after they were loaded: one changed
 		// meanwhile (a blocklist refreshed by cron) would tie its new
 		// content to what the old one compiled to, and later commands
