@@ -2,8 +2,8 @@
 // arrays with transparent huge pages before they are filled.
 //
 // Why: a page fault on a fresh 4 KiB page cost about 20 µs on the VMs this
-// was measured on, and filling the array of a 100,000-line list file
-// (12.8 MB) took 3,100 of them: half of parsing it. Where the kernel's
+// was measured on, and the array of a 100,000-line list file (12.8 MB)
+// spans some 3,100 pages: faulting them was about half of parsing it. Where the kernel's
 // transparent huge pages are in "madvise" mode (a common distribution
 // default), only memory advised with MADV_HUGEPAGE gets 2 MiB pages; Go's
 // runtime no longer advises its heap. In "always" mode the advice changes
