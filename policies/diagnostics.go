@@ -7,7 +7,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
-	"github.com/hashicorp/hcl/v2/hclwrite"
+	"github.com/portwarden/portwarden/internal/hclwrite"
 )
 
 // WriteDiagnostics prints diagnostics for people: severity, summary,

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/portwarden/portwarden/rules"
 	"go4.org/netipx"
@@ -151,7 +152,7 @@ func ParseFirewalld(files []File) (*Import, error) {
 			}
 			services[base] = s.Ports
 		case bytes.Contains(f.Data, []byte("DefaultZone=")):
-			if m := defaultZoneRe.FindSubmatch(f.Data); m != nil {
+			if m := defaultZoneRe().FindSubmatch(f.Data); m != nil {
 				defaultZone = string(m[1])
 			}
 			im.Sources = append(im.Sources, f.Name)
@@ -211,7 +212,8 @@ func reportOverlappingZones(im *Import, zones []*zoneFile) {
 	}
 }
 
-var defaultZoneRe = regexp.MustCompile(`(?m)^DefaultZone=(\S+)`)
+// Compiled on first use, not at start: every command would pay for it.
+var defaultZoneRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?m)^DefaultZone=(\S+)`) })
 
 func names(ns []fwName) string {
 	var out []string

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // ParseUFW reads ufw's user.rules and user6.rules (the rules `ufw allow`
@@ -21,8 +22,8 @@ func ParseUFW(files []File) (*Import, error) {
 	policy, policyOrigin := "DROP", "ufw's default incoming policy (deny; no /etc/default/ufw given)"
 	for _, f := range files {
 		switch {
-		case defaultPolicyRe.Match(f.Data):
-			m := defaultPolicyRe.FindSubmatch(f.Data)
+		case defaultPolicyRe().Match(f.Data):
+			m := defaultPolicyRe().FindSubmatch(f.Data)
 			policy = strings.ToUpper(string(m[1]))
 			policyOrigin = fmt.Sprintf("%s: DEFAULT_INPUT_POLICY=%q", f.Name, policy)
 			im.Sources = append(im.Sources, f.Name)
@@ -104,7 +105,8 @@ func groupByComment(im *Import) {
 	}
 }
 
-var defaultPolicyRe = regexp.MustCompile(`(?m)^DEFAULT_INPUT_POLICY="?([A-Za-z]+)"?`)
+// Compiled on first use, not at start: every command would pay for it.
+var defaultPolicyRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?m)^DEFAULT_INPUT_POLICY="?([A-Za-z]+)"?`) })
 
 var ufwFrame = frame{
 	entry: func(fam int) string {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
-	"github.com/hashicorp/hcl/v2/hclwrite"
+	"github.com/portwarden/portwarden/internal/hclwrite"
 	"github.com/portwarden/portwarden/policies"
 	"github.com/zclconf/go-cty/cty"
 )
