@@ -98,6 +98,10 @@ type Config struct {
 	// backend may keep what it last read or wrote, so a fresh process can
 	// skip reading a kernel nobody changed. Empty: no such cache.
 	StateDir string
+	// Later, when set, runs work that only later commands need (writing
+	// that cache) beside the rest of the command; the caller waits for it
+	// before it exits (safeapply.Later and Settle). Nil runs it in line.
+	Later func(func())
 }
 
 var (

@@ -26,29 +26,43 @@ import (
 // kernel again. Only a state without drift is cached; with drift the
 // kernel's own objects are needed to repair it.
 //
-// Layout: a magic line, a 4-byte length and a JSON header (the Ruleset
-// with its prefix sets left empty), the prefix sets packed (address bytes
-// and length), and a CRC-32 of everything before it. A million prefixes
+// Layout: a magic line; a 4-byte length and a small JSON key (boot,
+// namespace cookie, generation, fingerprints); a 4-byte length and the
+// Ruleset as JSON with its prefix sets left empty; the prefix sets packed
+// (address bytes and length); a CRC-32 of everything before it. The key
+// comes first and alone so that a command asking whether the cache still
+// holds (Holds), or finding the generation moved, decodes a few fields
+// and not the Ruleset. A million prefixes
 // decode in milliseconds, where JSON took seconds. Grants (few, with
 // their deadlines) stay in the header; a cache holding a grant whose
 // deadline has passed is not trusted, since the kernel drops expired
 // elements without moving the generation.
 
-// v3: the layout with per-element counters and seen sets; v2 added grant
-// sets. An older file describes a table an older portwarden wrote, which
-// apply must upgrade, so it is not trusted.
-const cacheMagic = "portwarden nftables cache v3\n"
+// v4: the key apart from the Ruleset; v3 added per-element counters and
+// seen sets, v2 grant sets. An older file is not trusted: it may describe
+// a table an older portwarden wrote, which apply must upgrade.
+const cacheMagic = "portwarden nftables cache v4\n"
 
 // cacheFileName is the file in the namespace's state directory.
 const cacheFileName = "nftables.cache"
 
+type cacheKey struct {
+	BootID      string `json:"boot_id"`
+	Cookie      uint64 `json:"cookie"`
+	Generation  uint32 `json:"generation"`
+	Fingerprint string `json:"fingerprint"`         // of the state, as State() reports it
+	Ruleset     string `json:"ruleset_fingerprint"` // rules.Ruleset.Fingerprint of what the table holds
+}
+
+// current reports whether the cache was written at this generation of
+// this namespace in this boot.
+func (k *cacheKey) current(cookie uint64, gen uint32) bool {
+	return k.Cookie == cookie && k.Generation == gen && k.BootID == safeapply.BootID()
+}
+
 type cacheHeader struct {
-	BootID      string         `json:"boot_id"`
-	Cookie      uint64         `json:"cookie"`
-	Generation  uint32         `json:"generation"`
-	Fingerprint string         `json:"fingerprint"`         // of the state, as State() reports it
-	Ruleset     string         `json:"ruleset_fingerprint"` // rules.Ruleset.Fingerprint of what the table holds
-	Bare        *rules.Ruleset `json:"ruleset"`             // prefix sets empty; they follow packed
+	cacheKey
+	Bare *rules.Ruleset // prefix sets empty; they follow packed
 }
 
 func (b *Backend) cachePath(cookie uint64) string {
@@ -61,6 +75,17 @@ func (b *Backend) cachePath(cookie uint64) string {
 // prefixLists are the prefix sets of an exposure in the cache's order.
 func prefixLists(e *rules.Exposure) []*[]netip.Prefix {
 	return []*[]netip.Prefix{&e.Destinations.V4, &e.Destinations.V6, &e.Deny.V4, &e.Deny.V6, &e.Allow.V4, &e.Allow.V6}
+}
+
+// saveCacheLater writes the cache beside the rest of the command when the
+// caller asked for that (Config.Later): the command itself has what it
+// read already, and the file only spares the next one a read.
+func (b *Backend) saveCacheLater(s *snapshot) {
+	if b.later == nil {
+		b.saveCache(s)
+		return
+	}
+	b.later(func() { b.saveCache(s) })
 }
 
 // saveCache records s, read or written at generation s.gen, for later
@@ -84,12 +109,18 @@ func (b *Backend) saveCache(s *snapshot) {
 			*list = nil
 		}
 	}
-	header, err := json.Marshal(cacheHeader{BootID: safeapply.BootID(), Cookie: s.cookie, Generation: s.gen, Fingerprint: st.Fingerprint, Ruleset: s.rulesetFP, Bare: bare})
+	key, err := json.Marshal(cacheKey{BootID: safeapply.BootID(), Cookie: s.cookie, Generation: s.gen, Fingerprint: st.Fingerprint, Ruleset: s.rulesetFP})
 	if err != nil {
 		return
 	}
-	out := make([]byte, 0, len(cacheMagic)+4+len(header)+size+4)
+	header, err := json.Marshal(bare)
+	if err != nil {
+		return
+	}
+	out := make([]byte, 0, len(cacheMagic)+4+len(key)+4+len(header)+size+4)
 	out = append(out, cacheMagic...)
+	out = binary.BigEndian.AppendUint32(out, uint32(len(key)))
+	out = append(out, key...)
 	out = binary.BigEndian.AppendUint32(out, uint32(len(header)))
 	out = append(out, header...)
 	for i := range s.ruleset.Exposures {
@@ -132,8 +163,8 @@ func (b *Backend) loadCache(cookie uint64, gen uint32) *snapshot {
 	if err != nil {
 		return nil
 	}
-	h, err := decodeCache(data)
-	if err != nil || h.Cookie != cookie || h.Generation != gen || h.BootID != safeapply.BootID() {
+	h, err := decodeCache(data, cookie, gen)
+	if err != nil || h == nil {
 		return nil
 	}
 	if grantExpired(h.Bare) {
@@ -147,25 +178,28 @@ func (b *Backend) loadCache(cookie uint64, gen uint32) *snapshot {
 
 var errBadCache = errors.New("damaged cache file")
 
-func decodeCache(data []byte) (*cacheHeader, error) {
-	if len(data) < len(cacheMagic)+8 || !bytes.HasPrefix(data, []byte(cacheMagic)) {
+// decodeCache decodes a cache file written at this generation of this
+// namespace; nil, nil when it was written at another.
+func decodeCache(data []byte, cookie uint64, gen uint32) (*cacheHeader, error) {
+	if len(data) < len(cacheMagic)+12 || !bytes.HasPrefix(data, []byte(cacheMagic)) {
 		return nil, errBadCache
 	}
 	body, sum := data[:len(data)-4], binary.BigEndian.Uint32(data[len(data)-4:])
+	var h cacheHeader
+	keyJSON, rest, ok := cut32(body[len(cacheMagic):])
+	if !ok || json.Unmarshal(keyJSON, &h.cacheKey) != nil {
+		return nil, errBadCache
+	}
+	if !h.current(cookie, gen) {
+		return nil, nil
+	}
 	if crc32.ChecksumIEEE(body) != sum {
 		return nil, errBadCache
 	}
-	rest := body[len(cacheMagic):]
-	n := binary.BigEndian.Uint32(rest)
-	rest = rest[4:]
-	if uint64(n) > uint64(len(rest)) {
+	bareJSON, rest, ok := cut32(rest)
+	if !ok || json.Unmarshal(bareJSON, &h.Bare) != nil || h.Bare == nil {
 		return nil, errBadCache
 	}
-	var h cacheHeader
-	if err := json.Unmarshal(rest[:n], &h); err != nil || h.Bare == nil {
-		return nil, errBadCache
-	}
-	rest = rest[n:]
 	for i := range h.Bare.Exposures {
 		for j, list := range prefixLists(&h.Bare.Exposures[i]) {
 			count, k := binary.Uvarint(rest)
@@ -201,7 +235,7 @@ func decodeCache(data []byte) (*cacheHeader, error) {
 
 // Holds reports whether the cache proves that the kernel holds a Ruleset
 // with this fingerprint: the cache was written at the namespace's current
-// generation, in this boot. Only the file's header is read.
+// generation, in this boot. Only the file's key is read.
 func (b *Backend) Holds(fingerprint string) bool {
 	cookie, err := nfgen.Cookie(b.netns)
 	if err != nil {
@@ -222,16 +256,28 @@ func (b *Backend) Holds(fingerprint string) bool {
 		return false
 	}
 	n := binary.BigEndian.Uint32(head[len(cacheMagic):])
-	if n > 64<<20 {
+	if n > 64<<10 {
 		return false
 	}
 	buf := make([]byte, n)
 	if _, err := io.ReadFull(f, buf); err != nil {
 		return false
 	}
-	var h cacheHeader
-	if json.Unmarshal(buf, &h) != nil {
+	var k cacheKey
+	if json.Unmarshal(buf, &k) != nil {
 		return false
 	}
-	return h.Cookie == cookie && h.Generation == gen && h.BootID == safeapply.BootID() && h.Ruleset == fingerprint
+	return k.current(cookie, gen) && k.Ruleset == fingerprint
+}
+
+// cut32 splits off a part prefixed with its 4-byte length.
+func cut32(b []byte) (part, rest []byte, ok bool) {
+	if len(b) < 4 {
+		return nil, nil, false
+	}
+	n := binary.BigEndian.Uint32(b)
+	if uint64(n) > uint64(len(b)-4) {
+		return nil, nil, false
+	}
+	return b[4 : 4+n], b[4+n:], true
 }

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/portwarden/portwarden/backends"
@@ -89,12 +90,16 @@ func TestCacheAcrossProcesses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data[len(data)/2] ^= 0xff
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if fresh().loadCache(cookie, gen) != nil {
-		t.Error("a damaged cache loaded")
+	// In the key, which is read before the checksum, and in the body.
+	for _, at := range []int{len(cacheMagic) + 4 + 12, len(data) / 2} {
+		damaged := slices.Clone(data)
+		damaged[at] ^= 0xff
+		if err := os.WriteFile(path, damaged, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if fresh().loadCache(cookie, gen) != nil {
+			t.Errorf("a cache damaged at byte %d of %d loaded", at, len(data))
+		}
 	}
 	if plan, err := fresh().Plan(ctx, rs); err != nil || plan.Empty() {
 		t.Fatalf("with a damaged cache the added element is not seen: err %v", err)

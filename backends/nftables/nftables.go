@@ -24,6 +24,7 @@ import (
 type Backend struct {
 	netns    string
 	stateDir string // Config.StateDir: where the cache file lives (cache.go)
+	later    func(func())
 	// last is the owned state this backend last read or wrote, valid while
 	// the namespace (cookie) and its nf_tables generation are unchanged:
 	// the kernel dumps large interval sets slowly (about 1.7s for 100,000
@@ -34,7 +35,7 @@ type Backend struct {
 
 // New returns the nftables backend working in cfg.NetNS.
 func New(cfg backends.Config) (backends.Backend, error) {
-	return &Backend{netns: cfg.NetNS, stateDir: cfg.StateDir}, nil
+	return &Backend{netns: cfg.NetNS, stateDir: cfg.StateDir, later: cfg.Later}, nil
 }
 
 // Name is "nftables".
@@ -220,7 +221,7 @@ func (b *Backend) Apply(ctx context.Context, plan *backends.Plan) error {
 		// Sets left alone keep what they held: canonical only if they were.
 		s.canonical = now.canonical || now.table == nil
 		b.remember(s)
-		b.saveCache(s)
+		b.saveCacheLater(s)
 	} else {
 		b.forget()
 	}

@@ -150,7 +150,7 @@ func (b *Backend) read(l *link) (*snapshot, error) {
 	// Remember what was read only if nothing was written meanwhile.
 	if gen, err := nfgen.Generation(b.netns); err == nil && s.cookie != 0 && gen == s.gen {
 		b.remember(s)
-		b.saveCache(s)
+		b.saveCacheLater(s)
 	}
 	return s, nil
 }

@@ -143,7 +143,7 @@ func (g *globals) openBackend() (backends.Backend, string, error) {
 	if l := g.loaded; l != nil && l.backend != nil && l.asked == g.backend {
 		return l.backend, l.reason, nil
 	}
-	b, reason, err := auto.Open(g.backend, backends.Config{StateDir: safeapply.RootDir("")})
+	b, reason, err := auto.Open(g.backend, backends.Config{StateDir: safeapply.RootDir(""), Later: safeapply.Later})
 	if err != nil {
 		return nil, "", withCode(exitError1, explainKernelError(err))
 	}
@@ -179,7 +179,7 @@ func (g *globals) prefetchKernel() (wait func()) {
 	asked := g.backend
 	done := make(chan opened, 1)
 	go func() {
-		b, reason, err := auto.Open(asked, backends.Config{StateDir: safeapply.RootDir("")})
+		b, reason, err := auto.Open(asked, backends.Config{StateDir: safeapply.RootDir(""), Later: safeapply.Later})
 		if _, ok := b.(backends.Holder); ok && err == nil {
 			b.Current(context.Background()) // remembered; an error comes again from Plan
 		}

@@ -32,19 +32,21 @@ func (g *globals) unchanged(cmd *cobra.Command) (*safeapply.Compiled, backends.B
 		return nil, nil, "", false
 	}
 	g.state.compiled = rec
-	opts, err := g.loadOptions()
-	if err != nil {
-		return nil, nil, "", false
-	}
-	if digest, _, err := inputDigest(g.policyPath, opts, rec.Lists); err != nil || digest != rec.Digest {
-		return nil, nil, "", false
-	}
+	// The kernel first: after another program's write it is what fails,
+	// and asking costs less than hashing the policy's files.
 	b, reason, err := g.openBackend()
 	if err != nil || b.Name() != rec.Backend {
 		return nil, nil, "", false
 	}
 	h, ok := b.(backends.Holder)
 	if !ok || !h.Holds(rec.Fingerprint) {
+		return nil, nil, "", false
+	}
+	opts, err := g.loadOptions()
+	if err != nil {
+		return nil, nil, "", false
+	}
+	if digest, _, err := inputDigest(g.policyPath, opts, rec.Lists); err != nil || digest != rec.Digest {
 		return nil, nil, "", false
 	}
 	if rec.Warnings != "" {
