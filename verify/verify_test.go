@@ -2,8 +2,10 @@ package verify
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -101,14 +103,24 @@ func TestSandboxCancelledCleansUp(t *testing.T) {
 	assertNoSandboxLeft(t)
 }
 
+// TestMain gives this process's namespaces a prefix of their own, so that
+// assertNoSandboxLeft sees only sandboxes made here: `make test` runs other
+// packages' sandboxes (the CLI, the Ansible collection) at the same time.
+func TestMain(m *testing.M) {
+	if os.Getenv("PORTWARDEN_NETNS_PREFIX") == "" {
+		os.Setenv("PORTWARDEN_NETNS_PREFIX", fmt.Sprintf("%sv%d-", netns.DefaultPrefix, os.Getpid()))
+	}
+	os.Exit(m.Run())
+}
+
 func assertNoSandboxLeft(t *testing.T) {
 	t.Helper()
 	out, err := exec.Command("ip", "netns", "list").CombinedOutput()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(string(out), "pwt-sbx-") {
-		t.Errorf("sandbox namespaces left behind:\n%s", out)
+	if mine := netns.Prefix() + "sbx-"; strings.Contains(string(out), mine) {
+		t.Errorf("sandbox namespaces (%s*) left behind:\n%s", mine, out)
 	}
 }
 
