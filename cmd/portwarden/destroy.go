@@ -65,7 +65,10 @@ func newDestroyCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(cmd.ErrOrStderr(), "warning: the history did not record the destroy: %v\n", err)
 			}
 			// Nothing is installed and nothing pending: no state is left
-			// behind for this namespace.
+			// behind for this namespace. What the command started beside
+			// itself (the cache of a read) finishes first, or it would
+			// make the directory again.
+			safeapply.Settle()
 			if err := dir.Remove(lock); err != nil {
 				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %v\n", err)
 			}
@@ -96,5 +99,6 @@ func forgetState(lockTimeout time.Duration) {
 		lock.Unlock()
 		return
 	}
+	safeapply.Settle() // as in destroy
 	dir.Remove(lock)
 }

@@ -15,7 +15,8 @@ func main() {
 		// million sources under 1 GiB; smaller policies never reach it.
 		debug.SetMemoryLimit(memoryLimit)
 	}
-	os.Exit(run(os.Args[1:]))
+	code := run(os.Args[1:])
+	os.Exit(code)
 }
 
 // memoryLimit is the soft heap limit of one command.

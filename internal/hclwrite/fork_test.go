@@ -83,3 +83,16 @@ func TestBuilderMatchesUpstream(t *testing.T) {
 		t.Errorf("the copy builds differently from upstream\ngot:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+// FuzzFormatMatchesUpstream: whatever the input, the copy formats it as
+// upstream does.
+func FuzzFormatMatchesUpstream(f *testing.F) {
+	f.Add([]byte("a=1\nb = [1,2,\n3]\n"))
+	f.Add([]byte("expose \"nscp\" {\nports=[27]\nallow {\nfrom=[\"198.18.0.0/15\"] # office\n}\n}\n"))
+	f.Add([]byte("x = <<EOT\n  y\nEOT\n"))
+	f.Fuzz(func(t *testing.T, src []byte) {
+		if got, want := hclwrite.Format(src), upstream.Format(src); !bytes.Equal(got, want) {
+			t.Errorf("the copy formats %q as %q, upstream as %q", src, got, want)
+		}
+	})
+}
