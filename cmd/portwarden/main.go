@@ -15,8 +15,7 @@ func main() {
 		// million sources under 1 GiB; smaller policies never reach it.
 		debug.SetMemoryLimit(memoryLimit)
 	}
-	code := run(os.Args[1:])
-	os.Exit(code)
+	os.Exit(run(os.Args[1:]))
 }
 
 // memoryLimit is the soft heap limit of one command.
