@@ -109,14 +109,20 @@ func (b *Backend) read(l *link) (*snapshot, error) {
 			"portwarden will not adopt it; rename or delete that table (nft delete table inet %s) and apply again",
 			tableName, markerSetName, tableName)
 	}
-	for name, set := range s.sets {
+	names := make([]string, 0, len(s.sets))
+	for name := range s.sets {
 		if name == markerSetName || isSeenSet(name) {
 			continue // its contents are no part of the model
 		}
-		elems, err := b.dumpSet(set)
-		if err != nil {
-			return nil, kernelErr("read set "+name, err)
-		}
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	dumps, err := b.dumpSets(s.sets, names)
+	if err != nil {
+		return nil, err
+	}
+	for i, name := range names {
+		set, elems := s.sets[name], dumps[i]
 		if set.HasTimeout {
 			s.checkGrants(name, elems)
 		}
