@@ -107,9 +107,7 @@ func TestSandboxCancelledCleansUp(t *testing.T) {
 // assertNoSandboxLeft sees only sandboxes made here: `make test` runs other
 // packages' sandboxes (the CLI, the Ansible collection) at the same time.
 func TestMain(m *testing.M) {
-	if os.Getenv("PORTWARDEN_NETNS_PREFIX") == "" {
-		os.Setenv("PORTWARDEN_NETNS_PREFIX", fmt.Sprintf("%sv%d-", netns.DefaultPrefix, os.Getpid()))
-	}
+	os.Setenv("PORTWARDEN_NETNS_PREFIX", fmt.Sprintf("%sv%d-", netns.Prefix(), os.Getpid()))
 	os.Exit(m.Run())
 }
 

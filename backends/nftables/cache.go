@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"hash/crc32"
 	"io"
 	"net/netip"
@@ -142,14 +141,30 @@ func (b *Backend) saveCache(s *snapshot) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return
 	}
-	tmp := fmt.Sprintf("%s.%d.tmp", path, os.Getpid())
-	if err := os.WriteFile(tmp, out, 0o600); err != nil {
-		os.Remove(tmp)
+	// Saves run beside the command (saveCacheLater), so a plan's read and
+	// the apply after it may both be saving: one at a time, and never the
+	// older over the newer.
+	b.saveMu.Lock()
+	defer b.saveMu.Unlock()
+	if b.saved.cookie == s.cookie && int32(s.gen-b.saved.gen) < 0 {
 		return
 	}
-	if err := os.Rename(tmp, path); err != nil { // readers see the old or the new file
-		os.Remove(tmp)
+	f, err := os.CreateTemp(filepath.Dir(path), cacheFileName+".tmp*")
+	if err != nil {
+		return
 	}
+	_, err = f.Write(out)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path) // readers see the old or the new file
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return
+	}
+	b.saved.cookie, b.saved.gen = s.cookie, s.gen
 }
 
 // loadCache returns the cached snapshot when it was taken at exactly this
@@ -159,8 +174,24 @@ func (b *Backend) loadCache(cookie uint64, gen uint32) *snapshot {
 	if path == "" {
 		return nil
 	}
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	// The key first: a cache written at another generation is told from
+	// it, without reading the prefixes (17 MB at a million).
+	head, k, ok := readCacheKey(f)
+	if !ok || !k.current(cookie, gen) {
+		return nil
+	}
+	info, err := f.Stat()
+	if err != nil || info.Size() < int64(len(head)) || info.Size() > maxCacheBytes {
+		return nil
+	}
+	data := make([]byte, info.Size())
+	copy(data, head)
+	if _, err := io.ReadFull(f, data[len(head):]); err != nil {
 		return nil
 	}
 	h, err := decodeCache(data, cookie, gen)
@@ -251,23 +282,30 @@ func (b *Backend) Holds(fingerprint string) bool {
 		return false
 	}
 	defer f.Close()
-	head := make([]byte, len(cacheMagic)+4)
+	_, k, ok := readCacheKey(f)
+	return ok && k.current(cookie, gen) && k.Ruleset == fingerprint
+}
+
+// maxCacheBytes bounds the cache file read: a million IPv6 prefixes take
+// 17 MB.
+const maxCacheBytes = 1 << 30
+
+// readCacheKey reads a cache file's magic and key; head is every byte
+// read, for the checksum.
+func readCacheKey(f *os.File) (head []byte, k cacheKey, ok bool) {
+	head = make([]byte, len(cacheMagic)+4, 512)
 	if _, err := io.ReadFull(f, head); err != nil || string(head[:len(cacheMagic)]) != cacheMagic {
-		return false
+		return nil, k, false
 	}
-	n := binary.BigEndian.Uint32(head[len(cacheMagic):])
+	n := int(binary.BigEndian.Uint32(head[len(cacheMagic):]))
 	if n > 64<<10 {
-		return false
+		return nil, k, false
 	}
-	buf := make([]byte, n)
-	if _, err := io.ReadFull(f, buf); err != nil {
-		return false
+	head = slices.Grow(head, n)[:len(head)+n]
+	if _, err := io.ReadFull(f, head[len(cacheMagic)+4:]); err != nil || json.Unmarshal(head[len(cacheMagic)+4:], &k) != nil {
+		return nil, k, false
 	}
-	var k cacheKey
-	if json.Unmarshal(buf, &k) != nil {
-		return false
-	}
-	return k.current(cookie, gen) && k.Ruleset == fingerprint
+	return head, k, true
 }
 
 // cut32 splits off a part prefixed with its 4-byte length.
@@ -275,8 +313,8 @@ func cut32(b []byte) (part, rest []byte, ok bool) {
 	if len(b) < 4 {
 		return nil, nil, false
 	}
-	n := binary.BigEndian.Uint32(b)
-	if uint64(n) > uint64(len(b)-4) {
+	n := int(binary.BigEndian.Uint32(b))
+	if n > len(b)-4 {
 		return nil, nil, false
 	}
 	return b[4 : 4+n], b[4+n:], true

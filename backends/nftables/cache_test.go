@@ -1,6 +1,7 @@
 package nftables
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/netip"
@@ -90,15 +91,24 @@ func TestCacheAcrossProcesses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// In the key, which is read before the checksum, and in the body.
-	for _, at := range []int{len(cacheMagic) + 4 + 12, len(data) / 2} {
-		damaged := slices.Clone(data)
-		damaged[at] ^= 0xff
-		if err := os.WriteFile(path, damaged, 0o600); err != nil {
+	// In the key, which is read before the checksum (its boot and its
+	// fingerprint, which leaves it current), in the body, and cut short
+	// after the key.
+	fp := bytes.Index(data, []byte(`"fingerprint":"`)) + len(`"fingerprint":"`) + 3
+	for _, c := range []struct {
+		name string
+		data []byte
+	}{
+		{"boot in the key", flipped(data, len(cacheMagic)+4+12)},
+		{"fingerprint in the key", flipped(data, fp)},
+		{"body", flipped(data, len(data)/2)},
+		{"cut after the key", data[:len(data)/2]},
+	} {
+		if err := os.WriteFile(path, c.data, 0o600); err != nil {
 			t.Fatal(err)
 		}
 		if fresh().loadCache(cookie, gen) != nil {
-			t.Errorf("a cache damaged at byte %d of %d loaded", at, len(data))
+			t.Errorf("a cache damaged in the %s loaded", c.name)
 		}
 	}
 	if plan, err := fresh().Plan(ctx, rs); err != nil || plan.Empty() {
@@ -171,4 +181,11 @@ func TestRenderLoadsWithoutDrift(t *testing.T) {
 	if !plan.Empty() {
 		t.Fatalf("nft -f of the rendered script: drift %v diff %+v", plan.Current.Drift, plan.Diff)
 	}
+}
+
+// flipped is data with the byte at i inverted.
+func flipped(data []byte, i int) []byte {
+	out := slices.Clone(data)
+	out[i] ^= 0xff
+	return out
 }

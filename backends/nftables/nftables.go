@@ -31,6 +31,12 @@ type Backend struct {
 	// elements), and an unchanged generation proves nobody wrote anything.
 	mu   sync.Mutex
 	last *snapshot
+	// saveMu orders cache saves; saved is the generation last saved.
+	saveMu sync.Mutex
+	saved  struct {
+		cookie uint64
+		gen    uint32
+	}
 }
 
 // New returns the nftables backend working in cfg.NetNS.

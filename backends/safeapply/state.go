@@ -50,15 +50,41 @@ func Open(root string) (*Dir, error) {
 // commands need it: the removal of stale directories Open starts (a stat
 // of every process, and the files of each directory removed), the
 // compile record. Settle waits for it.
-var later sync.WaitGroup
+var (
+	later    sync.WaitGroup
+	laterMu  sync.Mutex
+	settling bool // Settle is waiting: new work runs in line
+)
 
 // Later runs f beside the rest of the command; Settle waits for it.
-func Later(f func()) { later.Go(f) }
+func Later(f func()) {
+	laterMu.Lock()
+	if settling {
+		laterMu.Unlock()
+		f()
+		return
+	}
+	later.Add(1)
+	laterMu.Unlock()
+	go func() {
+		defer later.Done()
+		f()
+	}()
+}
 
 // Settle waits until the work Later started has finished; a command calls
 // it before it exits, so that nothing is left half written or half
-// removed.
-func Settle() { later.Wait() }
+// removed. Work handed to Later while it waits runs in line (a WaitGroup
+// may not grow from zero during a Wait).
+func Settle() {
+	laterMu.Lock()
+	settling = true
+	laterMu.Unlock()
+	later.Wait()
+	laterMu.Lock()
+	settling = false
+	laterMu.Unlock()
+}
 
 // OpenExisting returns the caller's namespace's state directory if it
 // exists, nil otherwise: for commands that only read (status, plan), which

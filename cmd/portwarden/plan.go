@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/portwarden/portwarden/backends"
@@ -117,7 +118,10 @@ func (g *globals) driftedSinceApply(plan *backends.Plan) bool {
 
 // makePlan loads the policy and plans it against the kernel.
 func (g *globals) makePlan(cmd *cobra.Command) (*backends.Plan, string, *policies.Policy, error) {
-	prefetched := g.prefetchKernel()
+	// Waited for on every way out: the read may hand work to
+	// safeapply.Later, which the command settles before it exits.
+	prefetched := sync.OnceFunc(g.prefetchKernel())
+	defer prefetched()
 	pol, rs, err := g.loadPolicy(cmd)
 	if err != nil {
 		return nil, "", nil, err

@@ -13,12 +13,14 @@
 // rather than semantic concepts.
 //
 // This is a copy of github.com/hashicorp/hcl/v2/hclwrite at v2.25.0
-// (MPL-2.0, see LICENSE), changed in one place: the unused node.Equal is
-// gone, and with it the import of github.com/google/go-cmp. go-cmp compiles
-// Unicode regular expressions when a program starts, which cost every
-// portwarden command, whether or not it formats anything, about 90 of the
-// 470 page faults of its start and 1-2 ms. The grapheme counter of
-// hcl's internal/unicodeutil, which Go forbids importing, is copied beside
-// it. TestFormatMatchesUpstream holds the copy to upstream's output; when
-// upgrading hcl, copy the package again and re-apply the change.
+// (MPL-2.0, see LICENSE), changed in two places: the unused node.Equal is
+// gone, and with it the import of github.com/google/go-cmp; and tokens.go
+// calls a copy of the grapheme counter of hcl's internal/unicodeutil,
+// which Go forbids importing (grapheme_count.go, graphemes_v*.go). go-cmp
+// compiles Unicode regular expressions when a program starts, which cost
+// every portwarden command, whether or not it formats anything, about 90
+// of the 470 page faults of its start and 1-2 ms. TestFormatMatchesUpstream,
+// TestBuilderMatchesUpstream and FuzzFormatMatchesUpstream hold the copy to
+// upstream's output; when upgrading hcl, copy the package again and make
+// the same two changes.
 package hclwrite
