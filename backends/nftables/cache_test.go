@@ -2,6 +2,7 @@ package nftables
 
 import (
 	"bytes"
+	"encoding/binary"
 	"context"
 	"fmt"
 	"net/netip"
@@ -102,7 +103,7 @@ func TestCacheAcrossProcesses(t *testing.T) {
 		{"boot in the key", flipped(data, len(cacheMagic)+4+12)},
 		{"fingerprint in the key", flipped(data, fp)},
 		{"body", flipped(data, len(data)/2)},
-		{"cut after the key", data[:len(data)/2]},
+		{"cut after the key", data[:len(cacheMagic)+4+int(binary.BigEndian.Uint32(data[len(cacheMagic):]))+10]},
 	} {
 		if err := os.WriteFile(path, c.data, 0o600); err != nil {
 			t.Fatal(err)
