@@ -2,8 +2,8 @@ package nftables
 
 import (
 	"bytes"
-	"encoding/binary"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"os"
