@@ -93,6 +93,8 @@ type Config struct {
 	// NetNS is the path of a network namespace (/run/netns/NAME,
 	// /proc/PID/ns/net) to work in; empty means the namespace of the calling
 	// process, which is also what `ip netns exec NAME portwarden ...` gives.
+	// A backend works from goroutines of its own, so a caller that entered
+	// another namespace on its own locked thread must name it here.
 	NetNS string
 	// StateDir, when set, is the state root (see safeapply.RootDir) where a
 	// backend may keep what it last read or wrote, so a fresh process can

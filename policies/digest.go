@@ -21,16 +21,12 @@ import (
 // Load is a pure function of these, so an unchanged digest means an
 // unchanged policy, and what it compiled to can be reused without loading
 // it again. Any error (a file gone) means: load it.
-func InputDigest(path string, opts Options, lists []string) (string, error) {
-	d, _, err := InputDigestAt(path, opts, lists)
-	return d, err
-}
-
-// InputDigestAt is InputDigest and the last time any of those inputs (or
-// the policy directory) changed: the latest status change time, which a
-// write sets and no program can set back. A digest taken after a Load
-// describes what that Load read only if nothing changed since it began.
-func InputDigestAt(path string, opts Options, lists []string) (digest string, changed time.Time, err error) {
+//
+// changed is the last time any of those inputs (or the policy directory)
+// changed: the latest status change time, which a write sets and no
+// program can set back. A digest taken after a Load describes what that
+// Load read only if nothing changed since it began.
+func InputDigest(path string, opts Options, lists []string) (digest string, changed time.Time, err error) {
 	h := sha256.New()
 	info, err := os.Stat(path)
 	if err != nil {

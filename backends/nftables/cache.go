@@ -1,7 +1,6 @@
 package nftables
 
 import (
-	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -194,8 +193,8 @@ func (b *Backend) loadCache(cookie uint64, gen uint32) *snapshot {
 	if _, err := io.ReadFull(f, data[len(head):]); err != nil {
 		return nil
 	}
-	h, err := decodeCache(data, cookie, gen)
-	if err != nil || h == nil {
+	h, err := decodeCache(data, len(head), k)
+	if err != nil {
 		return nil
 	}
 	if grantExpired(h.Bare) {
@@ -209,25 +208,18 @@ func (b *Backend) loadCache(cookie uint64, gen uint32) *snapshot {
 
 var errBadCache = errors.New("damaged cache file")
 
-// decodeCache decodes a cache file written at this generation of this
-// namespace; nil, nil when it was written at another.
-func decodeCache(data []byte, cookie uint64, gen uint32) (*cacheHeader, error) {
-	if len(data) < len(cacheMagic)+12 || !bytes.HasPrefix(data, []byte(cacheMagic)) {
+// decodeCache decodes the rest of a cache file whose first keyEnd bytes
+// are the magic and key, already read (readCacheKey) and found current.
+func decodeCache(data []byte, keyEnd int, key cacheKey) (*cacheHeader, error) {
+	if len(data) < keyEnd+8 {
 		return nil, errBadCache
 	}
 	body, sum := data[:len(data)-4], binary.BigEndian.Uint32(data[len(data)-4:])
-	var h cacheHeader
-	keyJSON, rest, ok := cut32(body[len(cacheMagic):])
-	if !ok || json.Unmarshal(keyJSON, &h.cacheKey) != nil {
-		return nil, errBadCache
-	}
-	if !h.current(cookie, gen) {
-		return nil, nil
-	}
 	if crc32.ChecksumIEEE(body) != sum {
 		return nil, errBadCache
 	}
-	bareJSON, rest, ok := cut32(rest)
+	h := cacheHeader{cacheKey: key}
+	bareJSON, rest, ok := cut32(body[keyEnd:])
 	if !ok || json.Unmarshal(bareJSON, &h.Bare) != nil || h.Bare == nil {
 		return nil, errBadCache
 	}

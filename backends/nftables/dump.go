@@ -57,16 +57,6 @@ func (b *Backend) dumpSet(set *nftables.Set) ([]elem, error) {
 func (b *Backend) dumpSets(sets map[string]*nftables.Set, names []string) ([][]elem, error) {
 	out := make([][]elem, len(names))
 	errs := make([]error, len(names))
-	if b.netns == "" && !onProcessNamespace() {
-		// The caller entered another namespace on its own locked thread:
-		// a new goroutine would dump the process's namespace instead.
-		for i, name := range names {
-			if out[i], errs[i] = b.dumpSet(sets[name]); errs[i] != nil {
-				return nil, kernelErr("read set "+name, errs[i])
-			}
-		}
-		return out, nil
-	}
 	var wg sync.WaitGroup
 	limit := make(chan struct{}, max(1, min(runtime.GOMAXPROCS(0), 4)))
 	for i, name := range names {
@@ -83,16 +73,6 @@ func (b *Backend) dumpSets(sets map[string]*nftables.Set, names []string) ([][]e
 		}
 	}
 	return out, nil
-}
-
-// onProcessNamespace reports whether the calling thread is in the
-// process's network namespace, as every thread Go did not lock is.
-func onProcessNamespace() bool {
-	var thread, process unix.Stat_t
-	if unix.Stat("/proc/thread-self/ns/net", &thread) != nil || unix.Stat("/proc/self/ns/net", &process) != nil {
-		return false
-	}
-	return thread.Ino == process.Ino && thread.Dev == process.Dev
 }
 
 // elemUse is what the kernel recorded on one element: its counter (sets

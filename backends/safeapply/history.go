@@ -70,12 +70,12 @@ func RecordEvent(root string, e Event) error {
 		if err != nil {
 			return err
 		}
-		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		held, current, err := flockCurrent(f, path, unix.LOCK_EX)
+		if err != nil {
 			f.Close()
 			return err
 		}
-		var held, onDisk unix.Stat_t
-		if unix.Fstat(int(f.Fd()), &held) != nil || unix.Stat(path, &onDisk) != nil || held.Ino != onDisk.Ino {
+		if !current {
 			f.Close() // trimmed (replaced) meanwhile: append to the file there now
 			continue
 		}
@@ -106,11 +106,11 @@ func trimHistory(path string) error {
 	if len(lines) > historyKeep {
 		lines = lines[len(lines)-historyKeep:]
 	}
-	for size := len(bytes.Join(lines, nil)); size > historyTrimBytes/2 && len(lines) > 1; {
-		size -= len(lines[0])
-		lines = lines[1:]
+	kept := bytes.Join(lines, nil)
+	for len(kept) > historyTrimBytes/2 && len(lines) > 1 {
+		kept, lines = kept[len(lines[0]):], lines[1:]
 	}
-	return replaceFile(path, bytes.Join(lines, nil))
+	return replaceFile(path, kept)
 }
 
 // LastEvent returns the newest event of the caller's namespace, nil when

@@ -60,15 +60,15 @@ func (d *Dir) tryAcquire(command string, recreate bool) (*Lock, error) {
 		if err != nil {
 			return nil, fileError("lock "+d.file("lock"), err)
 		}
-		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		_, current, err := flockCurrent(f, d.file("lock"), unix.LOCK_EX|unix.LOCK_NB)
+		if err != nil {
 			f.Close()
 			if errors.Is(err, unix.EWOULDBLOCK) {
 				return nil, nil
 			}
 			return nil, fmt.Errorf("lock: %w", err)
 		}
-		var held, onDisk unix.Stat_t
-		if unix.Fstat(int(f.Fd()), &held) != nil || unix.Stat(d.file("lock"), &onDisk) != nil || held.Ino != onDisk.Ino {
+		if !current {
 			f.Close() // removed under us: lock the file that is there now
 			continue
 		}
@@ -76,6 +76,18 @@ func (d *Dir) tryAcquire(command string, recreate bool) (*Lock, error) {
 		return &Lock{f: f, dir: d}, nil
 	}
 	return nil, fmt.Errorf("lock %s: the state directory keeps being removed; is another portwarden destroying it?", d.file("lock"))
+}
+
+// flockCurrent takes an flock on f, opened from path, and reports whether
+// f is still the file at path: a file removed or replaced meanwhile
+// excludes nobody, so the caller opens path again. held is f's status.
+func flockCurrent(f *os.File, path string, how int) (held unix.Stat_t, current bool, err error) {
+	if err := unix.Flock(int(f.Fd()), how); err != nil {
+		return held, false, err
+	}
+	var onDisk unix.Stat_t
+	current = unix.Fstat(int(f.Fd()), &held) == nil && unix.Stat(path, &onDisk) == nil && held.Ino == onDisk.Ino
+	return held, current, nil
 }
 
 // holderBytes is the size a holder record is padded to: a shorter record

@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -127,10 +126,6 @@ func benchIptablesSize(b *testing.B, bin string, n int) []cliRow {
 	}
 	newNS, closeAll := benchNamespaces(b)
 	defer closeAll()
-	finish := func(r cliRow) cliRow {
-		r.pw, r.other, r.rss = median(r.pwRuns), median(r.oRuns), slices.Max(r.pwRSS)
-		return r
-	}
 	const beside = "ipset restore + iptables-restore"
 	coldRow := cliRow{n: n, name: "cold apply", otherName: beside}
 	for range rounds {
@@ -161,5 +156,5 @@ func benchIptablesSize(b *testing.B, bin string, n int) []cliRow {
 		one.oRuns = append(one.oRuns, script(scNS, changedSwap, changedNoJump))
 		closeAll()
 	}
-	return []cliRow{finish(coldRow), finish(re), finish(one)}
+	return []cliRow{coldRow.finished(), re.finished(), one.finished()}
 }

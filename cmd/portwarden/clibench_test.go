@@ -80,12 +80,11 @@ func runCLIBench(b *testing.B, defaults []int, size func(n int) []cliRow, title 
 	tw := tabwriter.NewWriter(&out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "sources\tcase\tportwarden\tbeside\tratio\tportwarden peak RSS\t")
 	for _, r := range rows {
-		if r.n == 0 {
-			fmt.Fprintf(tw, "-\t%s\t%s\t%s (%s)\t%.2fx\t%d MiB\t\n", r.name, seconds(r.pw), seconds(r.other), r.otherName,
-				float64(r.pw)/float64(r.other), r.rss>>20)
-			continue
+		sources := "-" // a row that does not depend on the size
+		if r.n != 0 {
+			sources = strconv.Itoa(r.n)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s (%s)\t%.2fx\t%d MiB\t\n", r.n, r.name, seconds(r.pw), seconds(r.other), r.otherName,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s (%s)\t%.2fx\t%d MiB\t\n", sources, r.name, seconds(r.pw), seconds(r.other), r.otherName,
 			float64(r.pw)/float64(r.other), r.rss>>20)
 	}
 	tw.Flush()
@@ -99,6 +98,12 @@ type cliRow struct {
 	rss             int64         // portwarden's largest peak RSS
 	pwRuns, oRuns   []time.Duration
 	pwRSS           []int64
+}
+
+// finished is r with its medians and largest peak RSS.
+func (r cliRow) finished() cliRow {
+	r.pw, r.other, r.rss = median(r.pwRuns), median(r.oRuns), slices.Max(r.pwRSS)
+	return r
 }
 
 func seconds(d time.Duration) string { return fmt.Sprintf("%.3fs", d.Seconds()) }
@@ -270,9 +275,7 @@ func benchCLISize(b *testing.B, bin string, n int) []cliRow {
 			round(&r)
 			closeAll()
 		}
-		r.pw, r.other = median(r.pwRuns), median(r.oRuns)
-		r.rss = slices.Max(r.pwRSS)
-		return r
+		return r.finished()
 	}
 	var rows []cliRow
 	rows = append(rows, measure("cold apply", "nft -f", func(r *cliRow) {
@@ -300,11 +303,9 @@ func benchCLISize(b *testing.B, bin string, n int) []cliRow {
 			d, _ = cliRun(b, nftNS, state, "nft", "list", "table", "inet", "portwarden")
 			plan.oRuns = append(plan.oRuns, d)
 		}
-		re.pw, re.other, re.rss = median(re.pwRuns), median(re.oRuns), slices.Max(re.pwRSS)
-		rows = append(rows, re)
+		rows = append(rows, re.finished())
 		if dumps {
-			plan.pw, plan.other, plan.rss = median(plan.pwRuns), median(plan.oRuns), slices.Max(plan.pwRSS)
-			rows = append(rows, plan, foreignWrite(b, pwNS, nftNS, rounds, n, pw, f, nftFile))
+			rows = append(rows, plan.finished(), foreignWrite(b, pwNS, nftNS, rounds, n, pw, f, nftFile))
 		}
 		closeAll()
 	}
@@ -332,8 +333,7 @@ func startRow(b *testing.B, bin string) cliRow {
 		d, _ = cliRun(b, ns, "", "nft", "--version")
 		r.oRuns = append(r.oRuns, d)
 	}
-	r.pw, r.other, r.rss = median(r.pwRuns), median(r.oRuns), slices.Max(r.pwRSS)
-	return r
+	return r.finished()
 }
 
 func median(ds []time.Duration) time.Duration {
@@ -356,8 +356,7 @@ func foreignWrite(b *testing.B, pwNS, nftNS *netns.NS, rounds, n int,
 		foreign.pwRuns, foreign.pwRSS = append(foreign.pwRuns, d), append(foreign.pwRSS, rss)
 		foreign.oRuns = append(foreign.oRuns, nftFile(nftNS, f.script))
 	}
-	foreign.pw, foreign.other, foreign.rss = median(foreign.pwRuns), median(foreign.oRuns), slices.Max(foreign.pwRSS)
-	return foreign
+	return foreign.finished()
 }
 
 // benchNamespaces makes namespaces for one benchmark size: newNS a new

@@ -57,9 +57,9 @@ func (g *globals) unchanged(cmd *cobra.Command) (*safeapply.Compiled, backends.B
 
 // inputDigest is policies.InputDigest with this binary's identity: another
 // version of portwarden may compile the same files differently.
-// changed is the last time an input changed (policies.InputDigestAt).
+// changed is the last time an input changed.
 func inputDigest(path string, opts policies.Options, lists []string) (digest string, changed time.Time, err error) {
-	d, changed, err := policies.InputDigestAt(path, opts, lists)
+	d, changed, err := policies.InputDigest(path, opts, lists)
 	if err != nil {
 		return "", changed, err
 	}
