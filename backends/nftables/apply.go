@@ -18,7 +18,8 @@ import (
 // Order matters inside the batch: the base chain is flushed before chains
 // it jumps to are deleted, sets exist before rules refer to them, and the
 // jumps are written last, after the chains they target are complete.
-func writeTransition(c *nftables.Conn, now *snapshot, want *rules.Ruleset, diff rules.Diff) (map[string][]interval, error) {
+func writeTransition(bt *batch, now *snapshot, want *rules.Ruleset, diff rules.Diff) (map[string][]interval, error) {
+	c := bt.lib
 	table := now.table
 	if table == nil {
 		table = c.AddTable(&nftables.Table{Name: tableName, Family: nftables.TableFamilyINet})
@@ -134,26 +135,22 @@ func writeTransition(c *nftables.Conn, now *snapshot, want *rules.Ruleset, diff 
 				// message at a time, ones the model describes on both sides
 				// by their difference); the written snapshot derives their
 				// content.
-				recreated, err := recreateSet(c, now, sets[role])
+				recreated, err := recreateSet(bt, now, sets[role])
 				if err != nil {
 					return nil, err
 				}
 				if recreated {
-					if err := fillFromPrefixes(c, sets[role], ps); err != nil {
-						return nil, err
-					}
+					fillFromPrefixes(bt, sets[role], ps)
 					continue
 				}
 				if removed, added, ok := prefixEdit(now, e, name, role); ok {
-					if err := editSet(c, sets[role], removed, added); err != nil {
-						return nil, err
-					}
+					editSet(bt, sets[role], removed, added)
 					continue
 				}
 			}
 			ivs := wantedIntervals(e, role)
 			content[name] = ivs
-			if err := syncSet(c, now, sets[role], ivs); err != nil {
+			if err := syncSet(bt, now, sets[role], ivs); err != nil {
 				return nil, err
 			}
 		}
@@ -271,12 +268,13 @@ func dropChain(c *nftables.Conn, table *nftables.Table, now *snapshot, name stri
 
 // syncSet makes one set hold exactly the wanted intervals, writing only
 // the elements of intervals that appear or disappear.
-func syncSet(c *nftables.Conn, now *snapshot, set *nftables.Set, want []interval) error {
-	if recreated, err := recreateSet(c, now, set); err != nil || recreated {
+func syncSet(bt *batch, now *snapshot, set *nftables.Set, want []interval) error {
+	if recreated, err := recreateSet(bt, now, set); err != nil || recreated {
 		if err != nil {
 			return err
 		}
-		return inChunks(set, want, func(els []nftables.SetElement) error { return c.SetAddElements(set, els) })
+		writeIntervals(bt, set, want, false)
+		return nil
 	}
 	have, _ := now.intervals(set.Name)
 	removed, added := diffIntervals(have, want)
@@ -285,51 +283,39 @@ func syncSet(c *nftables.Conn, now *snapshot, set *nftables.Set, want []interval
 	// whole batch: leave those to the kernel, which removes them anyway.
 	soon := time.Now().Add(2 * time.Second).Unix()
 	removed = slices.DeleteFunc(removed, func(iv interval) bool { return iv.until != 0 && iv.until <= soon })
-	return editSet(c, set, removed, added)
+	editSet(bt, set, removed, added)
+	return nil
 }
 
 // recreateSet creates set, empty, where it is missing, damaged or of
 // another type (deleting what is there), and says whether it did.
-func recreateSet(c *nftables.Conn, now *snapshot, set *nftables.Set) (bool, error) {
+func recreateSet(bt *batch, now *snapshot, set *nftables.Set) (bool, error) {
 	existing := now.sets[set.Name]
 	if existing != nil && !now.damagedSets[set.Name] && sameSetType(existing, set) {
 		return false, nil
 	}
 	if existing != nil {
-		c.DelSet(existing)
+		bt.lib.DelSet(existing)
 	}
-	return true, c.AddSet(set, nil)
+	return true, bt.lib.AddSet(set, nil)
 }
 
 // editSet deletes and adds elements of an existing set.
-func editSet(c *nftables.Conn, set *nftables.Set, removed, added []interval) error {
-	if err := inChunks(set, removed, func(els []nftables.SetElement) error { return c.SetDeleteElements(set, els) }); err != nil {
-		return err
-	}
-	return inChunks(set, added, func(els []nftables.SetElement) error { return c.SetAddElements(set, els) })
+func editSet(bt *batch, set *nftables.Set, removed, added []interval) {
+	writeIntervals(bt, set, removed, true)
+	writeIntervals(bt, set, added, false)
 }
 
-// elementsPerMessage keeps each element message under the 64 KiB a
-// netlink attribute can hold (an IPv6 interval element takes about 50
-// bytes); the messages still travel in the one batch.
-const elementsPerMessage = 1000
-
-func inChunks(set *nftables.Set, ivs []interval, fn func([]nftables.SetElement) error) error {
-	// Elements are made a message at a time: all at once, a million
-	// sources took 300 MB of SetElements before a byte was sent. An
-	// interval's start and end always travel together.
-	per := elementsPerMessage
-	if set.Interval {
-		per /= 2
+// writeIntervals adds (or deletes) intervals of set.
+func writeIntervals(bt *batch, set *nftables.Set, ivs []interval, del bool) {
+	if len(ivs) == 0 {
+		return
 	}
-	for len(ivs) > 0 {
-		n := min(len(ivs), per)
-		if err := fn(elements(set, ivs[:n])); err != nil {
-			return err
-		}
-		ivs = ivs[n:]
+	w := bt.elements(set, del)
+	for _, iv := range ivs {
+		w.add(iv.first, iv.last, iv.until)
 	}
-	return nil
+	w.close()
 }
 
 // sameSetType reports whether two sets agree in what cannot change in

@@ -485,49 +485,6 @@ func ifnameKey(name string) []byte {
 	return k
 }
 
-// elements encodes intervals as kernel set elements: a start key and, for
-// interval sets, an end key one past the last, flagged as an interval end
-// (omitted when the range reaches the top of the key space).
-//
-// A grant's start element carries the time left until its deadline as
-// its timeout (the kernel refuses one on an interval end and expires the
-// pair by the start) and the deadline as its comment; one whose deadline
-// has passed is left out (the kernel would refuse a timeout of zero).
-func elements(set *nftables.Set, ivs []interval) []nftables.SetElement {
-	out := make([]nftables.SetElement, 0, 2*len(ivs)) // growing it cost a third of a cold apply
-	now := time.Now()
-	for _, iv := range ivs {
-		start := nftables.SetElement{Key: iv.first}
-		if iv.until != 0 {
-			timeout := time.Unix(iv.until, 0).Sub(now).Truncate(time.Millisecond)
-			if timeout <= 0 {
-				continue
-			}
-			start.Timeout, start.Comment = timeout, untilComment(iv.until)
-		}
-		out = append(out, start)
-		if !set.Interval {
-			continue
-		}
-		if end, ok := increment(iv.last); ok {
-			out = append(out, nftables.SetElement{Key: end, IntervalEnd: true})
-		}
-	}
-	return out
-}
-
-// increment returns b+1 as a big-endian number, false on overflow.
-func increment(b []byte) ([]byte, bool) {
-	out := append([]byte(nil), b...)
-	for i := len(out) - 1; i >= 0; i-- {
-		out[i]++
-		if out[i] != 0 {
-			return out, true
-		}
-	}
-	return nil, false
-}
-
 func decrement(b []byte) []byte {
 	out := append([]byte(nil), b...)
 	for i := len(out) - 1; i >= 0; i-- {

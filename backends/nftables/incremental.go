@@ -125,42 +125,17 @@ func addrKey(a netip.Addr) []byte {
 }
 
 // fillFromPrefixes adds the intervals of normalised prefixes to a new,
-// empty set, a message at a time, as inChunks would add wantedIntervals:
-// a million sources never hold their intervals all at once (80 MB), and
-// the keys of one message are reused for the next (the library copies
-// them into the message).
-func fillFromPrefixes(c *nftables.Conn, set *nftables.Set, ps []netip.Prefix) error {
-	per := elementsPerMessage
-	if set.Interval {
-		per /= 2
-	}
-	ivs := make([]interval, 0, min(per, len(ps)))
-	keys := make([]byte, 0, 2*16*cap(ivs))
-	key := func(a netip.Addr) []byte {
-		n := len(keys)
-		if a.Is4() {
-			b := a.As4()
-			keys = append(keys, b[:]...)
-		} else {
-			b := a.As16()
-			keys = append(keys, b[:]...)
-		}
-		return keys[n:len(keys):len(keys)] // within capacity: never moves
-	}
-	w := rangeWalk{ps: ps}
+// empty set, as writeIntervals would add wantedIntervals, without making
+// them: a million sources never hold their intervals all at once (80 MB).
+func fillFromPrefixes(bt *batch, set *nftables.Set, ps []netip.Prefix) {
+	w := bt.elements(set, false)
+	r := rangeWalk{ps: ps}
 	for {
-		r, ok := w.next()
-		if ok {
-			ivs = append(ivs, interval{first: key(r.From()), last: key(r.To())})
-		}
-		if len(ivs) > 0 && (len(ivs) == per || !ok) {
-			if err := c.SetAddElements(set, elements(set, ivs)); err != nil {
-				return err
-			}
-			ivs, keys = ivs[:0], keys[:0]
-		}
+		rg, ok := r.next()
 		if !ok {
-			return nil
+			break
 		}
+		w.addRange(rg.From(), rg.To())
 	}
+	w.close()
 }

@@ -206,22 +206,16 @@ func (b *Backend) Apply(ctx context.Context, plan *backends.Plan) error {
 		return nil
 	}
 	want := plan.Desired.Canonical()
-	c, err := l.conn()
-	if err != nil {
-		return err
-	}
+	bt := newBatch()
 	// Diffed again rather than trusting plan.Diff, which may come from a file.
-	content, err := writeTransition(c, now, want, rules.Compare(now.ruleset, want))
+	content, err := writeTransition(bt, now, want, rules.Compare(now.ruleset, want))
 	if err != nil {
 		return err
 	}
-	if err := c.Flush(); err != nil {
+	if err := bt.send(b.netns); err != nil {
 		b.forget()
 		return kernelErr("apply the nftables transaction", err)
 	}
-	// One batch moves the generation by one: if it moved by exactly that,
-	// the kernel now holds what was written, and the next read need not
-	// dump the sets again.
 	if gen, err := nfgen.Generation(b.netns); err == nil && now.cookie != 0 && gen == now.gen+1 {
 		s := written(now, want, content, gen)
 		// Sets left alone keep what they held: canonical only if they were.

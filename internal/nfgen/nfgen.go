@@ -219,3 +219,96 @@ func Cookie(nsPath string) (uint64, error) {
 	}
 	return cookie, nil
 }
+
+// BatchError is the kernel's refusal of one message of a batch: Seq is the
+// message's sequence number, Errno the reason, Message the kernel's own
+// words where it gave any (extended acknowledgement).
+type BatchError struct {
+	Seq     uint32
+	Errno   syscall.Errno
+	Message string
+}
+
+func (e *BatchError) Error() string {
+	if e.Message != "" {
+		return e.Errno.Error() + " (" + e.Message + ")"
+	}
+	return e.Errno.Error()
+}
+
+func (e *BatchError) Unwrap() error { return e.Errno }
+
+// SendBatch sends batch, nf_tables messages between a batch begin and a
+// batch end, on a new socket in the namespace at nsPath, as nft does: the
+// kernel runs a whole batch inside the one sendmsg, committing all of it
+// or none, so when sendmsg returns every answer is queued already; and as
+// the messages ask no acknowledgement, a batch that went in has none. One
+// read that finds nothing waiting is the success. An error is the first
+// message the kernel refused (*BatchError).
+func SendBatch(nsPath string, batch []byte) error {
+	return netns.DoPath(nsPath, func() error {
+		fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_NETFILTER)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+			return err
+		}
+		// The send buffer must hold the whole batch (SO_SNDBUFFORCE needs
+		// CAP_NET_ADMIN, which writing needs anyway); refusals carry only
+		// the refused message's header, and the kernel's reason in words.
+		if len(batch) > 64<<10 {
+			if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, len(batch)+4096); err != nil {
+				return fmt.Errorf("size the netlink send buffer for a %d-byte batch: %w", len(batch), err)
+			}
+		}
+		_ = unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_CAP_ACK, 1)
+		_ = unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_EXT_ACK, 1)
+		if err := unix.Sendto(fd, batch, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+			return err
+		}
+		var first *BatchError
+		buf := make([]byte, 8192)
+		for range 1 << 16 { // bounded: one answer per message at most
+			n, _, err := unix.Recvfrom(fd, buf, unix.MSG_DONTWAIT)
+			if err == unix.EAGAIN || err == unix.EWOULDBLOCK {
+				break
+			}
+			if err != nil {
+				// ENOBUFS: more refusals than the socket holds; the batch
+				// failed all the same.
+				if first != nil {
+					return first
+				}
+				return fmt.Errorf("read the kernel's answer to the batch: %w", err)
+			}
+			msgs, err := syscall.ParseNetlinkMessage(buf[:n])
+			if err != nil {
+				return err
+			}
+			for _, m := range msgs {
+				if m.Header.Type != unix.NLMSG_ERROR || len(m.Data) < 4+unix.NLMSG_HDRLEN {
+					continue
+				}
+				errno := -int32(binary.NativeEndian.Uint32(m.Data))
+				if errno == 0 || first != nil {
+					continue
+				}
+				first = &BatchError{Seq: binary.NativeEndian.Uint32(m.Data[4+8:]), Errno: syscall.Errno(errno)}
+				if m.Header.Flags&unix.NLM_F_ACK_TLVS != 0 {
+					_ = EachAttr(m.Data[4+unix.NLMSG_HDRLEN:], func(typ uint16, v []byte) error {
+						if typ == unix.NLMSGERR_ATTR_MSG {
+							first.Message = cString(v)
+						}
+						return nil
+					})
+				}
+			}
+		}
+		if first != nil {
+			return first
+		}
+		return nil
+	})
+}
