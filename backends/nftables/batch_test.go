@@ -7,20 +7,29 @@ import (
 	"testing"
 
 	"github.com/google/nftables"
+	"github.com/portwarden/portwarden/internal/netns"
 	"github.com/portwarden/portwarden/internal/netns/netnstest"
 	"golang.org/x/sys/unix"
 )
 
-// A batch the kernel refuses in its last message is refused whole: the
-// error names the message, and nothing before it went in.
-func TestBatchRefusedWhole(t *testing.T) {
+// newTestBatch is a batch that makes table inet pwtest with one interval
+// set of key type, in a namespace of the test's own.
+func newTestBatch(t *testing.T, key nftables.SetDatatype) (*netns.NS, *batch, *nftables.Set) {
+	t.Helper()
 	ns := netnstest.New(t, "batch")
 	bt := newBatch()
 	table := bt.lib.AddTable(&nftables.Table{Name: "pwtest", Family: nftables.TableFamilyINet})
-	set := &nftables.Set{Table: table, Name: "s4", KeyType: nftables.TypeIPAddr, Interval: true}
+	set := &nftables.Set{Table: table, Name: "s", KeyType: key, Interval: true}
 	if err := bt.lib.AddSet(set, nil); err != nil {
 		t.Fatal(err)
 	}
+	return ns, bt, set
+}
+
+// A batch the kernel refuses in its last message is refused whole: the
+// error names the message, and nothing before it went in.
+func TestBatchRefusedWhole(t *testing.T) {
+	ns, bt, set := newTestBatch(t, nftables.TypeIPAddr)
 	w := bt.elements(set, false)
 	w.add([]byte{198, 18, 0, 1}, []byte{198, 18, 0, 9}, 0)
 	w.close()
@@ -46,13 +55,7 @@ func TestBatchRefusedWhole(t *testing.T) {
 // intervals, a single address, and an interval reaching the top of the
 // key space (no end element).
 func TestBatchElementsAsWritten(t *testing.T) {
-	ns := netnstest.New(t, "batch")
-	bt := newBatch()
-	table := bt.lib.AddTable(&nftables.Table{Name: "pwtest", Family: nftables.TableFamilyINet})
-	set := &nftables.Set{Table: table, Name: "s4", KeyType: nftables.TypeIPAddr, Interval: true}
-	if err := bt.lib.AddSet(set, nil); err != nil {
-		t.Fatal(err)
-	}
+	ns, bt, set := newTestBatch(t, nftables.TypeIPAddr)
 	w := bt.elements(set, false)
 	w.add([]byte{198, 18, 0, 0}, []byte{198, 18, 0, 255}, 0)
 	w.add([]byte{198, 19, 1, 1}, []byte{198, 19, 1, 1}, 0)
@@ -61,7 +64,7 @@ func TestBatchElementsAsWritten(t *testing.T) {
 	if err := bt.send(ns.Path()); err != nil {
 		t.Fatal(err)
 	}
-	out, err := ns.Run(context.Background(), "nft", "list", "set", "inet", "pwtest", "s4")
+	out, err := ns.Run(context.Background(), "nft", "list", "set", "inet", "pwtest", "s")
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
@@ -75,19 +78,12 @@ func TestBatchElementsAsWritten(t *testing.T) {
 // Many elements split over several messages, each under the 64 KiB an
 // attribute can hold, still arrive in the one batch.
 func TestBatchSplitsLongElementLists(t *testing.T) {
-	ns := netnstest.New(t, "batch")
-	bt := newBatch()
-	table := bt.lib.AddTable(&nftables.Table{Name: "pwtest", Family: nftables.TableFamilyINet})
-	set := &nftables.Set{Table: table, Name: "s6", KeyType: nftables.TypeIP6Addr, Interval: true}
-	if err := bt.lib.AddSet(set, nil); err != nil {
-		t.Fatal(err)
-	}
+	ns, bt, set := newTestBatch(t, nftables.TypeIP6Addr)
 	w := bt.elements(set, false)
 	const n = 5000
 	for i := range n {
-		k := []byte{0x20, 0x01, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, byte(i >> 8), byte(i)}
-		k[15] = byte(2 * i) // every other address: nothing merges
-		k[14] = byte(2 * i >> 8)
+		// Every other address, so that nothing merges.
+		k := []byte{0x20, 0x01, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, byte(2 * i >> 8), byte(2 * i)}
 		w.add(k, k, 0)
 	}
 	w.close()
@@ -103,7 +99,7 @@ func TestBatchSplitsLongElementLists(t *testing.T) {
 	if err := bt.send(ns.Path()); err != nil {
 		t.Fatal(err)
 	}
-	out, err := ns.Run(context.Background(), "nft", "list", "set", "inet", "pwtest", "s6")
+	out, err := ns.Run(context.Background(), "nft", "list", "set", "inet", "pwtest", "s")
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}

@@ -75,13 +75,16 @@
 //
 // # Writing
 //
-// Apply queues every change on one netlink batch (google/nftables Flush):
-// the kernel commits it as one transaction, so a packet sees the old rules
-// or the new ones. Sets are edited element by element (an interval is a
-// start and an end-plus-one element); chains are rebuilt only when an
-// exposure's shape changes. Element messages are cut at 1,000 elements (a
-// netlink attribute holds 64 KiB) and the socket's send buffer is raised
-// so a 100,000-source batch goes in one sendmsg, as nft does.
+// Apply queues every change on one netlink batch (batch.go): the kernel
+// commits it as one transaction, so a packet sees the old rules or the
+// new ones. Sets are edited element by element (an interval is a start and
+// an end-plus-one element); chains are rebuilt only when an exposure's
+// shape changes. google/nftables encodes tables, sets, chains and rules;
+// set elements are encoded straight from the intervals, a message cut
+// before its element list reaches the 64 KiB a netlink attribute holds.
+// The batch goes in one sendmsg with no acknowledgement asked per message
+// (internal/nfgen.SendBatch), as nft sends one: the kernel answers only a
+// refusal, which names the message refused.
 //
 // # Knowing nothing changed
 //
