@@ -2,13 +2,19 @@ package nftables
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
+	"net/netip"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/portwarden/portwarden/internal/netns"
 	"github.com/portwarden/portwarden/internal/netns/netnstest"
+	"github.com/portwarden/portwarden/internal/nfgen"
 	"golang.org/x/sys/unix"
 )
 
@@ -106,4 +112,110 @@ func TestBatchSplitsLongElementLists(t *testing.T) {
 	if got := strings.Count(string(out), "2001:2::"); got != n {
 		t.Fatalf("the set holds %d addresses, want %d", got, n)
 	}
+}
+
+// The elements the batch encodes say what google/nftables would have said
+// for the same intervals (the library's encoding, read back attribute by
+// attribute): keys, interval ends, timeouts and comments.
+func TestBatchElementsEncodeAsTheLibrary(t *testing.T) {
+	table := &nftables.Table{Name: "pwtest", Family: nftables.TableFamilyINet}
+	set := &nftables.Set{Table: table, Name: "g", KeyType: nftables.TypeIP6Addr, Interval: true, HasTimeout: true}
+	until := time.Now().Add(time.Hour).Unix()
+	ivs := []interval{
+		{first: netip.MustParseAddr("2001:2::").AsSlice(), last: netip.MustParseAddr("2001:2::ff").AsSlice()},
+		{first: netip.MustParseAddr("2001:2::1:0").AsSlice(), last: netip.MustParseAddr("2001:2::1:0").AsSlice(), until: until},
+		{first: netip.MustParseAddr("ffff::").AsSlice(), last: netip.MustParseAddr("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff").AsSlice()},
+	}
+	ours := newBatch()
+	writeIntervals(ours, set, ivs, false)
+	ours.sync()
+
+	// What the library makes of the same elements, the way portwarden
+	// gave them to it before: start keys, end keys one past the last, the
+	// grant's time left as its timeout and its deadline as its comment.
+	var els []nftables.SetElement
+	for _, iv := range ivs {
+		start := nftables.SetElement{Key: iv.first}
+		if iv.until != 0 {
+			start.Timeout = time.Until(time.Unix(iv.until, 0)).Truncate(time.Millisecond)
+			start.Comment = untilComment(iv.until)
+		}
+		els = append(els, start)
+		end := slices.Clone(iv.last)
+		if incrementKey(end) {
+			els = append(els, nftables.SetElement{Key: end, IntervalEnd: true})
+		}
+	}
+	theirs := newBatch()
+	if err := theirs.lib.SetAddElements(set, els); err != nil {
+		t.Fatal(err)
+	}
+	theirs.sync()
+
+	a, b := decodedElements(t, ours.buf), decodedElements(t, theirs.buf)
+	// Two intervals of a start and an end each, one reaching the top
+	// with no end.
+	if len(a) != 5 || a[2].comment == "" || a[2].timeout == 0 || a[1].flags != unix.NFT_SET_ELEM_INTERVAL_END {
+		t.Fatalf("encoded %+v", a)
+	}
+	if len(a) != len(b) {
+		t.Fatalf("%d elements encoded, the library %d:\n%v\n%v", len(a), len(b), a, b)
+	}
+	for i := range a {
+		// Timeouts are taken at slightly different moments.
+		if d := a[i].timeout - b[i].timeout; d > 1000 || d < -1000 {
+			t.Errorf("element %d: timeout %d ms, the library %d ms", i, a[i].timeout, b[i].timeout)
+		}
+		a[i].timeout, b[i].timeout = 0, 0
+		if a[i] != b[i] {
+			t.Errorf("element %d: %+v, the library %+v", i, a[i], b[i])
+		}
+	}
+}
+
+type decodedElement struct {
+	key     string
+	flags   uint32
+	timeout int64
+	comment string
+}
+
+// decodedElements reads the set elements of every NEWSETELEM message in an
+// encoded batch.
+func decodedElements(t *testing.T, buf []byte) []decodedElement {
+	t.Helper()
+	msgs, err := syscall.ParseNetlinkMessage(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []decodedElement
+	for _, m := range msgs {
+		if m.Header.Type&0xff != unix.NFT_MSG_NEWSETELEM || m.Header.Type>>8 != unix.NFNL_SUBSYS_NFTABLES {
+			continue
+		}
+		nfgen.EachAttr(m.Data[4:], func(typ uint16, data []byte) error {
+			if typ != unix.NFTA_SET_ELEM_LIST_ELEMENTS {
+				return nil
+			}
+			return nfgen.EachAttr(data, func(_ uint16, data []byte) error {
+				var e decodedElement
+				nfgen.EachAttr(data, func(typ uint16, data []byte) error {
+					switch typ {
+					case unix.NFTA_SET_ELEM_KEY:
+						nfgen.EachAttr(data, func(_ uint16, v []byte) error { e.key = netip.AddrFrom16([16]byte(v)).String(); return nil })
+					case unix.NFTA_SET_ELEM_FLAGS:
+						e.flags = binary.BigEndian.Uint32(data)
+					case unix.NFTA_SET_ELEM_TIMEOUT:
+						e.timeout = int64(binary.BigEndian.Uint64(data))
+					case unix.NFTA_SET_ELEM_USERDATA:
+						e.comment = elemComment(data)
+					}
+					return nil
+				})
+				out = append(out, e)
+				return nil
+			})
+		})
+	}
+	return out
 }
