@@ -215,7 +215,7 @@ func (b *Backend) Apply(ctx context.Context, plan *backends.Plan) error {
 	if err := bt.send(b.netns); err != nil {
 		b.forget()
 		if errors.Is(err, unix.ERESTART) {
-			return fmt.Errorf("apply: another program changed the nf_tables ruleset after portwarden read it, so the kernel refused the whole change and nothing was applied: %w", backends.ErrStalePlan)
+			return fmt.Errorf("apply: another program changed the nf_tables ruleset after portwarden read it, so the kernel refused the change whole: %w", backends.ErrStalePlan)
 		}
 		return kernelErr("apply the nftables transaction", err)
 	}
