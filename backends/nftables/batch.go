@@ -32,21 +32,12 @@ type batch struct {
 	err   error
 }
 
-// newBatch starts a batch the kernel takes only while its nf_tables
-// generation is still gen, the one the state it changes was read at (0:
-// whatever it is): as nft does, a write by anyone in between makes the
-// kernel refuse the whole batch (ERESTART) instead of applying a diff
-// computed against what is no longer there.
-func newBatch(gen uint32) *batch {
+func newBatch() *batch {
 	bt := &batch{buf: make([]byte, 0, 16<<10)}
 	// WithTestDial is the library's hook for what it would send: here it
 	// hands each message to the batch instead of a socket.
 	bt.lib, _ = nftables.New(nftables.WithTestDial(bt.take))
-	start := bt.delimiter(unix.NFNL_MSG_BATCH_BEGIN)
-	if gen != 0 {
-		bt.attrBE32(unix.NFNL_BATCH_GENID, gen)
-		bt.finish(start)
-	}
+	bt.delimiter(unix.NFNL_MSG_BATCH_BEGIN)
 	return bt
 }
 
@@ -149,14 +140,12 @@ func (bt *batch) begin(msg int, flags uint16, family byte) int {
 }
 
 // delimiter writes the message that begins or ends the batch, addressed
-// to nf_tables (the resource id of its struct nfgenmsg), and returns where
-// it starts.
-func (bt *batch) delimiter(typ uint16) int {
+// to nf_tables (the resource id of its struct nfgenmsg).
+func (bt *batch) delimiter(typ uint16) {
 	start := bt.header(typ, 0)
 	bt.buf = append(bt.buf, unix.AF_UNSPEC, unix.NFNETLINK_V0)
 	bt.buf = binary.BigEndian.AppendUint16(bt.buf, unix.NFNL_SUBSYS_NFTABLES)
 	bt.finish(start)
-	return start
 }
 
 func (bt *batch) finish(start int) {

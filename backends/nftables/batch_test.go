@@ -23,7 +23,7 @@ import (
 func newTestBatch(t *testing.T, key nftables.SetDatatype) (*netns.NS, *batch, *nftables.Set) {
 	t.Helper()
 	ns := netnstest.New(t, "batch")
-	bt := newBatch(0)
+	bt := newBatch()
 	table := bt.lib.AddTable(&nftables.Table{Name: "pwtest", Family: nftables.TableFamilyINet})
 	set := &nftables.Set{Table: table, Name: "s", KeyType: key, Interval: true}
 	if err := bt.lib.AddSet(set, nil); err != nil {
@@ -54,38 +54,6 @@ func TestBatchRefusedWhole(t *testing.T) {
 	out, _ := ns.Run(context.Background(), "nft", "list", "tables")
 	if strings.Contains(string(out), "pwtest") {
 		t.Fatalf("a refused batch left its table behind:\n%s", out)
-	}
-}
-
-// A batch made against one generation is refused whole once anyone else
-// wrote: the diff it carries was computed against what is no longer there.
-func TestBatchRefusedAfterAnotherWrite(t *testing.T) {
-	ns := netnstest.New(t, "batch")
-	gen, err := nfgen.Generation(ns.Path())
-	if err != nil {
-		t.Fatal(err)
-	}
-	bt := newBatch(gen)
-	bt.lib.AddTable(&nftables.Table{Name: "pwtest", Family: nftables.TableFamilyINet})
-	if out, err := ns.Run(context.Background(), "nft", "add", "table", "inet", "someone"); err != nil {
-		t.Fatalf("%v\n%s", err, out)
-	}
-	err = bt.send(ns.Path())
-	if !errors.Is(err, unix.ERESTART) {
-		t.Fatalf("error = %v, want ERESTART", err)
-	}
-	out, _ := ns.Run(context.Background(), "nft", "list", "tables")
-	if strings.Contains(string(out), "pwtest") {
-		t.Fatalf("a refused batch left its table behind:\n%s", out)
-	}
-	// At the generation that is current now, the same batch goes in.
-	if gen, err = nfgen.Generation(ns.Path()); err != nil {
-		t.Fatal(err)
-	}
-	bt = newBatch(gen)
-	bt.lib.AddTable(&nftables.Table{Name: "pwtest", Family: nftables.TableFamilyINet})
-	if err := bt.send(ns.Path()); err != nil {
-		t.Fatal(err)
 	}
 }
 
@@ -158,7 +126,7 @@ func TestBatchElementsEncodeAsTheLibrary(t *testing.T) {
 		{first: netip.MustParseAddr("2001:2::1:0").AsSlice(), last: netip.MustParseAddr("2001:2::1:0").AsSlice(), until: until},
 		{first: netip.MustParseAddr("ffff::").AsSlice(), last: netip.MustParseAddr("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff").AsSlice()},
 	}
-	ours := newBatch(0)
+	ours := newBatch()
 	writeIntervals(ours, set, ivs, false)
 	ours.sync()
 
@@ -178,7 +146,7 @@ func TestBatchElementsEncodeAsTheLibrary(t *testing.T) {
 			els = append(els, nftables.SetElement{Key: end, IntervalEnd: true})
 		}
 	}
-	theirs := newBatch(0)
+	theirs := newBatch()
 	if err := theirs.lib.SetAddElements(set, els); err != nil {
 		t.Fatal(err)
 	}

@@ -206,7 +206,7 @@ func (b *Backend) Apply(ctx context.Context, plan *backends.Plan) error {
 		return nil
 	}
 	want := plan.Desired.Canonical()
-	bt := newBatch(now.gen)
+	bt := newBatch()
 	// Diffed again rather than trusting plan.Diff, which may come from a file.
 	content, err := writeTransition(bt, now, want, rules.Compare(now.ruleset, want))
 	if err != nil {
@@ -214,9 +214,6 @@ func (b *Backend) Apply(ctx context.Context, plan *backends.Plan) error {
 	}
 	if err := bt.send(b.netns); err != nil {
 		b.forget()
-		if errors.Is(err, unix.ERESTART) {
-			return fmt.Errorf("apply: another program changed the nf_tables ruleset after portwarden read it, so the kernel refused the change whole: %w", backends.ErrStalePlan)
-		}
 		return kernelErr("apply the nftables transaction", err)
 	}
 	if gen, err := nfgen.Generation(b.netns); err == nil && now.cookie != 0 && gen == now.gen+1 {
