@@ -11,9 +11,9 @@ import (
 	"github.com/portwarden/portwarden/rules"
 )
 
-// writeTransition queues, on c, every message that turns the kernel state
-// now into want. Nothing is sent until c.Flush, which the kernel applies
-// as one transaction. It returns what every owned set will hold.
+// writeTransition queues, on bt, every message that turns the kernel state
+// now into want. Nothing is sent until bt.send, and the kernel applies the
+// batch as one transaction. It returns what every owned set will hold.
 //
 // Order matters inside the batch: the base chain is flushed before chains
 // it jumps to are deleted, sets exist before rules refer to them, and the

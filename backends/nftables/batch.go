@@ -1,7 +1,9 @@
 package nftables
 
 import (
+	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net/netip"
 	"time"
@@ -26,14 +28,17 @@ import (
 // Set elements, the bulk of a batch, are encoded here straight from the
 // intervals, without the library's per-element attribute lists.
 type batch struct {
-	lib   *nftables.Conn
-	buf   []byte
-	kinds []uint16 // the message type of each sequence number, for errors
-	err   error
+	lib    *nftables.Conn
+	buf    []byte
+	starts []int // where each message starts, by sequence number
+	err    error
 }
 
-func newBatch() *batch {
-	bt := &batch{buf: make([]byte, 0, 16<<10)}
+// newBatch starts a batch; size is what its buffer starts with (the
+// elements of a set filled anew take some 20-40 bytes each), so that a
+// large one is not copied again and again as it grows.
+func newBatch(size int) *batch {
+	bt := &batch{buf: make([]byte, 0, max(size, 16<<10))}
 	// WithTestDial is the library's hook for what it would send: here it
 	// hands each message to the batch instead of a socket.
 	bt.lib, _ = nftables.New(nftables.WithTestDial(bt.take))
@@ -77,15 +82,58 @@ func (bt *batch) send(nsPath string) error {
 	if bt.err != nil {
 		return bt.err
 	}
-	if len(bt.kinds) == 1 {
+	if len(bt.starts) == 1 {
 		return nil // nothing to write: the kernel need not see a batch
 	}
 	bt.delimiter(unix.NFNL_MSG_BATCH_END)
-	err := nfgen.SendBatch(nsPath, bt.buf)
-	if be, ok := err.(*nfgen.BatchError); ok && int(be.Seq) < len(bt.kinds) {
-		return fmt.Errorf("%s (message %d of %d): %w", messageName(bt.kinds[be.Seq]), be.Seq, len(bt.kinds)-2, be)
+	err := nfgen.SendBatch(nsPath, bt.buf, len(bt.starts))
+	var be *nfgen.BatchError
+	if errors.As(err, &be) && int(be.Seq) < len(bt.starts)-1 {
+		what := fmt.Sprintf("%s (message %d of %d", bt.describe(be.Seq), be.Seq, len(bt.starts)-2)
+		if be.Seq == 1 {
+			what += ", or the commit of the whole batch" // the kernel names the first message then
+		}
+		return fmt.Errorf("the kernel refused the change, and nothing of it was applied: %s): %w; "+
+			"run portwarden plan to see the change, and report it with the output of nft --version and uname -r if it persists", what, be)
 	}
 	return err
+}
+
+// describe names message seq and the object it is about.
+func (bt *batch) describe(seq uint32) string {
+	msg := bt.buf[bt.starts[seq]:]
+	kind := binary.NativeEndian.Uint16(msg[4:6])
+	what := messageName(kind)
+	nameAttr := map[uint16]uint16{
+		unix.NFT_MSG_NEWTABLE: unix.NFTA_TABLE_NAME, unix.NFT_MSG_DELTABLE: unix.NFTA_TABLE_NAME,
+		unix.NFT_MSG_NEWCHAIN: unix.NFTA_CHAIN_NAME, unix.NFT_MSG_DELCHAIN: unix.NFTA_CHAIN_NAME,
+		unix.NFT_MSG_NEWRULE: unix.NFTA_RULE_CHAIN, unix.NFT_MSG_DELRULE: unix.NFTA_RULE_CHAIN,
+		unix.NFT_MSG_NEWSET: unix.NFTA_SET_NAME, unix.NFT_MSG_DELSET: unix.NFTA_SET_NAME,
+		unix.NFT_MSG_NEWSETELEM: unix.NFTA_SET_ELEM_LIST_SET, unix.NFT_MSG_DELSETELEM: unix.NFTA_SET_ELEM_LIST_SET,
+	}[kind&0xff]
+	if kind>>8 != unix.NFNL_SUBSYS_NFTABLES || nameAttr == 0 {
+		return what
+	}
+	end := int(binary.NativeEndian.Uint32(msg[0:4]))
+	name := ""
+	nfgen.EachAttr(msg[unix.NLMSG_HDRLEN+4:end], func(typ uint16, v []byte) error {
+		if typ == nameAttr {
+			name = string(bytes.TrimRight(v, "\x00"))
+		}
+		return nil
+	})
+	if name == "" {
+		return what
+	}
+	switch kind & 0xff {
+	case unix.NFT_MSG_NEWRULE, unix.NFT_MSG_DELRULE:
+		return what + " in chain " + name
+	case unix.NFT_MSG_NEWSETELEM:
+		return what + " to set " + name
+	case unix.NFT_MSG_DELSETELEM:
+		return what + " from set " + name
+	}
+	return what + " " + name
 }
 
 func messageName(kind uint16) string {
@@ -101,15 +149,15 @@ func messageName(kind uint16) string {
 	case unix.NFT_MSG_NEWRULE:
 		return "add rule"
 	case unix.NFT_MSG_DELRULE:
-		return "delete rule"
+		return "delete rules" // a whole chain's, when it is flushed
 	case unix.NFT_MSG_NEWSET:
 		return "add set"
 	case unix.NFT_MSG_DELSET:
 		return "delete set"
 	case unix.NFT_MSG_NEWSETELEM:
-		return "add set elements"
+		return "add elements"
 	case unix.NFT_MSG_DELSETELEM:
-		return "delete set elements"
+		return "delete elements"
 	}
 	if kind == unix.NFNL_MSG_BATCH_BEGIN || kind == unix.NFNL_MSG_BATCH_END {
 		return "the batch"
@@ -121,8 +169,8 @@ func messageName(kind uint16) string {
 // where it starts; finish writes its length.
 func (bt *batch) header(typ, flags uint16) int {
 	start := len(bt.buf)
-	seq := uint32(len(bt.kinds))
-	bt.kinds = append(bt.kinds, typ)
+	seq := uint32(len(bt.starts))
+	bt.starts = append(bt.starts, start)
 	bt.buf = binary.NativeEndian.AppendUint32(bt.buf, 0)
 	bt.buf = binary.NativeEndian.AppendUint16(bt.buf, typ)
 	bt.buf = binary.NativeEndian.AppendUint16(bt.buf, unix.NLM_F_REQUEST|flags)

@@ -23,7 +23,7 @@ import (
 func newTestBatch(t *testing.T, key nftables.SetDatatype) (*netns.NS, *batch, *nftables.Set) {
 	t.Helper()
 	ns := netnstest.New(t, "batch")
-	bt := newBatch()
+	bt := newBatch(0)
 	table := bt.lib.AddTable(&nftables.Table{Name: "pwtest", Family: nftables.TableFamilyINet})
 	set := &nftables.Set{Table: table, Name: "s", KeyType: key, Interval: true}
 	if err := bt.lib.AddSet(set, nil); err != nil {
@@ -47,13 +47,28 @@ func TestBatchRefusedWhole(t *testing.T) {
 	if err == nil {
 		t.Fatal("the kernel took a batch deleting a missing element")
 	}
-	if !errors.Is(err, unix.ENOENT) || !strings.Contains(err.Error(), "delete set elements") {
+	if !errors.Is(err, unix.ENOENT) || !strings.Contains(err.Error(), "delete elements from set s") {
 		t.Fatalf("error = %v, want ENOENT naming the delete", err)
 	}
 	t.Logf("refused: %v", err)
 	out, _ := ns.Run(context.Background(), "nft", "list", "tables")
 	if strings.Contains(string(out), "pwtest") {
 		t.Fatalf("a refused batch left its table behind:\n%s", out)
+	}
+}
+
+// A batch refused in thousands of messages, more refusals than a socket
+// holds by default, still reports the first one.
+func TestBatchManyRefusals(t *testing.T) {
+	ns, bt, set := newTestBatch(t, nftables.TypeIPAddr)
+	for i := range 3000 {
+		w := bt.elements(set, true)
+		w.add([]byte{198, 18, byte(i >> 8), byte(i)}, []byte{198, 18, byte(i >> 8), byte(i)}, 0)
+		w.close()
+	}
+	err := bt.send(ns.Path())
+	if !errors.Is(err, unix.ENOENT) || !strings.Contains(err.Error(), "delete elements from set s (message 3 of 3002") {
+		t.Fatalf("error = %v, want the first refusal", err)
 	}
 }
 
@@ -94,8 +109,8 @@ func TestBatchSplitsLongElementLists(t *testing.T) {
 	}
 	w.close()
 	messages := 0
-	for _, k := range bt.kinds {
-		if k&0xff == unix.NFT_MSG_NEWSETELEM {
+	for _, start := range bt.starts {
+		if binary.NativeEndian.Uint16(bt.buf[start+4:])&0xff == unix.NFT_MSG_NEWSETELEM {
 			messages++
 		}
 	}
@@ -126,7 +141,7 @@ func TestBatchElementsEncodeAsTheLibrary(t *testing.T) {
 		{first: netip.MustParseAddr("2001:2::1:0").AsSlice(), last: netip.MustParseAddr("2001:2::1:0").AsSlice(), until: until},
 		{first: netip.MustParseAddr("ffff::").AsSlice(), last: netip.MustParseAddr("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff").AsSlice()},
 	}
-	ours := newBatch()
+	ours := newBatch(0)
 	writeIntervals(ours, set, ivs, false)
 	ours.sync()
 
@@ -146,7 +161,7 @@ func TestBatchElementsEncodeAsTheLibrary(t *testing.T) {
 			els = append(els, nftables.SetElement{Key: end, IntervalEnd: true})
 		}
 	}
-	theirs := newBatch()
+	theirs := newBatch(0)
 	if err := theirs.lib.SetAddElements(set, els); err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/google/nftables"
-	"github.com/mdlayher/netlink"
 	"github.com/portwarden/portwarden/backends"
 	"github.com/portwarden/portwarden/internal/nfgen"
 	"github.com/portwarden/portwarden/rules"
@@ -64,7 +63,7 @@ func (l *link) conn() (*nftables.Conn, error) {
 	if l.c != nil {
 		return l.c, nil
 	}
-	opts := []nftables.ConnOption{nftables.AsLasting(), nftables.WithSockOptions(largeSendBuffer)}
+	opts := []nftables.ConnOption{nftables.AsLasting()}
 	what := "open netlink"
 	if l.b.netns != "" {
 		f, err := os.Open(l.b.netns)
@@ -91,40 +90,6 @@ func (l *link) close() {
 	if l.ns != nil {
 		l.ns.Close()
 	}
-}
-
-// sendBufferBytes bounds one batch: 100,000 IPv6 intervals take about
-// 10 MB. The kernel allocates only what a batch needs.
-const sendBufferBytes = 64 << 20
-
-// receiveBufferBytes holds the acknowledgements of the largest batch.
-const receiveBufferBytes = 16 << 20
-
-// largeSendBuffer lets one sendmsg carry a whole batch, as nft does
-// (SO_SNDBUFFORCE needs CAP_NET_ADMIN, which writing needs anyway).
-func largeSendBuffer(c *netlink.Conn) error {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var serr error
-	err = rc.Control(func(fd uintptr) {
-		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, sendBufferBytes)
-		if serr == nil {
-			// The kernel acknowledges every message of a batch; with a
-			// million sources (2,000 element messages) the acks overflow
-			// the default receive buffer (ENOBUFS).
-			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, receiveBufferBytes)
-		}
-		if serr != nil {
-			// Without CAP_NET_ADMIN reads still work; writes will say why.
-			serr = nil
-		}
-	})
-	if err != nil {
-		return err
-	}
-	return serr
 }
 
 // kernelErr says what failed, and turns the kernel's permission refusal
@@ -206,7 +171,7 @@ func (b *Backend) Apply(ctx context.Context, plan *backends.Plan) error {
 		return nil
 	}
 	want := plan.Desired.Canonical()
-	bt := newBatch()
+	bt := newBatch(batchSize(now, want))
 	// Diffed again rather than trusting plan.Diff, which may come from a file.
 	content, err := writeTransition(bt, now, want, rules.Compare(now.ruleset, want))
 	if err != nil {
@@ -216,7 +181,18 @@ func (b *Backend) Apply(ctx context.Context, plan *backends.Plan) error {
 		b.forget()
 		return kernelErr("apply the nftables transaction", err)
 	}
-	if gen, err := nfgen.Generation(b.netns); err == nil && now.cookie != 0 && gen == now.gen+1 {
+	// One batch moves the generation by one: if it moved by exactly that,
+	// the kernel now holds what was written, and the next read need not
+	// dump the sets again. If it did not move, the kernel took nothing,
+	// though it refused nothing either (it drops a malformed batch
+	// without a word): the change is not in.
+	gen, err := nfgen.Generation(b.netns)
+	if err == nil && now.gen != 0 && gen == now.gen {
+		b.forget()
+		return errors.New("apply the nftables transaction: the kernel took none of it (its ruleset generation did not move), so nothing was applied; " +
+			"run portwarden plan to see the change, and report it with the output of nft --version and uname -r")
+	}
+	if err == nil && now.cookie != 0 && gen == now.gen+1 {
 		s := written(now, want, content, gen)
 		// Sets left alone keep what they held: canonical only if they were.
 		s.canonical = now.canonical || now.table == nil
@@ -226,6 +202,20 @@ func (b *Backend) Apply(ctx context.Context, plan *backends.Plan) error {
 		b.forget()
 	}
 	return nil
+}
+
+// batchSize is the buffer a batch starts with: where the owned table is
+// made anew every source becomes elements (about 40 bytes each, start and
+// end); otherwise the change is whatever the diff is, and the buffer grows.
+func batchSize(now *snapshot, want *rules.Ruleset) int {
+	if now.table != nil {
+		return 0
+	}
+	n := 0
+	for _, e := range want.Exposures {
+		n += len(e.Allow.V4) + len(e.Allow.V6) + len(e.Deny.V4) + len(e.Deny.V6) + len(e.Destinations.V4) + len(e.Destinations.V6)
+	}
+	return 64<<10 + 40*n
 }
 
 // written is the snapshot a read would give right after want was applied:

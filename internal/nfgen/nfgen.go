@@ -249,46 +249,59 @@ func (e *BatchError) Error() string {
 
 func (e *BatchError) Unwrap() error { return e.Errno }
 
-// SendBatch sends batch, nf_tables messages between a batch begin and a
-// batch end, on a new socket in the namespace at nsPath, as nft does: the
-// kernel runs a whole batch inside the one sendmsg, committing all of it
-// or none, so when sendmsg returns every answer is queued already; and as
-// the messages ask no acknowledgement, a batch that went in has none. One
-// read that finds nothing waiting is the success. An error is the first
-// message the kernel refused (*BatchError).
-func SendBatch(nsPath string, batch []byte) error {
+// SendBatch sends batch, messages nf_tables messages between a batch
+// begin and a batch end, on a new socket in the namespace at nsPath, as
+// nft does: the kernel runs a whole batch inside the one sendmsg,
+// committing all of it or none, so when sendmsg returns every answer is
+// queued already; and as the messages ask no acknowledgement, a batch
+// that went in has none. One read that finds nothing waiting is the
+// success. An error is the first message the kernel refused (*BatchError).
+func SendBatch(nsPath string, batch []byte, messages int) error {
 	return netns.DoPath(nsPath, func() error {
 		fd, err := socket()
 		if err != nil {
 			return err
 		}
 		defer unix.Close(fd)
-		// The send buffer must hold the whole batch (SO_SNDBUFFORCE needs
-		// CAP_NET_ADMIN, which writing needs anyway); refusals carry only
-		// the refused message's header, and the kernel's reason in words.
+		// The send buffer must hold the whole batch. SO_SNDBUFFORCE needs
+		// CAP_NET_ADMIN over the host, which a container's root may lack
+		// while still managing its own namespace: SO_SNDBUF (up to
+		// net.core.wmem_max) is the fallback. The receive buffer holds a
+		// refusal of every message (each a header, and the kernel's reason
+		// in words), so that the first one is not lost to an overflow.
 		if len(batch) > 64<<10 {
-			if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, len(batch)+4096); err != nil {
-				return fmt.Errorf("size the netlink send buffer for a %d-byte batch: %w", len(batch), err)
+			if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, len(batch)+4096) != nil {
+				_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, len(batch)+4096)
+			}
+		}
+		if rcv := min(messages*1024, 16<<20); rcv > 64<<10 {
+			if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rcv) != nil {
+				_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, rcv)
 			}
 		}
 		_ = unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_CAP_ACK, 1)
 		_ = unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_EXT_ACK, 1)
 		if err := unix.Sendto(fd, batch, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+			if err == unix.EMSGSIZE {
+				return fmt.Errorf("the %d-byte batch is larger than this socket may send (net.core.wmem_max, or CAP_NET_ADMIN over the host to exceed it): %w", len(batch), err)
+			}
 			return err
 		}
 		var first *BatchError
+		overflow := false
 		buf := make([]byte, 8192)
 		for range 1 << 16 { // bounded: one answer per message at most
 			n, _, err := unix.Recvfrom(fd, buf, unix.MSG_DONTWAIT)
 			if err == unix.EAGAIN || err == unix.EWOULDBLOCK {
 				break
 			}
+			if err == unix.ENOBUFS {
+				// More refusals than the socket held: the kernel says so
+				// first, and the ones queued before the overflow follow.
+				overflow = true
+				continue
+			}
 			if err != nil {
-				// ENOBUFS: more refusals than the socket holds; the batch
-				// failed all the same.
-				if first != nil {
-					return first
-				}
 				return fmt.Errorf("read the kernel's answer to the batch: %w", err)
 			}
 			msgs, err := syscall.ParseNetlinkMessage(buf[:n])
@@ -316,6 +329,9 @@ func SendBatch(nsPath string, batch []byte) error {
 		}
 		if first != nil {
 			return first
+		}
+		if overflow {
+			return fmt.Errorf("the kernel refused the batch, and its answers overflowed the socket: %w", unix.ENOBUFS)
 		}
 		return nil
 	})
