@@ -75,6 +75,14 @@ func (bt *batch) sync() {
 	}
 }
 
+// empty reports whether nothing was queued: a plan can come to no
+// message, as when the only change is a grant about to expire, which the
+// kernel removes by itself.
+func (bt *batch) empty() bool {
+	bt.sync()
+	return len(bt.starts) == 1
+}
+
 // send ends the batch and sends it to the kernel of the namespace at
 // nsPath ("" for this one's).
 func (bt *batch) send(nsPath string) error {
@@ -82,7 +90,7 @@ func (bt *batch) send(nsPath string) error {
 	if bt.err != nil {
 		return bt.err
 	}
-	if len(bt.starts) == 1 {
+	if bt.empty() {
 		return nil // nothing to write: the kernel need not see a batch
 	}
 	bt.delimiter(unix.NFNL_MSG_BATCH_END)

@@ -57,6 +57,27 @@ func TestBatchRefusedWhole(t *testing.T) {
 	}
 }
 
+// A batch that came to no message sends nothing, and Apply does not take
+// the unmoved generation for a dropped batch.
+func TestBatchEmptySendsNothing(t *testing.T) {
+	ns := netnstest.New(t, "batch")
+	before, err := nfgen.Generation(ns.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bt := newBatch(0)
+	writeIntervals(bt, &nftables.Set{Name: "s", Table: &nftables.Table{Name: "pwtest"}}, nil, true)
+	if !bt.empty() {
+		t.Fatal("a batch with nothing queued is not empty")
+	}
+	if err := bt.send(ns.Path()); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := nfgen.Generation(ns.Path()); after != before {
+		t.Fatalf("an empty batch moved the generation from %d to %d", before, after)
+	}
+}
+
 // A batch refused in thousands of messages, more refusals than a socket
 // holds by default, still reports the first one.
 func TestBatchManyRefusals(t *testing.T) {

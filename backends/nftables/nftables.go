@@ -177,6 +177,7 @@ func (b *Backend) Apply(ctx context.Context, plan *backends.Plan) error {
 	if err != nil {
 		return err
 	}
+	wrote := !bt.empty()
 	if err := bt.send(b.netns); err != nil {
 		b.forget()
 		return kernelErr("apply the nftables transaction", err)
@@ -187,7 +188,7 @@ func (b *Backend) Apply(ctx context.Context, plan *backends.Plan) error {
 	// though it refused nothing either (it drops a malformed batch
 	// without a word): the change is not in.
 	gen, err := nfgen.Generation(b.netns)
-	if err == nil && now.gen != 0 && gen == now.gen {
+	if wrote && err == nil && now.gen != 0 && gen == now.gen {
 		b.forget()
 		return errors.New("apply the nftables transaction: the kernel took none of it (its ruleset generation did not move), so nothing was applied; " +
 			"run portwarden plan to see the change, and report it with the output of nft --version and uname -r")
