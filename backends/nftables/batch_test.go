@@ -43,7 +43,7 @@ func TestBatchRefusedWhole(t *testing.T) {
 	w = bt.elements(set, true)
 	w.add([]byte{198, 18, 7, 7}, []byte{198, 18, 7, 7}, 0)
 	w.close()
-	err := bt.send(ns.Path())
+	_, err := bt.send(ns.Path())
 	if err == nil {
 		t.Fatal("the kernel took a batch deleting a missing element")
 	}
@@ -67,11 +67,12 @@ func TestBatchEmptySendsNothing(t *testing.T) {
 	}
 	bt := newBatch(0)
 	writeIntervals(bt, &nftables.Set{Name: "s", Table: &nftables.Table{Name: "pwtest"}}, nil, true)
-	if !bt.empty() {
-		t.Fatal("a batch with nothing queued is not empty")
-	}
-	if err := bt.send(ns.Path()); err != nil {
+	sent, err := bt.send(ns.Path())
+	if err != nil {
 		t.Fatal(err)
+	}
+	if sent {
+		t.Fatal("a batch with nothing queued was sent")
 	}
 	if after, _ := nfgen.Generation(ns.Path()); after != before {
 		t.Fatalf("an empty batch moved the generation from %d to %d", before, after)
@@ -87,7 +88,7 @@ func TestBatchManyRefusals(t *testing.T) {
 		w.add([]byte{198, 18, byte(i >> 8), byte(i)}, []byte{198, 18, byte(i >> 8), byte(i)}, 0)
 		w.close()
 	}
-	err := bt.send(ns.Path())
+	_, err := bt.send(ns.Path())
 	if !errors.Is(err, unix.ENOENT) || !strings.Contains(err.Error(), "delete elements from set s (message 3 of 3002") {
 		t.Fatalf("error = %v, want the first refusal", err)
 	}
@@ -103,7 +104,7 @@ func TestBatchElementsAsWritten(t *testing.T) {
 	w.add([]byte{198, 19, 1, 1}, []byte{198, 19, 1, 1}, 0)
 	w.add([]byte{255, 255, 255, 0}, []byte{255, 255, 255, 255}, 0)
 	w.close()
-	if err := bt.send(ns.Path()); err != nil {
+	if _, err := bt.send(ns.Path()); err != nil {
 		t.Fatal(err)
 	}
 	out, err := ns.Run(context.Background(), "nft", "list", "set", "inet", "pwtest", "s")
@@ -138,7 +139,7 @@ func TestBatchSplitsLongElementLists(t *testing.T) {
 	if messages < 2 {
 		t.Fatalf("%d elements went into %d message(s)", n, messages)
 	}
-	if err := bt.send(ns.Path()); err != nil {
+	if _, err := bt.send(ns.Path()); err != nil {
 		t.Fatal(err)
 	}
 	out, err := ns.Run(context.Background(), "nft", "list", "set", "inet", "pwtest", "s")

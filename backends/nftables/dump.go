@@ -4,11 +4,11 @@ import (
 	"encoding/binary"
 	"runtime"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/nftables"
 	"github.com/portwarden/portwarden/internal/nfgen"
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 )
 
@@ -56,21 +56,16 @@ func (b *Backend) dumpSet(set *nftables.Set) ([]elem, error) {
 // and IPv6 sets of an exposure are walked on two processors at once.
 func (b *Backend) dumpSets(sets map[string]*nftables.Set, names []string) ([][]elem, error) {
 	out := make([][]elem, len(names))
-	errs := make([]error, len(names))
-	var wg sync.WaitGroup
-	limit := make(chan struct{}, max(1, min(runtime.GOMAXPROCS(0), 4)))
+	var g errgroup.Group
+	g.SetLimit(max(1, min(runtime.GOMAXPROCS(0), 4)))
 	for i, name := range names {
-		wg.Go(func() {
-			limit <- struct{}{}
-			defer func() { <-limit }()
-			out[i], errs[i] = b.dumpSet(sets[name])
+		g.Go(func() (err error) {
+			out[i], err = b.dumpSet(sets[name])
+			return kernelErr("read set "+name, err)
 		})
 	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			return nil, kernelErr("read set "+names[i], err)
-		}
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

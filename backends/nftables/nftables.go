@@ -177,8 +177,8 @@ func (b *Backend) Apply(ctx context.Context, plan *backends.Plan) error {
 	if err != nil {
 		return err
 	}
-	wrote := !bt.empty()
-	if err := bt.send(b.netns); err != nil {
+	sent, err := bt.send(b.netns)
+	if err != nil {
 		b.forget()
 		return kernelErr("apply the nftables transaction", err)
 	}
@@ -188,7 +188,7 @@ func (b *Backend) Apply(ctx context.Context, plan *backends.Plan) error {
 	// though it refused nothing either (it drops a malformed batch
 	// without a word): the change is not in.
 	gen, err := nfgen.Generation(b.netns)
-	if wrote && err == nil && now.gen != 0 && gen == now.gen {
+	if sent && err == nil && now.gen != 0 && gen == now.gen {
 		b.forget()
 		return errors.New("apply the nftables transaction: the kernel took none of it (its ruleset generation did not move), so nothing was applied; " +
 			"run portwarden plan to see the change, and report it with the output of nft --version and uname -r")
@@ -206,17 +206,20 @@ func (b *Backend) Apply(ctx context.Context, plan *backends.Plan) error {
 }
 
 // batchSize is the buffer a batch starts with: where the owned table is
-// made anew every source becomes elements (about 40 bytes each, start and
-// end); otherwise the change is whatever the diff is, and the buffer grows.
+// made anew every prefix becomes elements (a start and an end: 40 bytes
+// for IPv4, 64 for IPv6); otherwise the change is whatever the diff is,
+// and the buffer grows.
 func batchSize(now *snapshot, want *rules.Ruleset) int {
 	if now.table != nil {
 		return 0
 	}
 	n := 0
-	for _, e := range want.Exposures {
-		n += len(e.Allow.V4) + len(e.Allow.V6) + len(e.Deny.V4) + len(e.Deny.V6) + len(e.Destinations.V4) + len(e.Destinations.V6)
+	for i := range want.Exposures {
+		for _, list := range prefixLists(&want.Exposures[i]) {
+			n += len(*list)
+		}
 	}
-	return 64<<10 + 40*n
+	return 64<<10 + 64*n
 }
 
 // written is the snapshot a read would give right after want was applied:

@@ -80,26 +80,53 @@ func Tables(nsPath string, family byte) ([]Table, error) {
 // with the extra flags (unix.NLM_F_DUMP for a dump) for family; attributes
 // may be appended with AppendAttr.
 func Request(msg int, flags uint16, family byte) []byte {
-	b := make([]byte, unix.NLMSG_HDRLEN, 128)
-	binary.NativeEndian.PutUint16(b[4:6], uint16(unix.NFNL_SUBSYS_NFTABLES<<8|msg))
-	binary.NativeEndian.PutUint16(b[6:8], unix.NLM_F_REQUEST|flags)
-	b = append(b, family, unix.NFNETLINK_V0, 0, 0) // struct nfgenmsg
-	binary.NativeEndian.PutUint32(b[0:4], uint32(len(b)))
-	return b
+	b := AppendHeader(make([]byte, 0, 128), unix.NFNL_SUBSYS_NFTABLES<<8|uint16(msg), flags, 0)
+	return FinishMessage(AppendGenmsg(b, family, 0), 0)
 }
 
 // AppendAttr adds a NUL-terminated string attribute to req.
 func AppendAttr(req []byte, typ uint16, s string) []byte {
-	l := unix.SizeofNlAttr + len(s) + 1
-	req = binary.NativeEndian.AppendUint16(req, uint16(l))
-	req = binary.NativeEndian.AppendUint16(req, typ)
-	req = append(req, s...)
-	req = append(req, 0)
-	for len(req)%4 != 0 {
-		req = append(req, 0)
+	return FinishMessage(AppendStringAttr(req, typ, s), 0)
+}
+
+// AppendHeader appends the header of a netlink request of type typ (the
+// whole type: subsystem and message) with the extra flags and sequence
+// number seq; FinishMessage writes its length once its body is appended.
+func AppendHeader(b []byte, typ, flags uint16, seq uint32) []byte {
+	b = binary.NativeEndian.AppendUint32(b, 0)
+	b = binary.NativeEndian.AppendUint16(b, typ)
+	b = binary.NativeEndian.AppendUint16(b, unix.NLM_F_REQUEST|flags)
+	b = binary.NativeEndian.AppendUint32(b, seq)
+	return binary.NativeEndian.AppendUint32(b, 0) // port id: the kernel's
+}
+
+// AppendGenmsg appends the struct nfgenmsg an nf_tables message begins
+// with: its family and resource id (the subsystem, in a batch delimiter).
+func AppendGenmsg(b []byte, family byte, resID uint16) []byte {
+	return binary.BigEndian.AppendUint16(append(b, family, unix.NFNETLINK_V0), resID)
+}
+
+// FinishMessage pads b and writes the length of the message that starts
+// at start.
+func FinishMessage(b []byte, start int) []byte {
+	b = pad(b)
+	binary.NativeEndian.PutUint32(b[start:], uint32(len(b)-start))
+	return b
+}
+
+// AppendStringAttr appends a NUL-terminated string attribute.
+func AppendStringAttr(b []byte, typ uint16, s string) []byte {
+	b = binary.NativeEndian.AppendUint16(b, uint16(unix.SizeofNlAttr+len(s)+1))
+	b = binary.NativeEndian.AppendUint16(b, typ)
+	b = append(b, s...)
+	return pad(append(b, 0))
+}
+
+func pad(b []byte) []byte {
+	for len(b)%unix.NLA_ALIGNTO != 0 {
+		b = append(b, 0)
 	}
-	binary.NativeEndian.PutUint32(req[0:4], uint32(len(req)))
-	return req
+	return b
 }
 
 // DumpBufferBytes is the most the kernel puts into one netlink dump
