@@ -1,6 +1,7 @@
 package backends
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"net/netip"
@@ -15,7 +16,17 @@ import (
 // - (destroy) and ~ (change) marks, then a summary line. Sources are shown
 // as the policy wrote them, each added one with the file:line of its
 // block (rules.SourceChanges), not as the merged prefixes the kernel holds.
+//
+// The text goes out in one write where it fits a buffer: a plan is
+// a few dozen short lines, and a write each cost a hook's apply some
+// forty system calls.
 func WritePlan(w io.Writer, p *Plan, color bool) {
+	bw := bufio.NewWriterSize(w, 16<<10)
+	writePlan(bw, p, color)
+	bw.Flush()
+}
+
+func writePlan(w io.Writer, p *Plan, color bool) {
 	paint := func(code, s string) string {
 		if !color {
 			return s

@@ -29,8 +29,9 @@ const dirPrefix = "netns-"
 // Open returns the state directory of the caller's network namespace
 // below root ("" for the default), creating it. When it makes the
 // directory (a namespace new to portwarden), it also removes the
-// directories of namespaces that no longer exist: that walk stats every
-// process, so it runs when namespaces come and go, not on every command.
+// directories of namespaces that no longer exist once there are a few
+// (sweepAfter): that walk stats every process, so it runs when namespaces
+// come and go, not on every command.
 func Open(root string) (*Dir, error) {
 	d, err := ownDir(root)
 	if err != nil {

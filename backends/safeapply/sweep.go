@@ -59,6 +59,14 @@ func liveNamespaces() map[uint64]bool {
 	return live
 }
 
+// sweepAfter is how many other namespaces' directories there must be before
+// a new namespace's first command looks for stale ones. The look stats
+// every process (a millisecond or more beside a cold apply, and tens on a
+// host with thousands of processes); a few leftover directories of a few
+// kilobytes each cost nothing, so the walk runs once per that many
+// namespaces that come and go. A variable so that tests can make it 1.
+var sweepAfter = 8
+
 // sweepStale removes the state directories under root of namespaces that
 // no longer exist, leaving self and any directory whose lock is held.
 // Directories without a namespace record (written by an older version) are
@@ -67,6 +75,15 @@ func liveNamespaces() map[uint64]bool {
 func sweepStale(root, self string) {
 	entries, err := os.ReadDir(root)
 	if err != nil {
+		return
+	}
+	others := 0
+	for _, e := range entries {
+		if e.IsDir() && strings.HasPrefix(e.Name(), dirPrefix) && filepath.Join(root, e.Name()) != self {
+			others++
+		}
+	}
+	if others < sweepAfter {
 		return
 	}
 	var live map[uint64]bool

@@ -17,6 +17,8 @@ import (
 // them (a Go program's main thread, once in a namespace, keeps it alive).
 func TestStaleNamespaceStateIsRemoved(t *testing.T) {
 	netnstest.RequireRoot(t)
+	defer func(n int) { sweepAfter = n }(sweepAfter)
+	sweepAfter = 1
 	root := t.TempDir()
 	stateOf := func(label string) (name, dir string) {
 		name = fmt.Sprintf("%sstate-%s-%d", netns.Prefix(), label, os.Getpid())
@@ -102,5 +104,45 @@ func TestStateFileSymlinkIsNotFollowed(t *testing.T) {
 	}
 	if fi, err := os.Stat(d.Path); err != nil || fi.Mode().Perm() != 0o700 {
 		t.Errorf("state directory mode %v, want 0700 (%v)", fi.Mode().Perm(), err)
+	}
+}
+
+// The walk over every process waits until sweepAfter other directories
+// have gathered, then removes every stale one at once.
+func TestSweepWaitsForSeveralStaleDirectories(t *testing.T) {
+	defer func(n int) { sweepAfter = n }(sweepAfter)
+	sweepAfter = 3
+	root := t.TempDir()
+	stale := func(i int) string {
+		dir := filepath.Join(root, fmt.Sprintf("%sstale%d", dirPrefix, i))
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		// Inode 1 is never a namespace's.
+		if err := os.WriteFile(filepath.Join(dir, "netns"), []byte("1\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	self := filepath.Join(root, dirPrefix+"self")
+	if err := os.MkdirAll(self, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	dirs := []string{stale(1), stale(2)}
+	sweepStale(root, self)
+	for _, d := range dirs {
+		if _, err := os.Stat(d); err != nil {
+			t.Fatalf("%s went with only %d stale directories: %v", d, len(dirs), err)
+		}
+	}
+	dirs = append(dirs, stale(3))
+	sweepStale(root, self)
+	for _, d := range dirs {
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Errorf("%s is still there after the sweep: %v", d, err)
+		}
+	}
+	if _, err := os.Stat(self); err != nil {
+		t.Errorf("the sweep removed its own directory: %v", err)
 	}
 }
