@@ -4,9 +4,13 @@ package main
 import (
 	"errors"
 	"fmt"
-	"github.com/portwarden/portwarden/backends/safeapply"
 	"os"
 	"runtime/debug"
+
+	"github.com/portwarden/portwarden/backends/safeapply"
+	// Maps the heap's first pages in one call before the other packages
+	// are initialised: a fresh process per command pays for every fault.
+	_ "github.com/portwarden/portwarden/internal/prefault"
 )
 
 func main() {
