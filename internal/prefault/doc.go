@@ -9,11 +9,13 @@
 // microsecond a page. Importing the package is all it takes; it does
 // nothing elsewhere than on Linux, and nothing where the kernel refuses.
 //
-// It populates what is left of the heap chunk the runtime mapped first
-// (the runtime maps its heap 4 MiB at a time): that chunk holds the
-// whole heap of most commands. Go 1.26 starts the heap at a random page
-// of that chunk (GOEXPERIMENT=randomizedheapbase64, there to make cgo
-// programs harder to exploit); the Makefile builds portwarden, which has
-// no cgo, without it, so that the heap starts at the chunk's beginning
-// and the whole chunk is populated.
+// At start it populates the first MiB above the heap's frontier, which
+// holds the whole heap of a command that loads no policy; a command about
+// to plan calls Heap for a few MiB more. Population stops at the end of
+// the 4 MiB chunk the runtime mapped last (it maps its heap a chunk at a
+// time). Go 1.26 starts the heap at a random page of its first chunk
+// (GOEXPERIMENT=randomizedheapbase64, there to make cgo programs harder
+// to exploit); the Makefile builds portwarden, which has no cgo, without
+// it, so that the heap starts at the chunk's beginning and the first
+// chunk is there to populate whole.
 package prefault

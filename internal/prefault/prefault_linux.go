@@ -11,29 +11,42 @@ const madvPopulateWrite = 23
 
 // heapChunk is the runtime's unit of heap growth (pallocChunkBytes): the
 // runtime maps its heap a whole chunk at a time, so the rest of the chunk
-// an object is in is mapped and writable.
+// the frontier is in is mapped and writable.
 const heapChunk = 4 << 20
 
-// frontier is a heap object allocated at init: the heap grows upwards
-// from about here.
-var frontier *[64]byte
+// startBytes is what init populates: the heap of a command that loads no
+// policy (--version, an unchanged re-apply answered from the state
+// directory) stays within it.
+const startBytes = 1 << 20
 
-func init() {
-	frontier = new([64]byte)
-	populate(uintptr(unsafe.Pointer(frontier)))
-}
+// marker is the last allocation that found the frontier, kept so that
+// the compiler leaves it on the heap.
+var marker []byte
 
-// populate maps the pages from the one holding addr to the end of its heap
-// chunk. Errors (a kernel before 5.14, memory pressure) leave the pages to
-// be faulted in as they are used.
-func populate(addr uintptr) {
-	page := uintptr(syscall.Getpagesize())
-	start := addr &^ (page - 1)
-	end := (addr + heapChunk) &^ (heapChunk - 1)
+func init() { Heap(startBytes) }
+
+// Heap populates the n bytes of heap above the frontier, as far as the
+// chunk the frontier is in goes. A command calls it before work that it
+// knows will fill that much heap. Errors (a kernel before 5.14, memory
+// pressure) leave the pages to be faulted in as they are used.
+func Heap(n uintptr) {
+	// A large object takes the lowest free run of pages, which in a young
+	// heap is where the heap ends; it is never written (fresh pages need
+	// no zeroing), so it costs address space only.
+	marker = make([]byte, 64<<10)
+	start, end := bounds(uintptr(unsafe.Pointer(unsafe.SliceData(marker))), n, uintptr(syscall.Getpagesize()))
 	if end <= start {
 		return
 	}
 	// The raw call: syscall.Madvise wants a slice, and a slice over
 	// memory no Go object owns is what the unsafe rules forbid.
 	syscall.Syscall(syscall.SYS_MADVISE, start, end-start, madvPopulateWrite)
+}
+
+// bounds is the page range Heap populates for a frontier at addr: n bytes
+// from its page, whole pages, not past the end of its chunk.
+func bounds(addr, n, page uintptr) (start, end uintptr) {
+	start = addr &^ (page - 1)
+	end = min((addr+heapChunk)&^(heapChunk-1), (start+n+page-1)&^(page-1))
+	return start, end
 }

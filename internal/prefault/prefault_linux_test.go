@@ -8,15 +8,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// After init, the rest of the frontier's heap chunk is resident: mapped
-// in one call instead of a fault a page.
-func TestRestOfFirstChunkIsResident(t *testing.T) {
-	addr := uintptr(unsafe.Pointer(frontier))
-	page := uintptr(unix.Getpagesize())
-	start, end := addr&^(page-1), (addr+heapChunk)&^(heapChunk-1)
-	// A fresh mapping of the same length shows whether the kernel can
-	// populate at all (MADV_POPULATE_WRITE is Linux 5.14).
-	probe, err := unix.Mmap(-1, 0, int(page), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
+// canPopulate says whether the kernel has MADV_POPULATE_WRITE (5.14).
+func canPopulate(t *testing.T) {
+	t.Helper()
+	probe, err := unix.Mmap(-1, 0, unix.Getpagesize(), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,21 +19,58 @@ func TestRestOfFirstChunkIsResident(t *testing.T) {
 	if err := unix.Madvise(probe, madvPopulateWrite); errors.Is(err, unix.EINVAL) {
 		t.Skipf("this kernel cannot populate (MADV_POPULATE_WRITE): %v", err)
 	}
-	vec := make([]byte, (end-start)/page)
-	// mincore takes a slice over the range; the range is the runtime's
-	// heap, which stays mapped for the life of the process.
-	if _, _, errno := unix.Syscall(unix.SYS_MINCORE, start, end-start, uintptr(unsafe.Pointer(&vec[0]))); errno != 0 {
+}
+
+// missingPages counts the pages of [start, end) that are not resident.
+func missingPages(t *testing.T, start, end uintptr) (missing, all int) {
+	t.Helper()
+	page := uintptr(unix.Getpagesize())
+	start &^= page - 1
+	vec := make([]byte, (end-start+page-1)/page)
+	// The raw call, as in Heap: the range is the runtime's heap, mapped
+	// for the life of the process, not a Go object.
+	if _, _, errno := unix.Syscall(unix.SYS_MINCORE, start, uintptr(len(vec))*page, uintptr(unsafe.Pointer(&vec[0]))); errno != 0 {
 		t.Fatal(errno)
 	}
-	missing := 0
 	for _, v := range vec {
 		if v&1 == 0 {
 			missing++
 		}
 	}
-	// The test binary's own allocations and the scavenger may have
-	// returned a few pages since; nearly all must be there.
-	if missing > len(vec)/10 {
-		t.Errorf("%d of the %d pages from the first heap object to the end of its chunk are not resident", missing, len(vec))
+	return missing, len(vec)
+}
+
+// Heap maps the n bytes above the frontier, within the frontier's chunk,
+// in one call instead of a fault a page.
+func TestHeapPopulatesAheadOfTheFrontier(t *testing.T) {
+	canPopulate(t)
+	for _, n := range []uintptr{startBytes, 3 << 20} {
+		Heap(n)
+		addr := uintptr(unsafe.Pointer(unsafe.SliceData(marker)))
+		end := min(addr+n, (addr+heapChunk)&^(heapChunk-1))
+		// The test binary's own goroutines may allocate and the scavenger
+		// return pages meanwhile: nearly all must be there.
+		if missing, all := missingPages(t, addr, end); missing > all/10 {
+			t.Errorf("Heap(%d): %d of the %d pages above the frontier are not resident", n, missing, all)
+		}
+	}
+}
+
+// The range is n bytes from the frontier's page, whole pages, and never
+// past the chunk the runtime mapped: a small command does not pay for a
+// large one's heap, and nothing outside the heap is touched.
+func TestBounds(t *testing.T) {
+	const page = 4096
+	chunk := uintptr(0xc000000000)
+	for _, c := range []struct{ addr, n, start, end uintptr }{
+		{chunk + 100, 1 << 20, chunk, chunk + 1<<20},
+		{chunk + page + 1, 10, chunk + page, chunk + 2*page},
+		{chunk + heapChunk - page + 8, 1 << 20, chunk + heapChunk - page, chunk + heapChunk},
+		{chunk + heapChunk - 2*page, 3 << 20, chunk + heapChunk - 2*page, chunk + heapChunk},
+	} {
+		start, end := bounds(c.addr, c.n, page)
+		if start != c.start || end != c.end {
+			t.Errorf("bounds(%#x, %d) = [%#x, %#x), want [%#x, %#x)", c.addr, c.n, start, end, c.start, c.end)
+		}
 	}
 }
