@@ -8,7 +8,6 @@ import (
 
 	"github.com/portwarden/portwarden/backends"
 	"github.com/portwarden/portwarden/backends/safeapply"
-	"github.com/portwarden/portwarden/internal/prefault"
 	"github.com/portwarden/portwarden/policies"
 	"github.com/portwarden/portwarden/rules"
 	"github.com/spf13/cobra"
@@ -118,17 +117,11 @@ func (g *globals) driftedSinceApply(plan *backends.Plan) bool {
 }
 
 // makePlan loads the policy and plans it against the kernel.
-// planHeapBytes is about the heap a plan of 1,000 sources fills.
-const planHeapBytes = 3 << 20
-
 func (g *globals) makePlan(cmd *cobra.Command) (*backends.Plan, string, *policies.Policy, error) {
 	// Waited for on every way out: the read may hand work to
 	// safeapply.Later, which the command settles before it exits.
 	prefetched := sync.OnceFunc(g.prefetchKernel())
 	defer prefetched()
-	// Loading, reading the kernel and planning fill a few MiB of heap even
-	// for a small policy.
-	prefault.Heap(planHeapBytes)
 	pol, rs, err := g.loadPolicy(cmd)
 	if err != nil {
 		return nil, "", nil, err

@@ -9,13 +9,12 @@
 // microsecond a page. Importing the package is all it takes; it does
 // nothing elsewhere than on Linux, and nothing where the kernel refuses.
 //
-// At start it populates the first MiB above the heap's frontier, which
-// holds the whole heap of a command that loads no policy; a command about
-// to plan calls Heap for a few MiB more. Population stops at the end of
-// the 4 MiB chunk the runtime mapped last (it maps its heap a chunk at a
+// It populates the first MiB above the heap's frontier, which holds the
+// whole heap of a command that loads no policy, and stops at the end of
+// the 4 MiB chunk the runtime mapped (it maps its heap a chunk at a
 // time). Go 1.26 starts the heap at a random page of its first chunk
 // (GOEXPERIMENT=randomizedheapbase64, there to make cgo programs harder
 // to exploit); the Makefile builds portwarden, which has no cgo, without
-// it, so that the heap starts at the chunk's beginning and the first
-// chunk is there to populate whole.
+// it, so that the heap starts at the chunk's beginning and the whole MiB
+// is there to populate.
 package prefault

@@ -27,7 +27,7 @@ func missingPages(t *testing.T, start, end uintptr) (missing, all int) {
 	page := uintptr(unix.Getpagesize())
 	start &^= page - 1
 	vec := make([]byte, (end-start+page-1)/page)
-	// The raw call, as in Heap: the range is the runtime's heap, mapped
+	// The raw call, as in heap: the range is the runtime's heap, mapped
 	// for the life of the process, not a Go object.
 	if _, _, errno := unix.Syscall(unix.SYS_MINCORE, start, uintptr(len(vec))*page, uintptr(unsafe.Pointer(&vec[0]))); errno != 0 {
 		t.Fatal(errno)
@@ -40,18 +40,18 @@ func missingPages(t *testing.T, start, end uintptr) (missing, all int) {
 	return missing, len(vec)
 }
 
-// Heap maps the n bytes above the frontier, within the frontier's chunk,
+// heap maps the n bytes above the frontier, within the frontier's chunk,
 // in one call instead of a fault a page.
 func TestHeapPopulatesAheadOfTheFrontier(t *testing.T) {
 	canPopulate(t)
 	for _, n := range []uintptr{startBytes, 3 << 20} {
-		Heap(n)
+		heap(n)
 		addr := uintptr(unsafe.Pointer(unsafe.SliceData(marker)))
 		end := min(addr+n, (addr+heapChunk)&^(heapChunk-1))
 		// The test binary's own goroutines may allocate and the scavenger
 		// return pages meanwhile: nearly all must be there.
 		if missing, all := missingPages(t, addr, end); missing > all/10 {
-			t.Errorf("Heap(%d): %d of the %d pages above the frontier are not resident", n, missing, all)
+			t.Errorf("heap(%d): %d of the %d pages above the frontier are not resident", n, missing, all)
 		}
 	}
 }
