@@ -17,8 +17,7 @@ import (
 // them (a Go program's main thread, once in a namespace, keeps it alive).
 func TestStaleNamespaceStateIsRemoved(t *testing.T) {
 	netnstest.RequireRoot(t)
-	defer func(n int) { sweepAfter = n }(sweepAfter)
-	sweepAfter = 1
+	setSweepAfter(t, 1)
 	root := t.TempDir()
 	stateOf := func(label string) (name, dir string) {
 		name = fmt.Sprintf("%sstate-%s-%d", netns.Prefix(), label, os.Getpid())
@@ -110,8 +109,7 @@ func TestStateFileSymlinkIsNotFollowed(t *testing.T) {
 // The walk over every process waits until sweepAfter other directories
 // have gathered, then removes every stale one at once.
 func TestSweepWaitsForSeveralStaleDirectories(t *testing.T) {
-	defer func(n int) { sweepAfter = n }(sweepAfter)
-	sweepAfter = 3
+	setSweepAfter(t, 3)
 	root := t.TempDir()
 	stale := func(i int) string {
 		dir := filepath.Join(root, fmt.Sprintf("%sstale%d", dirPrefix, i))
@@ -145,4 +143,16 @@ func TestSweepWaitsForSeveralStaleDirectories(t *testing.T) {
 	if _, err := os.Stat(self); err != nil {
 		t.Errorf("the sweep removed its own directory: %v", err)
 	}
+}
+
+// setSweepAfter sets sweepAfter for one test, with no sweep of an earlier
+// test still running in the background to read it meanwhile.
+func setSweepAfter(t *testing.T, n int) {
+	Settle()
+	old := sweepAfter
+	sweepAfter = n
+	t.Cleanup(func() {
+		Settle()
+		sweepAfter = old
+	})
 }
