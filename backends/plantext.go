@@ -17,9 +17,9 @@ import (
 // as the policy wrote them, each added one with the file:line of its
 // block (rules.SourceChanges), not as the merged prefixes the kernel holds.
 //
-// The text goes out in one write where it fits a buffer: a plan is
-// a few dozen short lines, and a write each cost a hook's apply some
-// forty system calls.
+// The plan's text goes out in one write where it fits a buffer: it is a
+// few dozen short lines, and a write each cost a hook's apply some forty
+// system calls.
 func WritePlan(w io.Writer, p *Plan, color bool) {
 	bw := bufio.NewWriterSize(w, 16<<10)
 	writePlan(bw, p, color)

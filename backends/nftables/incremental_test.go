@@ -154,3 +154,16 @@ func TestIncrementalAppliesFromTheCache(t *testing.T) {
 		t.Fatalf("after one change: the kernel does not hold the policy: drift %v diff %+v", p.Current.Drift, p.Diff)
 	}
 }
+
+// Reading back a set, a key that is no address (the wrong length, in a set
+// someone recreated) adds nothing and drops nothing read before it.
+func TestAppendRangeSkipsWhatIsNoRange(t *testing.T) {
+	a4 := func(s string) []byte { b := netip.MustParseAddr(s).As4(); return b[:] }
+	ps := appendRange(nil, interval{first: a4("198.18.0.0"), last: a4("198.18.0.3")})
+	ps = appendRange(ps, interval{first: []byte{1, 2, 3}, last: []byte{1, 2, 3}})
+	ps = appendRange(ps, interval{first: a4("198.18.0.9"), last: a4("198.18.0.9")})
+	want := []netip.Prefix{netip.MustParsePrefix("198.18.0.0/30"), netip.MustParsePrefix("198.18.0.9/32")}
+	if !slices.Equal(ps, want) {
+		t.Errorf("got %v, want %v", ps, want)
+	}
+}

@@ -333,9 +333,7 @@ func (s *snapshot) exposure(name string, a attrs) rules.Exposure {
 		ps := make([]netip.Prefix, 0, n)
 		for _, role := range roles {
 			for _, iv := range s.content[setName(name, role)] {
-				from, _ := netip.AddrFromSlice(iv.first)
-				to, _ := netip.AddrFromSlice(iv.last)
-				ps = netipx.IPRangeFrom(from, to).AppendPrefixes(ps)
+				ps = appendRange(ps, iv)
 			}
 		}
 		return rules.NewPrefixes(ps...)
@@ -356,6 +354,20 @@ func (s *snapshot) exposure(name string, a attrs) rules.Exposure {
 		}
 	}
 	return e
+}
+
+// appendRange appends the prefixes that cover iv to ps. An interval that is
+// no range of addresses (a key of the wrong length, in a set someone
+// recreated) adds nothing, and keeps what ps holds: netipx returns nil for
+// an invalid range.
+func appendRange(ps []netip.Prefix, iv interval) []netip.Prefix {
+	from, _ := netip.AddrFromSlice(iv.first)
+	to, _ := netip.AddrFromSlice(iv.last)
+	r := netipx.IPRangeFrom(from, to)
+	if !r.IsValid() {
+		return ps
+	}
+	return r.AppendPrefixes(ps)
 }
 
 // check compares the kernel's rules of one exposure with the ones

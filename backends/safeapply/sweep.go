@@ -59,12 +59,13 @@ func liveNamespaces() map[uint64]bool {
 	return live
 }
 
-// sweepAfter is how many other namespaces' directories there must be before
-// a new namespace's first command looks for stale ones. The look stats
-// every process (a millisecond or more beside a cold apply, and tens on a
-// host with thousands of processes); a few leftover directories of a few
-// kilobytes each cost nothing, so the walk runs once per that many
-// namespaces that come and go. A variable so that tests can make it 1.
+// sweepAfter is how many other namespaces' directories (live ones count
+// too) there must be before a new namespace's first command looks for
+// stale ones. The look stats every process (a millisecond or more beside a
+// cold apply, and tens on a host with thousands of processes); a few
+// leftover directories of a few kilobytes each cost nothing, so namespaces
+// that come and go pay for the walk only once some may have gathered. A
+// variable so that tests can make it 1.
 var sweepAfter = 8
 
 // sweepStale removes the state directories under root of namespaces that

@@ -8,8 +8,9 @@ import (
 	"runtime/debug"
 
 	"github.com/portwarden/portwarden/backends/safeapply"
-	// Maps the heap's first pages in one call before the other packages
-	// are initialised: a fresh process per command pays for every fault.
+	// Maps the heap's first pages in one call, early among the package
+	// initialisations (see its doc): a fresh process per command pays for
+	// every fault.
 	_ "github.com/portwarden/portwarden/internal/prefault"
 )
 

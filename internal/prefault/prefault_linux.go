@@ -20,28 +20,34 @@ const heapChunk = 4 << 20
 // before a 1,000-source plan cost what the faults it saved did.
 const startBytes = 1 << 20
 
-// marker is the last allocation that found the frontier, kept so that
-// the compiler leaves it on the heap.
-var marker []byte
-
 func init() { heap(startBytes) }
 
 // heap populates the n bytes of heap above the frontier, as far as the
-// chunk the frontier is in goes. Errors (a kernel before 5.14, memory
-// pressure) leave the pages to be faulted in as they are used.
-func heap(n uintptr) {
-	// A large object takes the lowest free run of pages, which in a young
-	// heap is where the heap ends; it is never written (fresh pages need
-	// no zeroing), so it costs address space only.
-	marker = make([]byte, 64<<10)
+// chunk the frontier is in goes, and returns where it started. Errors (a
+// kernel before 5.14, memory pressure) leave the pages to be faulted in as
+// they are used.
+func heap(n uintptr) (start uintptr) {
+	// A fresh 64 KiB object comes from free pages at about where the heap
+	// ends (the processor's page cache or the page allocator, which hands
+	// out the lowest free run first; a young heap has no holes). It is
+	// never written (fresh pages need no zeroing) and becomes garbage at
+	// once, so it costs address space only.
+	marker := make([]byte, 64<<10)
+	escape = marker
 	start, end := bounds(uintptr(unsafe.Pointer(unsafe.SliceData(marker))), n, uintptr(syscall.Getpagesize()))
+	escape = nil
 	if end <= start {
-		return
+		return start
 	}
 	// The raw call: syscall.Madvise wants a slice, and a slice over
 	// memory no Go object owns is what the unsafe rules forbid.
 	syscall.Syscall(syscall.SYS_MADVISE, start, end-start, madvPopulateWrite)
+	return start
 }
+
+// escape keeps the marker on the heap, where the compiler would otherwise
+// put a constant-size slice that does not outlive its function.
+var escape []byte
 
 // bounds is the page range heap populates for a frontier at addr: n bytes
 // from its page, whole pages, not past the end of its chunk.
