@@ -16,11 +16,10 @@ COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 # Without Go 1.26's random heap base (a hardening for cgo, which a static
 # binary has none of) the heap starts where internal/prefault maps it in
 # one call; a toolchain that lacks the setting builds without it.
-# Added to any GOEXPERIMENT of the caller's.
-HEAPBASE := $(shell GOEXPERIMENT=norandomizedheapbase64 $(GO) env GOEXPERIMENT >/dev/null 2>&1 && echo norandomizedheapbase64)
-comma    := ,
-space    := $(eval) $(eval)
-EXPERIMENTS := $(subst $(space),$(comma),$(strip $(subst $(comma),$(space),$(GOEXPERIMENT)) $(HEAPBASE)))
+# Added to any GOEXPERIMENT of the caller's; "=", so that only build asks.
+HEAPBASE    = $(shell GOEXPERIMENT=norandomizedheapbase64 $(GO) env GOEXPERIMENT >/dev/null 2>&1 && echo norandomizedheapbase64)
+comma      := ,
+EXPERIMENTS = $(GOEXPERIMENT)$(if $(and $(GOEXPERIMENT),$(HEAPBASE)),$(comma))$(HEAPBASE)
 
 build:
 	CGO_ENABLED=0 GOEXPERIMENT=$(EXPERIMENTS) $(GO) build -ldflags "-X main.version=$(VERSION) -X main.commit=$(COMMIT)" -o $(BIN) ./cmd/portwarden

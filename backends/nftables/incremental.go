@@ -115,6 +115,14 @@ func rangeInterval(r netipx.IPRange) interval {
 	return interval{first: addrKey(r.From()), last: addrKey(r.To())}
 }
 
+// ipRange is rangeInterval's inverse: the addresses iv spans, or the zero
+// (invalid) range when its keys are no addresses of one family.
+func (iv interval) ipRange() netipx.IPRange {
+	from, _ := netip.AddrFromSlice(iv.first)
+	to, _ := netip.AddrFromSlice(iv.last)
+	return netipx.IPRangeFrom(from, to)
+}
+
 func addrKey(a netip.Addr) []byte {
 	if a.Is4() {
 		b := a.As4()

@@ -158,7 +158,7 @@ func TestIncrementalAppliesFromTheCache(t *testing.T) {
 // Reading back a set, a key that is no address (the wrong length, in a set
 // someone recreated) adds nothing and drops nothing read before it.
 func TestAppendRangeSkipsWhatIsNoRange(t *testing.T) {
-	a4 := func(s string) []byte { b := netip.MustParseAddr(s).As4(); return b[:] }
+	a4 := func(s string) []byte { return addrKey(netip.MustParseAddr(s)) }
 	ps := appendRange(nil, interval{first: a4("198.18.0.0"), last: a4("198.18.0.3")})
 	ps = appendRange(ps, interval{first: []byte{1, 2, 3}, last: []byte{1, 2, 3}})
 	ps = appendRange(ps, interval{first: a4("198.18.0.9"), last: a4("198.18.0.9")})

