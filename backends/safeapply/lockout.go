@@ -49,18 +49,52 @@ func judge(rs *rules.Ruleset, sessions []Session) (cuts, borrowed []Cut) {
 		verdicts.Exposures[i].Origins = nil
 	}
 	for _, s := range sessions {
-		pkt := rules.Packet{Protocol: rules.TCP, Source: s.Client, Destination: s.Server.Addr(), Port: s.Server.Port()}
-		if s.Local {
-			pkt.Interface = rules.LoopbackInterface
+		var until *Cut
+		cut := false
+		for _, iface := range arrivals(rs, s) {
+			pkt := rules.Packet{Protocol: rules.TCP, Source: s.Client, Destination: s.Server.Addr(), Port: s.Server.Port(), Interface: iface}
+			switch d := verdicts.Decide(pkt); {
+			case d.Verdict == rules.Drop || d.Verdict == rules.Reject:
+				cuts = append(cuts, Cut{Session: s, Decision: rs.Decide(pkt)})
+				cut = true
+			case d.Verdict == rules.Accept && !d.Until.IsZero() && until == nil:
+				until = &Cut{Session: s, Decision: rs.Decide(pkt)}
+			}
+			if cut {
+				break
+			}
 		}
-		switch d := verdicts.Decide(pkt); {
-		case d.Verdict == rules.Drop || d.Verdict == rules.Reject:
-			cuts = append(cuts, Cut{Session: s, Decision: rs.Decide(pkt)})
-		case d.Verdict == rules.Accept && !d.Until.IsZero():
-			borrowed = append(borrowed, Cut{Session: s, Decision: rs.Decide(pkt)})
+		if !cut && until != nil {
+			borrowed = append(borrowed, *until)
 		}
 	}
 	return cuts, borrowed
+}
+
+// arrivals are the interfaces the guard judges a session on. An exposure
+// limited to some interfaces sees only packets that arrive on them, so a
+// session is judged on the interface it arrives on: loopback for one from
+// this host, else the one its route goes through. Without either, it is
+// judged on each interface the ruleset names and on one it names nowhere,
+// and cut if any of them would cut it: the guard must not let an exposure
+// of another interface speak for it. (An empty interface would match
+// every exposure, and the first by name would decide.)
+func arrivals(rs *rules.Ruleset, s Session) []string {
+	switch {
+	case s.Local:
+		return []string{rules.LoopbackInterface}
+	case s.Interface != "":
+		return []string{s.Interface}
+	}
+	var names []string
+	for _, e := range rs.Exposures {
+		names = append(names, e.Interfaces...)
+	}
+	names = slices.Compact(slices.Sorted(slices.Values(names)))
+	// No interface name holds a space (the kernel refuses one), so no
+	// exposure lists this one: it stands for every interface no exposure
+	// names.
+	return append(names, "unnamed interface")
 }
 
 // BorrowedWarnings says, for people, which sessions end at a deadline.
@@ -93,8 +127,12 @@ func LockoutError(cuts []Cut) error {
 		if c.Decision.Origin != nil {
 			by = c.Decision.Origin.Describe()
 		}
-		fmt.Fprintf(&b, "\n  %s to port %d (%s%s): expose %q gives %s by %s",
-			c.Session.Client, c.Session.Server.Port(), c.Session.Found, conns, c.Decision.Exposure, c.Decision.Verdict, by)
+		on := ""
+		if c.Session.Interface != "" {
+			on = ", on " + c.Session.Interface
+		}
+		fmt.Fprintf(&b, "\n  %s to port %d (%s%s%s): expose %q gives %s by %s",
+			c.Session.Client, c.Session.Server.Port(), c.Session.Found, conns, on, c.Decision.Exposure, c.Decision.Verdict, by)
 	}
 	return fmt.Errorf("%w:%s\nAllow these addresses in the policy, or pass --force if you have another way in "+
 		"(with --confirm-timeout the previous rules come back unless you confirm)", ErrLockout, b.String())

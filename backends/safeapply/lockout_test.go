@@ -97,3 +97,82 @@ func compileFS(t *testing.T, fsys fstest.MapFS) *rules.Ruleset {
 	}
 	return rs
 }
+
+// An exposure limited to one interface sees only packets arriving there:
+// a session on another interface is judged by the exposures that see it,
+// not by the first one in name order. Where the interface is unknown, the
+// session is cut if any interface would cut it.
+func TestSessionsJudgedOnTheirInterface(t *testing.T) {
+	rs := compileFS(t, fstest.MapFS{"p.hcl": {Data: []byte(`expose "a-backnet" {
+  protocol   = "tcp"
+  ports      = [22]
+  interfaces = ["back0"]
+  allow {
+    from = ["0.0.0.0/0", "::/0"]
+  }
+}
+
+expose "ssh" {
+  protocol = "tcp"
+  ports    = [22]
+  allow {
+    from = ["198.18.0.3"]
+  }
+}
+`)}})
+	server := netip.MustParseAddrPort("198.18.0.1:22")
+	on := func(iface string) Session {
+		return Session{Client: netip.MustParseAddr("198.18.0.2"), Server: server, Connections: 1, Found: "kernel socket table", Interface: iface}
+	}
+	for _, tc := range []struct {
+		iface string
+		cut   bool
+	}{
+		{"front0", true}, // the "ssh" exposure drops it: back0's does not see it
+		{"", true},       // unknown: back0 would admit it, any other interface drops it
+		{"back0", false}, // where everything is admitted
+	} {
+		cuts := Cuts(rs, []Session{on(tc.iface)})
+		if (len(cuts) > 0) != tc.cut {
+			t.Errorf("session on %q: cuts %+v, want cut=%v", tc.iface, cuts, tc.cut)
+			continue
+		}
+		if tc.cut && cuts[0].Decision.Exposure != "ssh" {
+			t.Errorf("session on %q is cut by expose %q, want ssh", tc.iface, cuts[0].Decision.Exposure)
+		}
+	}
+	if err := LockoutError(Cuts(rs, []Session{on("front0")})); err == nil || !strings.Contains(err.Error(), "198.18.0.2 to port 22 (kernel socket table, on front0)") {
+		t.Errorf("the refusal does not name the interface: %v", err)
+	}
+}
+
+// The usual use of interfaces: a management interface admits the admins,
+// the public one only a few. An admin's session on the management
+// interface is not cut for what the public exposure would do.
+func TestSessionOnManagementInterfaceNotCut(t *testing.T) {
+	rs := compileFS(t, fstest.MapFS{"p.hcl": {Data: []byte(`expose "mgmt" {
+  protocol   = "tcp"
+  ports      = [22]
+  interfaces = ["mgmt0"]
+  allow {
+    from = ["198.18.10.0/24"]
+  }
+}
+
+expose "public" {
+  protocol = "tcp"
+  ports    = [22]
+  allow {
+    from = ["198.19.0.0/16"]
+  }
+}
+`)}})
+	s := Session{Client: netip.MustParseAddr("198.18.10.5"), Server: netip.MustParseAddrPort("198.18.10.1:22"), Interface: "mgmt0"}
+	if cuts := Cuts(rs, []Session{s}); len(cuts) != 0 {
+		t.Fatalf("the admin's session on mgmt0 is cut: %+v", cuts)
+	}
+	s.Interface = "eth0"
+	if cuts := Cuts(rs, []Session{s}); len(cuts) != 1 || cuts[0].Decision.Exposure != "public" {
+		t.Fatalf("the same address on eth0 should be cut by public: %+v", cuts)
+	}
+}

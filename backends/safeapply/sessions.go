@@ -29,6 +29,11 @@ type Session struct {
 	// Local: the client is an address of this host, so the traffic arrives
 	// on the loopback interface.
 	Local bool `json:"local,omitempty"`
+	// Interface is the one the session's packets arrive on, as far as the
+	// kernel's routing tells (the route back to the client); empty when it
+	// cannot tell, and then the guard judges the session on every
+	// interface (see arrivals).
+	Interface string `json:"interface,omitempty"`
 }
 
 // sshDaemons are the process names (comm) whose sockets are SSH sessions:
@@ -107,6 +112,9 @@ func SSHSessions(environ []string) ([]Session, error) {
 	}
 	sessions := make([]Session, 0, len(byKey))
 	for _, s := range byKey {
+		if !s.Local {
+			s.Interface = arrivalInterface(s.Client, s.Server.Addr())
+		}
 		sessions = append(sessions, *s)
 	}
 	slices.SortFunc(sessions, func(a, b Session) int {
@@ -116,6 +124,27 @@ func SSHSessions(environ []string) ([]Session, error) {
 		return a.Server.Compare(b.Server)
 	})
 	return sessions, nil
+}
+
+// arrivalInterface names the interface the kernel routes traffic to
+// client through, from the session's own address server: where the
+// client's packets arrive as long as routing is symmetric (the usual case,
+// and the only one strict reverse-path filtering lets through). The
+// connection's socket does not record it. "" when the route cannot be had.
+var arrivalInterface = func(client, server netip.Addr) string {
+	opts := &netlink.RouteGetOptions{}
+	if server.IsValid() && !server.IsUnspecified() {
+		opts.SrcAddr = server.AsSlice()
+	}
+	routes, err := netlink.RouteGetWithOptions(client.AsSlice(), opts)
+	if err != nil || len(routes) == 0 || routes[0].LinkIndex == 0 {
+		return ""
+	}
+	link, err := netlink.LinkByIndex(routes[0].LinkIndex)
+	if err != nil {
+		return ""
+	}
+	return link.Attrs().Name
 }
 
 // sshConnection parses SSH_CONNECTION ("client_ip client_port server_ip
