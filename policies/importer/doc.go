@@ -22,6 +22,10 @@
 //     other than lo, destinations, stateful exceptions, non-TCP/UDP, other
 //     chains) is listed in Import.LeftOut with where it came from. Notes are
 //     approximations that do not change which new connections get through.
+//   - An nftables input chain with no rules and policy accept (iptables-nft
+//     leaves them after `iptables -F` or a package's install) decides
+//     nothing: it is ignored with a note, whatever its priority. One with a
+//     drop policy or any rule is an input chain like any other.
 //   - Without a file, nftables is read over netlink (ReadNftablesKernel):
 //     the kernel holds expressions, which are decoded back into the JSON
 //     statements nft would print for what a policy can say (meta nfproto

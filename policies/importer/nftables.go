@@ -52,7 +52,9 @@ type nftSet struct {
 
 // ParseNftables reads `nft -j list ruleset` output. It follows the filter
 // base chains on the input hook (one per address family), inlining jumps
-// to regular chains.
+// to regular chains. An input chain with no rules and policy accept (what
+// iptables-nft leaves after `iptables -F`) changes no verdict: it is
+// ignored, with a note, rather than counted as a second input chain.
 func ParseNftables(files []File) (*Import, error) {
 	im := newImport("nftables")
 	if len(files) != 1 {
@@ -116,6 +118,15 @@ func (c *nftChain) prio() int {
 	return 0
 }
 
+// neutral reports whether a filter base chain can change no verdict: no
+// rules and policy accept (nft's default when none is given). An accept
+// ends only its own chain; the packet still passes every other base chain
+// on the hook, whatever the priorities. A drop policy or any rule, even
+// one that only counts, makes the chain count.
+func (c *nftChain) neutral() bool {
+	return c.Hook != "" && len(c.rules) == 0 && (c.Policy == "accept" || c.Policy == "")
+}
+
 func famsOf(family string) []int {
 	switch family {
 	case "inet":
@@ -145,6 +156,13 @@ func (p *nftParser) run() {
 	for _, k := range p.order {
 		c := p.chains[k]
 		if c.Hook == "input" && c.Type == "filter" && len(famsOf(c.Family)) > 0 {
+			if c.neutral() {
+				// What iptables-nft leaves behind (iptables -F, a
+				// package's install): it is not a second input chain.
+				c.reached = true
+				p.im.note(fmt.Sprintf("%s: %s", p.file, c.key()), "", "ignored: the empty input chain of table %s %s (policy accept, no rules): a packet it accepts still goes through the other input chains, so it changes no verdict", c.Family, c.Table)
+				continue
+			}
 			bases = append(bases, c)
 		}
 	}
