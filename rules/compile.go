@@ -83,12 +83,13 @@ func compileExpose(x *policies.Expose, loadedAt time.Time) (Exposure, error) {
 	var grants []Grant
 	for _, block := range x.Allow {
 		ps := addressPrefixes(block.From)
+		var lapsed []Lapse
 		if block.Expires.IsZero() && !anyExpires(block.From) {
 			allow = append(allow, ps...)
 		} else {
-			grants = appendGrants(grants, &allow, block, ps, loadedAt)
+			grants, lapsed = appendGrants(grants, &allow, block, ps, loadedAt)
 		}
-		e.Origins = append(e.Origins, Origin{Kind: OriginAllow, Comment: block.Comment, Prefixes: ps, Range: block.DeclRange, Expires: block.Expires})
+		e.Origins = append(e.Origins, Origin{Kind: OriginAllow, Comment: block.Comment, Prefixes: ps, Range: block.DeclRange, Expires: block.Expires, Lapsed: lapsed})
 		setLines(&e.Origins[len(e.Origins)-1], block.From)
 	}
 	e.Deny = normalized(deny)
@@ -110,21 +111,24 @@ func anyExpires(as []policies.Address) bool {
 // source's deadline is the earlier of its list line's and its block's;
 // one without any is allowed for good; one whose deadline is not after
 // loadedAt (the moment the policy was read) is left out, so a plan of an
-// expired block removes it.
-func appendGrants(grants []Grant, allow *[]netip.Prefix, block *policies.SourceRule, ps []netip.Prefix, loadedAt time.Time) []Grant {
+// expired block removes it, and returned among lapsed, so explain can say
+// which block (or line) admitted it until when.
+func appendGrants(grants []Grant, allow *[]netip.Prefix, block *policies.SourceRule, ps []netip.Prefix, loadedAt time.Time) (_ []Grant, lapsed []Lapse) {
 	for i, p := range ps {
-		until := block.From[i].Expires
-		if until.IsZero() || (!block.Expires.IsZero() && block.Expires.Before(until)) {
-			until = block.Expires
+		until, byLine := block.From[i].Expires, true
+		if until.IsZero() || (!block.Expires.IsZero() && !until.Before(block.Expires)) {
+			until, byLine = block.Expires, false
 		}
 		switch {
 		case until.IsZero():
 			*allow = append(*allow, p)
 		case loadedAt.IsZero() || until.After(loadedAt):
 			grants = append(grants, Grant{Source: p, Until: until.UTC().Truncate(time.Second)})
+		default:
+			lapsed = append(lapsed, Lapse{Prefix: i, Until: until.UTC().Truncate(time.Second), ByLine: byLine})
 		}
 	}
-	return grants
+	return grants, lapsed
 }
 
 func addressCount(blocks []*policies.SourceRule) int {

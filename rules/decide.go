@@ -38,9 +38,36 @@ func (rs *Ruleset) Decide(pkt Packet) Decision {
 			d.Until = g.Until
 			return d
 		}
-		return e.decision(e.Default, OriginDefault, src)
+		d := e.decision(e.Default, OriginDefault, src)
+		d.Expired = e.expiredFor(src)
+		return d
 	}
 	return Decision{Verdict: Pass}
+}
+
+// expiredFor is the access to src that ended before the policy was
+// loaded, nil when none did: the allow block whose deadline came last
+// among those that listed src (the first such block on a tie).
+func (e *Exposure) expiredFor(src netip.Addr) *Expired {
+	var out *Expired
+	for i := range e.Origins {
+		o := &e.Origins[i]
+		if o.Kind != OriginAllow {
+			continue
+		}
+		for _, l := range o.Lapsed {
+			if l.Prefix < 0 || l.Prefix >= len(o.Prefixes) || !o.Prefixes[l.Prefix].Contains(src) {
+				continue
+			}
+			if out == nil || l.Until.After(out.Until) {
+				out = &Expired{Origin: o, Line: o.line(l.Prefix), Until: l.Until, Deadline: DeadlineBlock}
+				if l.ByLine {
+					out.Deadline = DeadlineLine
+				}
+			}
+		}
+	}
+	return out
 }
 
 // matches reports whether the exposure manages the packet: protocol, port,

@@ -138,6 +138,20 @@ type Origin struct {
 	// prefix, not an hcl.Range's 64) for lists of a million sources.
 	Lines     []ListLine `json:"-"`
 	ListFiles []string   `json:"-"` // the files ListLine.File indexes
+	// Lapsed are the prefixes whose deadline had passed when the policy
+	// was loaded: Compile leaves them out of the rules, and Decide names
+	// them for the sources they admitted. Nil when none.
+	Lapsed []Lapse `json:"-"`
+}
+
+// Lapse is a prefix of an allow block whose access ended before the
+// policy was loaded.
+type Lapse struct {
+	Prefix int       // its index in Origin.Prefixes
+	Until  time.Time // the deadline that passed
+	// ByLine: the deadline is its list file line's expires=, not the
+	// block's expires.
+	ByLine bool
 }
 
 // ListLine is a line of one of an Origin's ListFiles.
@@ -170,7 +184,27 @@ type Decision struct {
 	// Until is when the source's access ends, for a source admitted by an
 	// expiring grant; zero otherwise.
 	Until time.Time `json:"until,omitzero"`
+	// Expired is set when the source gets the default only because its
+	// access ended: the allow block (and list file line) that admitted it
+	// until then.
+	Expired *Expired `json:"expired,omitempty"`
 }
+
+// Expired is access that ended: the allow block that granted it, the list
+// file line that named the source (when it came from one), and when it
+// ended, by the block's expires or the line's expires= (Deadline).
+type Expired struct {
+	Origin   *Origin      `json:"origin"`
+	Line     *SourceRange `json:"line,omitempty"`
+	Until    time.Time    `json:"until"`
+	Deadline string       `json:"deadline"` // DeadlineBlock or DeadlineLine
+}
+
+// Where the deadline of expired access was written.
+const (
+	DeadlineBlock = "block"          // the allow block's expires
+	DeadlineLine  = "list_file_line" // the list file line's expires=
+)
 
 // Answer is how a rejected packet of this exposure is answered, also for
 // an Exposure built by hand and not normalised.

@@ -87,9 +87,34 @@ func (rs *Ruleset) DecideRange(pkt Packet, from netip.Prefix) []RangeDecision {
 	return out
 }
 
-func sameDecision(a, b Decision) bool {
-	if a.Verdict != b.Verdict || a.Exposure != b.Exposure || (a.Origin == nil) != (b.Origin == nil) || !a.Until.Equal(b.Until) {
+func sameDecision(a, b Decision) bool { return a.Same(b) }
+
+// Same reports whether two decisions say the same: verdict, exposure,
+// deciding block, deadline, and the expired access behind a default, with
+// its list file line. The line of a deciding allow or deny block is not
+// compared: DecideRange merges the sources of one block whatever lines
+// they are on.
+func (d Decision) Same(o Decision) bool {
+	if d.Verdict != o.Verdict || d.Exposure != o.Exposure || !sameOrigin(d.Origin, o.Origin) || !d.Until.Equal(o.Until) {
 		return false
 	}
-	return a.Origin == nil || (a.Origin.Kind == b.Origin.Kind && a.Origin.Range == b.Origin.Range)
+	if (d.Expired == nil) != (o.Expired == nil) {
+		return false
+	}
+	return d.Expired == nil || (sameOrigin(d.Expired.Origin, o.Expired.Origin) && d.Expired.Until.Equal(o.Expired.Until) &&
+		d.Expired.Deadline == o.Expired.Deadline && sameLine(d.Expired.Line, o.Expired.Line))
+}
+
+func sameOrigin(a, b *Origin) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Kind == b.Kind && a.Range == b.Range
+}
+
+func sameLine(a, b *SourceRange) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Filename == b.Filename && a.Start.Line == b.Start.Line
 }

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/portwarden/portwarden/rules"
@@ -13,7 +16,7 @@ import (
 
 func newExplainCmd(g *globals) *cobra.Command {
 	var from, to, iface, protocol string
-	var port uint16
+	var port portValue
 	cmd := &cobra.Command{
 		Use:   "explain --from ADDR|PREFIX [--port N] [--protocol tcp|udp] [--interface IF] [--to DEST]",
 		Short: "Say what the policy does with a packet, and which rule (file:line) decides",
@@ -22,7 +25,11 @@ func newExplainCmd(g *globals) *cobra.Command {
 --from takes one address or a prefix: for a prefix, explain answers for every
 address in it, with one verdict or the sub-ranges that get different ones.
 A loopback source (127.0.0.1, ::1) arrives on the loopback interface, as the
-kernel routes it, unless --interface says otherwise.`,
+kernel routes it, unless --interface says otherwise.
+
+Without --port, explain answers for every port the policy manages (of
+--protocol, when given), one answer per port or range of ports that gets
+the same one; without --protocol, for tcp and udp.`,
 		Example: `  portwarden --policy /etc/portwarden explain --from 198.51.100.7
   portwarden --policy /etc/portwarden explain --from 2001:db8::7 --port 27 --protocol tcp`,
 		Args: cobra.NoArgs,
@@ -31,12 +38,17 @@ kernel routes it, unless --interface says otherwise.`,
 			if err != nil {
 				return withCode(exitError1, err)
 			}
-			pkt := rules.Packet{Source: src.Unmap(), Protocol: rules.Protocol(protocol), Port: port, Interface: iface}
-			if pkt.Protocol != rules.TCP && pkt.Protocol != rules.UDP {
-				return withCode(exitError1, fmt.Errorf("--protocol %q: use tcp or udp", protocol))
+			protocols := []rules.Protocol{rules.TCP, rules.UDP}
+			if cmd.Flags().Changed("protocol") {
+				p := rules.Protocol(protocol)
+				if p != rules.TCP && p != rules.UDP {
+					return withCode(exitError1, fmt.Errorf("--protocol %q: use tcp or udp", protocol))
+				}
+				protocols = []rules.Protocol{p}
 			}
+			base := rules.Packet{Source: src.Unmap(), Interface: iface}
 			if to != "" {
-				if pkt.Destination, err = netip.ParseAddr(to); err != nil {
+				if base.Destination, err = netip.ParseAddr(to); err != nil {
 					return withCode(exitError1, fmt.Errorf("--to %q is not an IP address", to))
 				}
 			}
@@ -44,36 +56,145 @@ kernel routes it, unless --interface says otherwise.`,
 			if err != nil {
 				return err
 			}
-			if !cmd.Flags().Changed("port") {
-				// Without --port: the first managed port of the protocol.
-				for _, e := range rs.Exposures {
-					if e.Protocol == pkt.Protocol && len(e.Ports) > 0 {
-						pkt.Port = e.Ports[0].First
-						break
-					}
-				}
-			}
+			qs := explainQuestions(rs, protocols, uint16(port), cmd.Flags().Changed("port"))
 			out := cmd.OutOrStdout()
 			if prefix.IsValid() {
-				return explainRange(out, g.json, rs, pkt, prefix)
+				return explainRange(out, g.json, rs, base, prefix, protocols, qs)
 			}
-			d := rs.Decide(pkt)
+			answers := explainAnswers(rs, base, qs)
 			if g.json {
-				return printJSON(out, map[string]any{"format_version": formatVersion, "packet": pkt, "decision": d})
+				doc := map[string]any{"format_version": formatVersion, "answers": answers}
+				if len(answers) == 1 {
+					doc["packet"], doc["decision"] = answers[0].Packet, answers[0].Decision
+				}
+				return printJSON(out, doc)
 			}
-			fmt.Fprintf(out, "%s from %s to port %d%s: %s\n", pkt.Protocol, pkt.Source, pkt.Port, onInterface(pkt), d.Verdict)
-			writeDecision(out, "  ", d)
+			if len(answers) == 0 {
+				writeNothingManaged(out, base.Source.String(), protocols)
+				return nil
+			}
+			for _, a := range answers {
+				fmt.Fprintf(out, "%s from %s to %s%s: %s\n", a.Packet.Protocol, a.Packet.Source, portWords(a.Ports), onInterface(a.Packet), a.Decision.Verdict)
+				writeDecision(out, "  ", *a.Decision, rs.ManagesPort(a.Packet.Protocol, a.Packet.Port))
+			}
 			return nil
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&from, "from", "", "source address or prefix (required)")
-	f.Uint16Var(&port, "port", 0, "destination port (default: the first managed port)")
-	f.StringVar(&protocol, "protocol", "tcp", "tcp or udp")
+	f.Var(&port, "port", "destination port, 1-65535 (default: every port the policy manages)")
+	f.StringVar(&protocol, "protocol", "", "tcp or udp (default: both)")
 	f.StringVar(&iface, "interface", "", "input interface (default: any)")
 	f.StringVar(&to, "to", "", "destination address (default: any local address)")
 	cmd.MarkFlagRequired("from")
 	return cmd
+}
+
+// portValue is --port: a port number from 1 to 65535. Port 0 is no port:
+// no expose can manage it, and a packet cannot be sent to it.
+type portValue uint16
+
+func (p *portValue) String() string {
+	if *p == 0 {
+		return ""
+	}
+	return strconv.Itoa(int(*p))
+}
+
+func (p *portValue) Set(s string) error {
+	n, err := strconv.ParseUint(strings.TrimSpace(s), 10, 64)
+	if err != nil || n < 1 || n > 65535 {
+		return errors.New("a port is a number from 1 to 65535")
+	}
+	*p = portValue(n)
+	return nil
+}
+
+func (p *portValue) Type() string { return "N" }
+
+// explainQuestion is one protocol and a range of ports that gets one
+// answer.
+type explainQuestion struct {
+	protocol rules.Protocol
+	ports    rules.PortRange
+}
+
+// explainQuestions are what explain answers: with --port, that port for
+// each protocol asked about that manages it (each protocol asked about
+// when none does: the packet passes); without, every port range the
+// policy manages for those protocols, cut where the exposures managing
+// them change.
+func explainQuestions(rs *rules.Ruleset, protocols []rules.Protocol, port uint16, portGiven bool) []explainQuestion {
+	var qs []explainQuestion
+	if portGiven {
+		for _, p := range protocols {
+			if rs.ManagesPort(p, port) {
+				qs = append(qs, explainQuestion{p, rules.PortRange{First: port, Last: port}})
+			}
+		}
+		if len(qs) == 0 {
+			for _, p := range protocols {
+				qs = append(qs, explainQuestion{p, rules.PortRange{First: port, Last: port}})
+			}
+		}
+		return qs
+	}
+	for _, p := range protocols {
+		for _, r := range rs.PortSegments(p) {
+			qs = append(qs, explainQuestion{p, r})
+		}
+	}
+	return qs
+}
+
+// explainAnswer is explain's answer for one protocol and range of ports:
+// Packet is the packet asked about, to the first of Ports; Decision (one
+// source) or Ranges (a prefix) the answer for every port of Ports.
+type explainAnswer struct {
+	Packet   rules.Packet          `json:"packet"`
+	Ports    rules.PortRange       `json:"ports"`
+	Decision *rules.Decision       `json:"decision,omitempty"`
+	Ranges   []rules.RangeDecision `json:"ranges,omitempty"`
+}
+
+// explainAnswers decides base for each question, merging neighbouring
+// ports that get the same answer.
+func explainAnswers(rs *rules.Ruleset, base rules.Packet, qs []explainQuestion) []explainAnswer {
+	out := []explainAnswer{}
+	for _, q := range qs {
+		pkt := base
+		pkt.Protocol, pkt.Port = q.protocol, q.ports.First
+		d := rs.Decide(pkt)
+		if n := len(out); n > 0 && continues(out[n-1], q) && out[n-1].Decision.Same(d) {
+			out[n-1].Ports.Last = q.ports.Last
+			continue
+		}
+		out = append(out, explainAnswer{Packet: pkt, Ports: q.ports, Decision: &d})
+	}
+	return out
+}
+
+// continues reports whether q's ports follow on from a's, same protocol.
+func continues(a explainAnswer, q explainQuestion) bool {
+	return a.Packet.Protocol == q.protocol && int(a.Ports.Last)+1 == int(q.ports.First)
+}
+
+// portWords writes "port 27" or "ports 8000-8010".
+func portWords(r rules.PortRange) string {
+	if r.First == r.Last {
+		return fmt.Sprintf("port %d", r.First)
+	}
+	return fmt.Sprintf("ports %d-%d", r.First, r.Last)
+}
+
+// writeNothingManaged answers when no expose manages a port of the
+// protocols asked about.
+func writeNothingManaged(out io.Writer, from string, protocols []rules.Protocol) {
+	if len(protocols) == 1 {
+		fmt.Fprintf(out, "%s from %s: %s\n  no expose manages a %s port: portwarden leaves these packets alone\n", protocols[0], from, rules.Pass, protocols[0])
+		return
+	}
+	fmt.Fprintf(out, "from %s: %s\n  no expose manages any port: portwarden leaves every packet alone\n", from, rules.Pass)
 }
 
 // parseFrom reads --from: an address, or a prefix (prefix then valid). A
@@ -108,9 +229,20 @@ func onInterface(pkt rules.Packet) string {
 	return ""
 }
 
-func writeDecision(out io.Writer, indent string, d rules.Decision) {
+// writeDecision says what decides; managed: an expose manages the
+// packet's protocol and port (so a pass comes from its interfaces or
+// destinations).
+func writeDecision(out io.Writer, indent string, d rules.Decision, managed bool) {
+	if d.Verdict == rules.Pass && managed {
+		fmt.Fprintf(out, "%sthe exposes that manage this port take other interfaces or destinations: portwarden leaves the packet alone\n", indent)
+		return
+	}
 	if d.Verdict == rules.Pass {
 		fmt.Fprintf(out, "%sno expose manages this port: portwarden leaves the packet alone\n", indent)
+		return
+	}
+	if d.Expired != nil {
+		writeExpired(out, indent, d)
 		return
 	}
 	fmt.Fprintf(out, "%sexpose %q", indent, d.Exposure)
@@ -126,31 +258,86 @@ func writeDecision(out io.Writer, indent string, d rules.Decision) {
 	}
 }
 
+// writeExpired says that a source gets the default because the access an
+// allow block (or a list file line) gave it ended, and when.
+func writeExpired(out io.Writer, indent string, d rules.Decision) {
+	x := d.Expired
+	fmt.Fprintf(out, "%sexpose %q, the expose's default", indent, d.Exposure)
+	if d.Origin != nil && d.Origin.Range.Filename != "" {
+		fmt.Fprintf(out, " at %s", d.Origin.Range)
+	}
+	fmt.Fprintln(out, ": the source's access expired")
+	until := x.Until.Format(time.RFC3339)
+	ago := rules.HumanDuration(time.Since(x.Until)) + " ago"
+	switch {
+	case x.Deadline == rules.DeadlineLine && x.Line != nil:
+		fmt.Fprintf(out, "%s%s admitted it until %s (expires= at %s:%d, %s)\n", indent, x.Origin.Describe(), until, x.Line.Filename, x.Line.Start.Line, ago)
+	default:
+		fmt.Fprintf(out, "%s%s admitted it until %s (the block's expires, %s)\n", indent, x.Origin.Describe(), until, ago)
+		if x.Line != nil {
+			fmt.Fprintf(out, "%sthe source is listed at %s:%d\n", indent, x.Line.Filename, x.Line.Start.Line)
+		}
+	}
+}
+
 // maxRanges bounds the sub-ranges explain prints; JSON carries them all.
 const maxRanges = 50
 
-// explainRange answers for every source of a prefix.
-func explainRange(out io.Writer, asJSON bool, rs *rules.Ruleset, pkt rules.Packet, from netip.Prefix) error {
-	ranges := rs.DecideRange(pkt, from)
-	if asJSON {
+// explainRange answers for every source of a prefix, for each question.
+func explainRange(out io.Writer, asJSON bool, rs *rules.Ruleset, base rules.Packet, from netip.Prefix, protocols []rules.Protocol, qs []explainQuestion) error {
+	answers := []explainAnswer{}
+	for _, q := range qs {
+		pkt := base
 		pkt.Source = netip.Addr{}
-		return printJSON(out, map[string]any{"packet": pkt, "from": from, "ranges": ranges})
+		pkt.Protocol, pkt.Port = q.protocol, q.ports.First
+		ranges := rs.DecideRange(pkt, from)
+		if n := len(answers); n > 0 && continues(answers[n-1], q) && sameRanges(answers[n-1].Ranges, ranges) {
+			answers[n-1].Ports.Last = q.ports.Last
+			continue
+		}
+		answers = append(answers, explainAnswer{Packet: pkt, Ports: q.ports, Ranges: ranges})
 	}
-	if len(ranges) == 1 {
-		fmt.Fprintf(out, "%s from %s (all %s addresses) to port %d%s: %s\n", pkt.Protocol, from, size(from), pkt.Port, onInterface(rules.Packet{Interface: pkt.Interface, Source: from.Addr()}), ranges[0].Decision.Verdict)
-		writeDecision(out, "  ", ranges[0].Decision)
+	if asJSON {
+		doc := map[string]any{"from": from, "answers": answers}
+		if len(answers) == 1 {
+			doc["packet"], doc["ranges"] = answers[0].Packet, answers[0].Ranges
+		}
+		return printJSON(out, doc)
+	}
+	if len(answers) == 0 {
+		writeNothingManaged(out, from.String(), protocols)
 		return nil
 	}
-	fmt.Fprintf(out, "%s from %s to port %d: %d sub-ranges get different answers\n", pkt.Protocol, from, pkt.Port, len(ranges))
+	for _, a := range answers {
+		writeRanges(out, a, from, rs.ManagesPort(a.Packet.Protocol, a.Packet.Port))
+	}
+	return nil
+}
+
+// writeRanges writes one answer for a prefix.
+func writeRanges(out io.Writer, a explainAnswer, from netip.Prefix, managed bool) {
+	pkt, ranges := a.Packet, a.Ranges
+	if len(ranges) == 1 {
+		fmt.Fprintf(out, "%s from %s (all %s addresses) to %s%s: %s\n", pkt.Protocol, from, size(from), portWords(a.Ports), onInterface(rules.Packet{Interface: pkt.Interface, Source: from.Addr()}), ranges[0].Decision.Verdict)
+		writeDecision(out, "  ", ranges[0].Decision, managed)
+		return
+	}
+	fmt.Fprintf(out, "%s from %s to %s: %d sub-ranges get different answers\n", pkt.Protocol, from, portWords(a.Ports), len(ranges))
 	for i, r := range ranges {
 		if i == maxRanges {
 			fmt.Fprintf(out, "  ... and %d more (--json lists them all)\n", len(ranges)-maxRanges)
 			break
 		}
 		fmt.Fprintf(out, "  %s: %s\n", rangeString(r), r.Decision.Verdict)
-		writeDecision(out, "    ", r.Decision)
+		writeDecision(out, "    ", r.Decision, managed)
 	}
-	return nil
+}
+
+// sameRanges reports whether two answers for a prefix are the same.
+func sameRanges(a, b []rules.RangeDecision) bool {
+	return slices.EqualFunc(a, b, func(x, y rules.RangeDecision) bool {
+		return x.From == y.From && x.To == y.To && x.Decision.Same(y.Decision)
+	})
 }
 
 // rangeString writes a range as its prefix when it is one, else first-last.

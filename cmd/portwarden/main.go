@@ -4,10 +4,13 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"runtime/debug"
 
 	"github.com/portwarden/portwarden/backends/safeapply"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	// Maps the heap's first pages in one call, early among the package
 	// initialisations (see its doc): a fresh process per command pays for
 	// every fault.
@@ -36,7 +39,7 @@ func run(args []string) int {
 	if err == nil {
 		return exitOK
 	}
-	asJSON, _ := root.PersistentFlags().GetBool("json")
+	asJSON := jsonRequested(root, args)
 	var ee *exitError
 	if !errors.As(err, &ee) {
 		ee = &exitError{code: exitError1, err: err}
@@ -51,3 +54,46 @@ func run(args []string) int {
 	}
 	return ee.code
 }
+
+// jsonRequested reports whether the command line asks for --json, also
+// when cobra stopped before it parsed that flag: an unknown command, or an
+// unknown flag or a bad value earlier on the line. A hook that asked for
+// JSON gets a JSON error whatever went wrong, wherever --json stands.
+func jsonRequested(root *cobra.Command, args []string) bool {
+	if f := root.PersistentFlags().Lookup("json"); f != nil && f.Changed {
+		asJSON, _ := root.PersistentFlags().GetBool("json")
+		return asJSON
+	}
+	// Parse again, leniently: the flags of the command named (or of the
+	// root) take their values as cobra would, so a value that happens to
+	// read "--json" is no request, and everything after "--" is an
+	// argument. The copies accept any value and change nothing.
+	cmd, _, err := root.Find(args)
+	if err != nil || cmd == nil {
+		cmd = root
+	}
+	fs := pflag.NewFlagSet("json", pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.ParseErrorsWhitelist.UnknownFlags = true
+	asJSON := fs.Bool("json", false, "")
+	copyFlag := func(f *pflag.Flag) {
+		if fs.Lookup(f.Name) != nil || (f.Shorthand != "" && fs.ShorthandLookup(f.Shorthand) != nil) {
+			return
+		}
+		fs.AddFlag(&pflag.Flag{Name: f.Name, Shorthand: f.Shorthand, NoOptDefVal: f.NoOptDefVal, Value: anyValue(f.Value.Type())})
+	}
+	for _, c := range []*cobra.Command{cmd, root} {
+		c.LocalFlags().VisitAll(copyFlag)
+		c.InheritedFlags().VisitAll(copyFlag)
+		c.PersistentFlags().VisitAll(copyFlag)
+	}
+	fs.Parse(args) // errors only end the parse: what came before counts
+	return *asJSON
+}
+
+// anyValue is a flag value that accepts anything, of the type it names.
+type anyValue string
+
+func (v anyValue) String() string   { return "" }
+func (v anyValue) Set(string) error { return nil }
+func (v anyValue) Type() string     { return string(v) }
