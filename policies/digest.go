@@ -15,8 +15,9 @@ import (
 )
 
 // InputDigest is a sha256 of everything Load reads for the policy at path
-// with opts: the policy files (listed again, so a file added to the
-// directory counts), the variables files, the variable values given, and
+// with opts: the policy files (listed again as Load lists them, so a file
+// added to the directory counts and an editor's file does not), the
+// variables files, the variable values given, and
 // the list files an earlier Load of the same policy read (its ListFiles).
 // Load is a pure function of these, so an unchanged digest means an
 // unchanged policy, and what it compiled to can be reused without loading
@@ -41,30 +42,32 @@ func InputDigest(path string, opts Options, lists []string) (digest string, chan
 		}
 		files = files[:0]
 		for _, e := range entries {
-			if !e.IsDir() && isPolicyFile(e.Name()) {
+			if !e.IsDir() && IsPolicyFile(e.Name()) {
 				files = append(files, filepath.Join(path, e.Name()))
 			}
 		}
 		sort.Strings(files)
 	}
 	hashFile := func(kind, name string) error {
-		f, err := os.Open(name)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		// Only regular files: a device such as /dev/zero would be read
-		// forever. The loader then says what is wrong with it.
+		// Only regular files, looked at before they are opened: a device
+		// such as /dev/zero would be read forever, and the open of a named
+		// pipe would wait for a writer. The loader then says what is wrong
+		// with it.
 		limit := MaxFileBytes()
 		if kind == "list" {
 			limit = MaxListBytes
 		}
-		fi, err := f.Stat()
+		f, err := openRegular(name, limit, nil)
+		if r, ok := err.(*fileRefusal); ok {
+			return fmt.Errorf("%s: %w", name, r)
+		}
 		if err != nil {
 			return err
 		}
-		if r := admit(fi, limit); r != nil {
-			return fmt.Errorf("%s: %w", name, r)
+		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil {
+			return err
 		}
 		if c := ctime(fi); c.After(changed) {
 			changed = c

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"net/netip"
-	"os"
 	"path"
 	"path/filepath"
 	"slices"
@@ -20,24 +19,33 @@ import (
 
 // listReader reads the list file member, named in the policy file
 // policyFile (as diagnostics name it), relative to that file. shown is the
-// list file's name for diagnostics and origins.
-type listReader func(policyFile, member string) (data []byte, shown string, err error)
+// list file's name for diagnostics and origins; trust holds what the trust
+// checks found (warnings, or the errors for which it was not read).
+type listReader func(policyFile, member string, opts Options) (data []byte, shown string, trust hcl.Diagnostics, err error)
 
 // osListReader reads list files from the operating system: Load names
 // policy files by their real paths, so a list path is joined to the
-// policy file's directory (and may use .. or be absolute).
-func osListReader(policyFile, member string) ([]byte, string, error) {
+// policy file's directory (and may use .. or be absolute). It judges the
+// file, every directory on the way to it and every link followed before
+// it opens the file (trust.go), and opens only the file it judged, and
+// only a regular file, without ever blocking (a named pipe would hang the
+// load).
+func osListReader(policyFile, member string, opts Options) ([]byte, string, hcl.Diagnostics, error) {
 	shown := member
 	if !filepath.IsAbs(member) {
 		shown = filepath.Join(filepath.Dir(policyFile), filepath.FromSlash(member))
 	}
-	f, err := os.Open(shown)
+	trust, judged := checkListFile(shown, opts)
+	if trust.HasErrors() {
+		return nil, shown, trust, nil
+	}
+	f, err := openRegular(shown, MaxListBytes, judged)
 	if err != nil {
-		return nil, shown, err
+		return nil, shown, trust, err
 	}
 	defer f.Close()
-	data, err := readListFile(f, shown)
-	return data, shown, err
+	data, err := readAdmitted(f, MaxListBytes)
+	return data, shown, trust, err
 }
 
 // MaxListBytes bounds a list file: far above the 1,000,000 addresses
@@ -45,31 +53,38 @@ func osListReader(policyFile, member string) ([]byte, string, error) {
 // a host.
 const MaxListBytes = 256 << 20
 
-// readListFile reads a list file: a regular file of at most MaxListBytes.
-func readListFile(f fs.File, shown string) ([]byte, error) {
-	data, err := readAdmitted(f, MaxListBytes)
-	if r, ok := err.(*fileRefusal); ok {
-		if r.Kind != "" {
-			return nil, fmt.Errorf("%s is not a regular file (%s)", shown, r.Kind)
-		}
-		return nil, fmt.Errorf("%s is %v for a list file", shown, r)
-	}
-	return data, err
-}
-
 // fsListReader reads list files from fsys, whose names LoadFS uses as
-// they are.
+// they are. It looks before it opens: a named pipe in an os.DirFS would
+// otherwise block the open.
 func fsListReader(fsys fs.FS) listReader {
-	return func(policyFile, member string) ([]byte, string, error) {
+	return func(policyFile, member string, _ Options) ([]byte, string, hcl.Diagnostics, error) {
 		shown := path.Join(path.Dir(policyFile), member)
+		info, err := fs.Stat(fsys, shown)
+		if err != nil {
+			return nil, shown, nil, err
+		}
+		if r := admit(info, MaxListBytes); r != nil {
+			return nil, shown, nil, r
+		}
 		f, err := fsys.Open(shown)
 		if err != nil {
-			return nil, shown, err
+			return nil, shown, nil, err
 		}
 		defer f.Close()
-		data, err := readListFile(f, shown)
-		return data, shown, err
+		data, err := readAdmitted(f, MaxListBytes)
+		return data, shown, nil, err
 	}
+}
+
+// listReadError says why a list file could not be read, and what to do.
+func listReadError(shown string, err error) string {
+	if r, ok := err.(*fileRefusal); ok {
+		if r.Kind != "" {
+			return fmt.Sprintf("%s is not a regular file: it is %s. members_file names a regular file of addresses, one a line, relative to the policy file that names it.", shown, r.Kind)
+		}
+		return fmt.Sprintf("%s is %v for a list file.", shown, r)
+	}
+	return fmt.Sprintf("%s: %v. members_file is relative to the policy file that names it.", shown, unwrapPathErr(err))
 }
 
 // maxListErrors bounds the diagnostics of one list file: a file of another
@@ -217,19 +232,16 @@ func (d *decoder) readMembersFile(a *hcl.Attribute) ([]Address, hcl.Diagnostics)
 		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "List files not available",
 			Detail: "This policy was loaded without a file system, so members_file cannot be read.", Subject: a.Expr.Range().Ptr()}}
 	}
-	data, shown, err := d.readList(a.Range.Filename, name)
-	if err != nil {
-		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read list file",
-			Detail:  fmt.Sprintf("%s: %v. members_file is relative to the policy file that names it.", shown, unwrapPathErr(err)),
-			Subject: a.Expr.Range().Ptr()}}
-	}
-	var trust hcl.Diagnostics
-	if td := CheckListFile(shown, d.opts); td != nil {
+	data, shown, trust, err := d.readList(a.Range.Filename, name, d.opts)
+	for _, td := range trust {
 		td.Subject = a.Expr.Range().Ptr()
-		if td.Severity == hcl.DiagError {
-			return nil, hcl.Diagnostics{td}
-		}
-		trust = append(trust, td)
+	}
+	if trust.HasErrors() {
+		return nil, trust
+	}
+	if err != nil {
+		return nil, append(trust, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot read list file",
+			Detail: listReadError(shown, err), Subject: a.Expr.Range().Ptr()})
 	}
 	d.pol.ListFiles = append(d.pol.ListFiles, shown)
 	members, diags := parseList(data, shown)

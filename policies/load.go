@@ -145,7 +145,7 @@ func policyFiles(fsys fs.FS, name string, display func(string) string) ([]string
 	var out []string
 	var diags hcl.Diagnostics
 	for _, e := range entries {
-		if e.IsDir() || !isPolicyFile(e.Name()) {
+		if e.IsDir() || !IsPolicyFile(e.Name()) {
 			continue
 		}
 		n := path.Join(name, e.Name())
@@ -177,8 +177,19 @@ func unwrapPathErr(err error) error {
 	return err
 }
 
-// isPolicyFile reports whether a directory entry is part of a policy.
-func isPolicyFile(name string) bool {
+// IsPolicyFile reports whether a directory entry, by its name, is part of
+// the policy the directory holds: a *.hcl or *.hcl.json file, unless its
+// name starts with "." or "#" or ends with "~", as Terraform ignores
+// them. Editors keep such files beside the ones being edited (Emacs's
+// lock file .#policy.hcl, a dangling symbolic link; swap and backup
+// copies such as .policy.swp.hcl), and loading them would define
+// everything twice or fail on a file that is not there. Every place that
+// lists a policy directory (Load, its trust check, InputDigest, fmt) asks
+// this. A file named on its own (--policy .hidden.hcl) is loaded anyway.
+func IsPolicyFile(name string) bool {
+	if strings.HasPrefix(name, ".") || strings.HasPrefix(name, "#") || strings.HasSuffix(name, "~") {
+		return false
+	}
 	return strings.HasSuffix(name, ".hcl") || strings.HasSuffix(name, ".hcl.json")
 }
 
@@ -239,7 +250,12 @@ func loadVarFiles(parser *hclparse.Parser, names []string) ([]*hcl.File, hcl.Dia
 	var files []*hcl.File
 	var diags hcl.Diagnostics
 	for _, n := range names {
-		fh, err := os.Open(n)
+		// Looked at before it is opened: a named pipe would block the open.
+		fh, err := openRegular(n, MaxFileBytes(), nil)
+		if r, ok := err.(*fileRefusal); ok {
+			diags = append(diags, refusalDiagnostic(r, n, "variables"))
+			continue
+		}
 		if err != nil {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot read variables file", Detail: fmt.Sprintf("%s: %v. Check the --var-file path.", n, unwrapPathErr(err))})
 			continue

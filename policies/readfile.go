@@ -2,15 +2,18 @@ package policies
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
+	"syscall"
 )
 
 // fileRefusal says why a file was not read: it is not a regular file (a
 // device such as /dev/zero would be read forever), or it is over the limit.
 type fileRefusal struct {
-	Kind  string // "a device", "a named pipe", "a socket", "a special file"; empty: too large
+	Kind  string // "a directory", "a device", "a named pipe", "a socket", "a special file"; empty: too large
 	Size  int64  // with too large: the size seen (-1: it grew while being read)
 	Limit int64
 }
@@ -31,6 +34,8 @@ func admit(info fs.FileInfo, limit int64) *fileRefusal {
 	if !info.Mode().IsRegular() {
 		kind := "a special file"
 		switch t := info.Mode().Type(); {
+		case t&fs.ModeDir != 0:
+			kind = "a directory"
 		case t&fs.ModeDevice != 0:
 			kind = "a device"
 		case t&fs.ModeNamedPipe != 0:
@@ -67,3 +72,51 @@ func readAdmitted(f fs.File, limit int64) ([]byte, error) {
 	}
 	return data, err
 }
+
+// openRegular opens a file of the operating system only if it is a
+// regular file of at most limit bytes, without ever blocking: it looks
+// before it opens, so a device or a pipe is never opened, and it opens
+// without waiting (O_NONBLOCK) and looks again at what it opened, so a
+// file replaced by a named pipe in between cannot hang the open of a
+// pipe nobody writes to. A refusal comes back as a *fileRefusal. want,
+// if not nil, is the file a trust check judged: the one opened must be
+// that file.
+func openRegular(name string, limit int64, want fs.FileInfo) (*os.File, error) {
+	info, err := os.Stat(name)
+	if err != nil {
+		return nil, err
+	}
+	if r := admit(info, limit); r != nil {
+		return nil, r
+	}
+	if want != nil && !os.SameFile(info, want) {
+		return nil, errReplaced
+	}
+	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+	if err != nil {
+		return nil, err
+	}
+	opened, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if r := admit(opened, limit); r != nil {
+		f.Close()
+		return nil, r
+	}
+	if !os.SameFile(info, opened) {
+		f.Close()
+		return nil, errReplaced
+	}
+	// A regular file: reads of it must wait for the disk (a network file
+	// system may otherwise answer EAGAIN).
+	if err := syscall.SetNonblock(int(f.Fd()), false); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// errReplaced: a file changed into another between two looks at it.
+var errReplaced = errors.New("it was replaced while being opened; run the command again")

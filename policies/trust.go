@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/hashicorp/hcl/v2"
@@ -13,9 +14,9 @@ import (
 
 // FileTrust says what Load does with a policy file, policy directory,
 // list file or variables file that someone other than root or the running
-// user could have written: what it says decides who may reach the host, so
-// as root it is trusted only as far as sshd trusts authorized_keys under
-// StrictModes.
+// user could have written, or could replace: what it says decides who may
+// reach the host, so as root it is trusted only as far as sshd trusts
+// authorized_keys under StrictModes.
 type FileTrust int
 
 const (
@@ -32,46 +33,68 @@ const (
 )
 
 // checkTrust examines the files Load is about to read: the policy path
-// (a file and the directory it is in, or a directory and every policy
-// file in it) and the variables files.
+// (a file, or a directory and every policy file in it) and the variables
+// files, each with every directory and symbolic link on its way from /.
 func checkTrust(p string, opts Options) hcl.Diagnostics {
 	mode := effectiveTrust(opts)
 	if mode == TrustOff {
 		return nil
 	}
-	var diags hcl.Diagnostics
-	check := func(path, what string, dirOfFile bool) {
-		if d := trustOf(path, what, dirOfFile, mode); d != nil {
-			diags = append(diags, d)
-		}
-	}
+	w := &trustWalk{mode: mode, seen: map[string]bool{}}
 	if info, err := os.Stat(p); err == nil && info.IsDir() {
-		check(p, "policy directory", false)
+		w.check(p, "policy directory", false)
 		entries, _ := os.ReadDir(p)
 		for _, e := range entries {
-			if !e.IsDir() && isPolicyFile(e.Name()) {
-				check(filepath.Join(p, e.Name()), "policy file", false)
+			if !e.IsDir() && IsPolicyFile(e.Name()) {
+				// Not sticky: anyone could add a file to the directory.
+				w.check(filepath.Join(p, e.Name()), "policy file", false)
 			}
 		}
 	} else if err == nil {
-		check(p, "policy file", false)
-		check(filepath.Dir(p), "directory of the policy file", true)
+		w.check(p, "policy file", true)
 	}
 	for _, vf := range opts.VarFiles {
-		check(vf, "variables file", false)
-		check(filepath.Dir(vf), "directory of the variables file", true)
+		w.check(vf, "variables file", true)
 	}
-	return diags
+	return w.diags
 }
 
 // CheckListFile applies the same trust to a list file (one address a
-// line) before it is read.
+// line) before it is read; it returns the first of its diagnostics (see
+// checkListFile for all of them).
 func CheckListFile(path string, opts Options) *hcl.Diagnostic {
+	diags, _ := checkListFile(path, opts)
+	for _, d := range diags {
+		if d.Severity == hcl.DiagError {
+			return d
+		}
+	}
+	if len(diags) > 0 {
+		return diags[0]
+	}
+	return nil
+}
+
+// checkListFile judges a list file, every directory from / to it and
+// every symbolic link followed on the way. It also returns what the file
+// it reached was (nil: none, or nothing checked), so that the reader can
+// make sure it opens that same file.
+//
+// Unlike a single policy file, a list file may not sit in a directory
+// others can write even with the sticky bit (/tmp): the sticky bit stops
+// others from removing or renaming what is there, not from creating a
+// name a policy reads before its owner does (after a cron job removed it
+// to write it again, or before it was ever written), and on a host
+// without fs.protected_hardlinks they can create it as a hard link to any
+// root-owned file, which no owner check can tell from the real one.
+func checkListFile(path string, opts Options) (hcl.Diagnostics, fs.FileInfo) {
 	mode := effectiveTrust(opts)
 	if mode == TrustOff {
-		return nil
+		return nil, nil
 	}
-	return trustOf(path, "list file", false, mode)
+	w := &trustWalk{mode: mode, seen: map[string]bool{}}
+	reached := w.check(path, "list file", false)
+	return w.diags, reached
 }
 
 // effectiveTrust resolves TrustAuto: only root is refused files others can
@@ -86,45 +109,230 @@ func effectiveTrust(opts Options) FileTrust {
 	return TrustRefuse
 }
 
-// trustOf returns a diagnostic when path is writable by someone other than
-// root or the running user: owned by another user, or writable by group
-// (other than root's) or others. A directory that only holds the one file
-// read may be world-writable with the sticky bit (/tmp): nobody else can
-// then replace that file.
-func trustOf(path, what string, dirOfFile bool, mode FileTrust) *hcl.Diagnostic {
-	info, err := os.Stat(path)
-	if err != nil || !info.Mode().IsRegular() && !info.IsDir() {
-		return nil // reading it reports the problem (a device, a pipe)
+// maxLinks is how many symbolic links a walk follows, as the kernel's
+// limit (ELOOP): past it the read fails and says so.
+const maxLinks = 40
+
+// trustWalk judges paths the way the kernel resolves them, one name at a
+// time from /, as sshd's StrictModes judges the path to authorized_keys:
+// anyone who can write a directory on the way, or owns a symbolic link
+// followed, can make the path lead to a file of their choosing, however
+// trustworthy that file is itself.
+type trustWalk struct {
+	mode  FileTrust
+	seen  map[string]bool // real paths judged already (true: strictly, or reported): each is reported once
+	diags hcl.Diagnostics
+}
+
+// check walks name and judges, for a file or directory that what names:
+//   - every directory a name is looked up in: owned by root or the
+//     running user, writable by no one else, except that a world- or
+//     group-writable one with the sticky bit (/tmp) may be passed through:
+//     the next name on the way exists, is trusted, and the sticky bit
+//     keeps others from removing or renaming it;
+//   - the directory the last name is looked up in, which must not be
+//     writable by others at all, sticky or not (others could create the
+//     name there first), unless stickyLast (a single policy or variables
+//     file, named on the command line each time), or the last name is a
+//     directory (nobody else can create a directory root owns);
+//   - every symbolic link followed: owned by root or the running user;
+//   - what the path ends at, if it is a regular file or a directory: as
+//     a directory it is searched in.
+//
+// A path that ends nowhere, at something else (a pipe, a device) or in a
+// loop is not judged: reading it says what is wrong. check returns the
+// regular file reached, if any.
+func (w *trustWalk) check(name, what string, stickyLast bool) fs.FileInfo {
+	full := name
+	cwd := ""
+	if !filepath.IsAbs(name) {
+		var err error
+		if cwd, err = os.Getwd(); err != nil {
+			return nil
+		}
+		full = cwd + string(filepath.Separator) + name
 	}
+	rest := splitPath(full)
+	real := string(filepath.Separator)
+	links := 0
+	// shown names a real path in diagnostics: as the user wrote it while
+	// no link was followed, else as the real path it is.
+	shown := func(p string) string {
+		if links > 0 {
+			return fmt.Sprintf("%s (on the way to %s, through a symbolic link)", p, name)
+		}
+		if cwd != "" {
+			if rel, err := filepath.Rel(cwd, p); err == nil && rel != "." && !strings.HasPrefix(rel, "..") {
+				return rel
+			}
+		}
+		return p
+	}
+	for len(rest) > 0 {
+		c := rest[0]
+		rest = rest[1:]
+		switch c {
+		case ".":
+			continue
+		case "..":
+			real = filepath.Dir(real) // real has no links: its parent is lexical
+			continue
+		}
+		next := filepath.Join(real, c)
+		info, err := os.Lstat(next)
+		if err != nil {
+			return nil // reading it reports the problem
+		}
+		last := len(rest) == 0
+		role := dirAbove
+		switch {
+		case last && info.IsDir():
+			// Nobody else can create a directory owned by root: as
+			// one passed through.
+		case last && stickyLast:
+			role = dirHoldingSticky
+		case last:
+			role = dirHolding // even for a link: the name is what is read
+		}
+		w.judge(real, shown(real), what, role)
+		switch {
+		case info.Mode()&fs.ModeSymlink != 0:
+			w.judgeInfo(next, shown(next), what, link, info)
+			if links++; links > maxLinks {
+				return nil
+			}
+			target, err := os.Readlink(next)
+			if err != nil {
+				return nil
+			}
+			if filepath.IsAbs(target) {
+				real = string(filepath.Separator)
+			}
+			rest = append(splitPath(target), rest...)
+		case !last:
+			if !info.IsDir() {
+				return nil // not a directory: reading it says so
+			}
+			real = next
+		case info.Mode().IsRegular():
+			w.judgeInfo(next, shown(next), what, final, info)
+			return info
+		case info.IsDir():
+			w.judgeInfo(next, shown(next), what, final, info)
+		}
+	}
+	return nil
+}
+
+func splitPath(p string) []string {
+	var out []string
+	for _, c := range strings.Split(p, string(filepath.Separator)) {
+		if c != "" {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// The role of a step of a walk.
+type trustRole int
+
+const (
+	dirAbove         trustRole = iota // a directory passed through
+	dirHolding                        // the directory holding the last name
+	dirHoldingSticky                  // the same, where the sticky bit suffices
+	link                              // a symbolic link followed
+	final                             // the file or directory reached
+)
+
+func (w *trustWalk) judge(p, shown, what string, role trustRole) {
+	if w.judged(p, role) {
+		return
+	}
+	info, err := os.Lstat(p)
+	if err != nil {
+		return
+	}
+	w.judgeInfo(p, shown, what, role, info)
+}
+
+// judged reports whether p was judged already, at least as strictly as
+// role asks. A directory passed through (where the sticky bit suffices)
+// is judged again as the one holding a last name, or as the directory
+// reached (where it does not): a link can lead back to it.
+func (w *trustWalk) judged(p string, role trustRole) bool {
+	strict, ok := w.seen[p]
+	return ok && (strict || !role.strict())
+}
+
+func (r trustRole) strict() bool { return r == dirHolding || r == final }
+
+// judgeInfo adds the diagnostic for one step, if it is untrusted.
+func (w *trustWalk) judgeInfo(p, shown, what string, role trustRole, info fs.FileInfo) {
+	if w.judged(p, role) {
+		return
+	}
+	w.seen[p] = role.strict()
 	st, ok := info.Sys().(*syscall.Stat_t)
 	if !ok {
-		return nil
+		return
 	}
 	perm := info.Mode()
-	var why string
+	sticky := perm&fs.ModeSticky != 0
+	var why, fix string
+	fix = fmt.Sprintf("Make it owned by root and writable only by its owner (chown root %s; chmod go-w %s)", p, p)
 	switch {
+	case !trustedOwner(st.Uid) && role == link:
+		why = fmt.Sprintf("the link belongs to uid %d, neither root nor the user running portwarden, and its owner can point it at any file", st.Uid)
+		fix = fmt.Sprintf("Replace the link with the file itself, or with a link root owns (chown -h root %s)", p)
 	case !trustedOwner(st.Uid):
 		why = fmt.Sprintf("it belongs to uid %d, neither root nor the user running portwarden", st.Uid)
-	case perm&0o002 != 0 && !(dirOfFile && perm&fs.ModeSticky != 0):
+	case role == link:
+		return // a link's own mode means nothing
+	case perm&0o022 != 0 && sticky && role == dirHolding:
+		who := "everyone"
+		if perm&0o002 == 0 {
+			who = fmt.Sprintf("group %d", st.Gid)
+		}
+		if perm&0o002 == 0 && st.Gid == 0 {
+			return
+		}
+		why = fmt.Sprintf("%s can create files in it: the sticky bit keeps others from removing or replacing a %s there, not from creating one under a name the policy reads before it exists (even as a hard link to a root-owned file)", who, what)
+		fix = fmt.Sprintf("Keep the %s in a directory only root can write (chmod go-w %s, or move it)", what, p)
+	case perm&0o002 != 0 && !(sticky && (role == dirAbove || role == dirHoldingSticky)):
 		why = "everyone can write it"
-	case perm&0o020 != 0 && st.Gid != 0:
+	case perm&0o020 != 0 && st.Gid != 0 && !(sticky && (role == dirAbove || role == dirHoldingSticky)):
 		why = fmt.Sprintf("group %d can write it", st.Gid)
 	default:
-		return nil
+		return
+	}
+	summary := "Untrusted " + what
+	switch role {
+	case dirAbove:
+		summary = "Untrusted directory above the " + what
+	case dirHolding, dirHoldingSticky:
+		summary = "Untrusted directory of the " + what
+	case link:
+		summary = "Untrusted symbolic link to the " + what
+	}
+	w.seen[p] = true
+	modes := fmt.Sprintf("mode %04o, owner uid %d", st.Mode&0o7777, st.Uid)
+	if role == link {
+		modes = fmt.Sprintf("a symbolic link, owner uid %d", st.Uid)
 	}
 	d := &hcl.Diagnostic{
 		Severity: hcl.DiagError,
-		Summary:  "Untrusted " + what,
-		Detail: fmt.Sprintf("%s (mode %04o, owner uid %d): %s, so someone other than root could decide who may reach this host. "+
-			"Make it owned by root and writable only by its owner (chown root %s; chmod go-w %s), or pass --strict-modes=false to only warn.",
-			path, st.Mode&0o7777, st.Uid, why, path, path),
+		Summary:  summary,
+		Detail: fmt.Sprintf("%s (%s): %s, so someone other than root could decide who may reach this host. "+
+			"%s, or pass --strict-modes=false to only warn.",
+			shown, modes, why, fix),
 	}
-	if mode == TrustWarn {
+	if w.mode == TrustWarn {
 		d.Severity = hcl.DiagWarning
-		d.Detail = fmt.Sprintf("%s (mode %04o, owner uid %d): %s, so someone other than root could decide who may reach this host; read anyway because of --strict-modes=false.",
-			path, st.Mode&0o7777, st.Uid, why)
+		d.Detail = fmt.Sprintf("%s (%s): %s, so someone other than root could decide who may reach this host; read anyway because of --strict-modes=false.",
+			shown, modes, why)
 	}
-	return d
+	w.diags = append(w.diags, d)
 }
 
 // trustedOwner: root, the running user, or the user who ran sudo.

@@ -83,7 +83,7 @@ func policyFiles(paths []string) ([]string, error) {
 			return nil, err
 		}
 		for _, e := range entries {
-			if e.Type()&fs.ModeType == 0 && strings.HasSuffix(e.Name(), ".hcl") {
+			if e.Type()&fs.ModeType == 0 && strings.HasSuffix(e.Name(), ".hcl") && policies.IsPolicyFile(e.Name()) {
 				out = append(out, filepath.Join(p, e.Name()))
 			}
 		}
