@@ -66,6 +66,16 @@ func (g *globals) loadPolicy(cmd *cobra.Command) (*policies.Policy, *rules.Rules
 	if err != nil {
 		return nil, nil, withCode(exitError1, err)
 	}
+	// Exposures another one always decides before: valid, but their
+	// blocks (and tests) are dead on those ports. Said by every command
+	// that loads the policy, and again by the unchanged fast path.
+	if shadows := rs.ShadowDiagnostics(); len(shadows) > 0 {
+		g.writeDiagnostics(cmd.ErrOrStderr(), pol.Files, shadows)
+		var sb strings.Builder
+		g.writeDiagnostics(&sb, pol.Files, shadows)
+		g.remember().warnings += sb.String()
+		g.warnings = append(g.warnings, shadows...)
+	}
 	g.remember().pol, g.loaded.rs = pol, rs
 	return pol, rs, nil
 }

@@ -20,12 +20,6 @@ func newValidateCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			// Exposures another one always decides before: valid, but
-			// their blocks (and tests) are dead on those ports.
-			if shadows := rs.ShadowDiagnostics(); len(shadows) > 0 {
-				g.writeDiagnostics(cmd.ErrOrStderr(), pol.Files, shadows)
-				g.warnings = append(g.warnings, shadows...)
-			}
 			if g.json {
 				return printJSON(cmd.OutOrStdout(), map[string]any{"format_version": formatVersion, "valid": true,
 					"exposures": len(rs.Exposures), "tests": len(pol.Tests), "diagnostics": policies.DiagnosticsJSON(g.warnings)})
