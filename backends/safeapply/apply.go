@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/portwarden/portwarden/backends"
 	"github.com/portwarden/portwarden/rules"
@@ -62,7 +65,18 @@ func (e *NotRecordedError) Unwrap() error { return e.Err }
 type InterruptedError struct{ Signal os.Signal }
 
 func (e *InterruptedError) Error() string {
-	return fmt.Sprintf("interrupted by %v before the firewall changed: nothing was applied", e.Signal)
+	return fmt.Sprintf("interrupted by %s before the firewall changed: nothing was applied", SignalName(e.Signal))
+}
+
+// SignalName names a signal as people write it: SIGTERM, not
+// "terminated".
+func SignalName(sig os.Signal) string {
+	if s, ok := sig.(syscall.Signal); ok {
+		if name := unix.SignalName(s); name != "" {
+			return name
+		}
+	}
+	return sig.String()
 }
 
 // Apply applies plan with the lock held, a watchdog armed when asked, and
@@ -135,27 +149,50 @@ func Apply(ctx context.Context, d *Dir, b backends.Backend, plan *backends.Plan,
 		d.disarm()
 		return err
 	}
+	// With --verify the new rules are recorded only once they pass: until
+	// then the journal keeps the previous apply's record and the record of
+	// the apply in flight stays, so a verification cut short (killed) is an
+	// unfinished apply for plan and status, and a failed one leaves the
+	// journal as it was before.
+	if opts.Verify != nil {
+		if err := verifyOrRestore(ctx, d, b, previous, opts); err != nil {
+			return err
+		}
+	}
 	if err := rec.commit(); err != nil {
 		return &NotRecordedError{What: "the journal of this apply (" + d.file("applied.json") + ")", Err: err}
 	}
 	if err := d.endApplying(); err != nil {
 		return &NotRecordedError{What: "the end of this apply (" + d.file(applyingFile) + " is left, and plan and status say the apply did not finish)", Err: err}
 	}
-	if opts.Verify == nil {
-		return nil
-	}
+	return nil
+}
+
+// verifyOrRestore verifies the rules the kernel holds after the change; on
+// a failure (or when they cannot be read back or verified) it restores
+// previous, forgets a pending change, ends the record of the apply in
+// flight without recording the new rules, adds the rollback to the history
+// and returns ErrVerifyFailed. When restoring fails too, the record of the
+// apply in flight stays: plan and status then say what the kernel holds.
+func verifyOrRestore(ctx context.Context, d *Dir, b backends.Backend, previous *rules.Ruleset, opts Options) error {
+	var ok bool
+	var report string
 	st, err := b.Current(ctx)
 	if err != nil {
-		return err
+		err = fmt.Errorf("read the rules back: %w", err)
+	} else {
+		ok, report, err = opts.Verify(ctx, st)
 	}
-	ok, report, err := opts.Verify(ctx, st)
 	if err == nil && ok {
 		return nil
 	}
-	if rerr := Restore(ctx, b, previous); rerr != nil {
+	if rerr := Restore(context.WithoutCancel(ctx), b, previous); rerr != nil {
 		return fmt.Errorf("verification failed and restoring the previous state failed too: %w", rerr)
 	}
 	d.disarm()
+	d.endApplying() // left behind, it says the kernel holds the previous rules whole
+	RecordEvent(filepath.Dir(d.Path), Event{Action: "rollback", Backend: b.Name(), Policy: opts.Policy,
+		Reason: "apply --verify: the verification failed, the previous rules were restored"})
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrVerifyFailed, err)
 	}

@@ -25,6 +25,9 @@ type Event struct {
 	By        string    `json:"by"`
 	Backend   string    `json:"backend,omitempty"`
 	Policy    string    `json:"policy,omitempty"`
+	// Reason says why a rollback happened when By does not: a failed
+	// apply --verify.
+	Reason string `json:"reason,omitempty"`
 }
 
 // historyKeep bounds the history: once it grows past historyTrimBytes

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -34,7 +35,14 @@ func newApplyCmd(g *globals) *cobra.Command {
   portwarden --policy /etc/portwarden apply --confirm-timeout 2m   # rolls back unless confirmed`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			w := cmd.OutOrStdout()
+			// Caught from the start: a broken output pipe (`apply |
+			// head`) makes writes fail instead of killing the process, and
+			// SIGINT, SIGTERM and SIGHUP end it only once the background
+			// writers are done, then (from the apply on) as applySignals
+			// says.
+			sigs := catchApplySignals()
+			stdout := cmd.OutOrStdout()
+			w := &outputWriter{w: stdout}
 			var plan *backends.Plan
 			var pol *policies.Policy
 			policyPath, _ := filepath.Abs(g.policyPath)
@@ -63,10 +71,10 @@ func newApplyCmd(g *globals) *cobra.Command {
 					// Nothing to write, provably: see quick.go.
 					if rec, b, reason, ok := g.unchanged(cmd); ok {
 						if g.json {
-							return printJSON(w, map[string]any{"applied": false, "backend": b.Name(), "fingerprint": rec.Fingerprint})
+							return sigs.unchanged(w, printJSON(w, map[string]any{"applied": false, "backend": b.Name(), "fingerprint": rec.Fingerprint}))
 						}
 						writeUnchanged(w, b.Name(), reason)
-						return nil
+						return sigs.unchanged(w, nil)
 					}
 				}
 				var reason string
@@ -79,7 +87,7 @@ func newApplyCmd(g *globals) *cobra.Command {
 				}
 				if !g.json {
 					fmt.Fprintf(w, "Backend: %s\n\n", reason)
-					backends.WritePlan(w, plan, g.color(w))
+					backends.WritePlan(w, plan, g.color(stdout))
 				}
 			}
 			b, _, err := g.openBackend()
@@ -101,7 +109,7 @@ func newApplyCmd(g *globals) *cobra.Command {
 				if err := b.Apply(context.Background(), plan); err != nil {
 					return withCode(exitError1, explainStale(b, plan, explainKernelError(err)))
 				}
-				return g.reportApply(w, plan, false)
+				return sigs.unchanged(w, g.reportApply(w, plan, false))
 			}
 			// An empty plan keeps what the kernel enforces already: every
 			// live session has got through it.
@@ -135,21 +143,35 @@ func newApplyCmd(g *globals) *cobra.Command {
 				}
 			}
 			ctx := context.Background()
-			if err := applyThroughSignals(ctx, cmd, dir, b, plan, opts); err != nil {
+			// Output that broke before the change ends apply as SIGPIPE
+			// did: nothing applied, exit 141.
+			if sigs.take() || w.broken() {
+				return interrupted(syscall.SIGPIPE)
+			}
+			during, err := applyThroughSignals(ctx, cmd, dir, b, plan, opts, sigs.out)
+			if err != nil {
+				if errors.Is(err, safeapply.ErrVerifyFailed) && g.json {
+					// The documented error kind: the report is its message.
+					printJSON(w, newErrorJSON(err, nil))
+				}
 				return err
 			}
+			// From here the kernel holds the change: neither a signal nor
+			// a broken output pipe changes what the exit code says of it,
+			// and a report that could not be written is said on stderr.
+			defer func() {
+				if w.err != nil {
+					fmt.Fprintf(cmd.ErrOrStderr(), "Warning: the report on standard output was cut short (%v); the exit code says how apply ended.\n", w.err)
+				}
+			}()
 			if !plan.Empty() {
 				safeapply.RecordEvent("", safeapply.Event{Action: "apply", Backend: b.Name(), Policy: policyPath})
 			}
-			if err := g.reportApply(w, plan, !plan.Empty()); err != nil {
-				return err
-			}
+			g.reportApply(w, plan, !plan.Empty()) // only a write can fail: said above
 			if confirmTimeout == 0 {
 				return nil
 			}
-			// While it waits, Ctrl-C may end it: the watchdog rolls back.
-			signal.Reset(syscall.SIGINT, syscall.SIGTERM)
-			return waitForConfirmation(ctx, cmd, dir, lockTimeout)
+			return waitForConfirmation(ctx, cmd, w, dir, b, lockTimeout, sigs.out, during)
 		},
 	}
 	f := cmd.Flags()
@@ -161,42 +183,169 @@ func newApplyCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// applyThroughSignals runs the safe apply with SIGINT and SIGTERM caught:
-// one before the kernel changes stops the apply with nothing applied (exit
-// 128+signal); one after it waits until the whole transition is in, so the
-// kernel never stays half-way because of it (exit 0, with a note).
-func applyThroughSignals(ctx context.Context, cmd *cobra.Command, dir *safeapply.Dir, b backends.Backend, plan *backends.Plan, opts safeapply.Options) error {
-	sigs := make(chan os.Signal, 2)
+// applySignals routes the signals that would end apply. Before the apply
+// starts (take), SIGINT, SIGTERM and SIGHUP end the process as they would
+// have (killed by the signal, nothing applied) once the background writers
+// (safeapply.Later: the kernel cache, the compile record, the sweep) are
+// done, so that none leaves a temporary file; SIGPIPE (a write to a broken
+// output pipe) only marks the output broken, and apply then stops before
+// the change. From take on, every signal goes to out: the apply stops on
+// one that comes before the kernel changes, and one after waits until the
+// whole transition is in (applyThroughSignals); a SIGINT or SIGTERM while
+// the change awaits confirmation rolls it back (waitForConfirmation).
+// SIGINT and SIGHUP are left alone when the process started with them
+// ignored (a background job of a script, nohup).
+//
+// SIGPIPE is caught, never ignored: the rollback watchdog apply starts
+// would inherit an ignored signal, and a caught one is reset in it.
+type applySignals struct {
+	in         chan os.Signal
+	out        chan os.Signal
+	mu         sync.Mutex
+	taken      bool
+	brokenPipe bool
+}
+
+func catchApplySignals() *applySignals {
+	s := &applySignals{in: make(chan os.Signal, 8), out: make(chan os.Signal, 8)}
+	caught := []os.Signal{syscall.SIGPIPE, syscall.SIGTERM}
+	for _, sig := range []os.Signal{syscall.SIGINT, syscall.SIGHUP} {
+		if !signal.Ignored(sig) {
+			caught = append(caught, sig)
+		}
+	}
 	// Not stopped on return: a signal after the change must not kill the
 	// process while it records and reports it (its exit code would say
-	// "killed" of a change that is in). The caller resets the handling
-	// before it waits for a confirmation.
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	// "killed" of a change that is in).
+	signal.Notify(s.in, caught...)
+	go s.route()
+	return s
+}
+
+func (s *applySignals) route() {
+	for sig := range s.in {
+		s.mu.Lock()
+		switch {
+		case s.taken:
+			select {
+			case s.out <- sig:
+			default: // full: enough signals are waiting to be seen
+			}
+		case sig == syscall.SIGPIPE:
+			s.brokenPipe = true
+		default:
+			// Nothing was written yet: end as the signal would have
+			// once the background writers are done, mu held so that
+			// the apply never starts (a second signal meanwhile waits
+			// in s.in).
+			safeapply.Settle()
+			signal.Reset(sig)
+			syscall.Kill(os.Getpid(), sig.(syscall.Signal))
+			select {}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// take hands the signals to the apply from now on, and reports whether the
+// output broke before. It never returns once a signal is ending the
+// process.
+func (s *applySignals) take() (brokenPipe bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.taken = true
+	return s.brokenPipe
+}
+
+// unchanged ends an apply that had nothing to change: with its output
+// broken, as SIGPIPE did (141, nothing applied), else with err.
+func (s *applySignals) unchanged(w *outputWriter, err error) error {
+	s.mu.Lock()
+	broken := s.brokenPipe
+	s.mu.Unlock()
+	if broken || w.broken() {
+		return interrupted(syscall.SIGPIPE)
+	}
+	return err
+}
+
+// interrupted is the error of an apply that sig stopped before the kernel
+// changed: exit 128+sig.
+func interrupted(sig syscall.Signal) error {
+	return withCode(exitSignal+int(sig), &safeapply.InterruptedError{Signal: sig})
+}
+
+// outputWriter passes writes on and keeps the first error: with SIGPIPE
+// caught, a write to a broken pipe fails (EPIPE) instead of killing the
+// process, and apply decides what that means. After an error it writes
+// nothing more.
+type outputWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (o *outputWriter) Write(p []byte) (int, error) {
+	if o.err != nil {
+		return 0, o.err
+	}
+	n, err := o.w.Write(p)
+	if err != nil {
+		o.err = err
+	}
+	return n, err
+}
+
+// broken reports whether the reader of the output went away.
+func (o *outputWriter) broken() bool { return errors.Is(o.err, syscall.EPIPE) }
+
+// applyThroughSignals runs the safe apply with the signals of sigs caught:
+// one before the kernel changes stops the apply with nothing applied (exit
+// 128+signal); one after it waits until the whole transition is in, so the
+// kernel never stays half-way because of it. It returns the SIGINT or
+// SIGTERM that came during the change, if one did: a change awaiting
+// confirmation is then rolled back (exit 128+signal); else it stays (exit
+// 0, with a note).
+func applyThroughSignals(ctx context.Context, cmd *cobra.Command, dir *safeapply.Dir, b backends.Backend, plan *backends.Plan, opts safeapply.Options, sigs <-chan os.Signal) (os.Signal, error) {
 	opts.Interrupted = sigs
 	err := safeapply.Apply(ctx, dir, b, plan, opts)
 	var ie *safeapply.InterruptedError
 	var nr *safeapply.NotRecordedError
 	switch {
 	case err == nil:
-		select {
-		case sig := <-sigs:
-			fmt.Fprintf(cmd.ErrOrStderr(), "Received %v while the change was being applied: it was completed first.\n", sig)
-		default:
+		var noted, declined os.Signal
+		for more := true; more; {
+			select {
+			case sig := <-sigs:
+				if sig == syscall.SIGPIPE {
+					continue // the output broke: the report says so
+				}
+				if noted == nil {
+					noted = sig
+				}
+				if declined == nil && (sig == syscall.SIGINT || sig == syscall.SIGTERM) {
+					declined = sig
+				}
+			default:
+				more = false
+			}
 		}
-		return nil
+		if noted != nil {
+			fmt.Fprintf(cmd.ErrOrStderr(), "Received %s while the change was being applied: it was completed first.\n", safeapply.SignalName(noted))
+		}
+		return declined, nil
 	case errors.As(err, &ie):
 		code := exitSignal
 		if s, ok := ie.Signal.(syscall.Signal); ok {
 			code += int(s)
 		}
-		return withCode(code, err)
+		return nil, withCode(code, err)
 	case errors.As(err, &nr):
-		return withCode(exitNotRecorded, err)
+		return nil, withCode(exitNotRecorded, err)
 	case errors.Is(err, safeapply.ErrVerifyFailed):
 		fmt.Fprintln(cmd.ErrOrStderr(), err)
-		return silentExit(exitFailed)
+		return nil, &exitError{code: exitFailed, err: err, reported: true}
 	}
-	return withCode(exitError1, explainStale(b, plan, explainKernelError(err)))
+	return nil, withCode(exitError1, explainStale(b, plan, explainKernelError(err)))
 }
 
 // lockoutGuard refuses rules that would cut a live SSH session to this
@@ -246,13 +395,50 @@ func startWatchdog(dir *safeapply.Dir) (int, error) {
 }
 
 // waitForConfirmation waits for `portwarden confirm` or "yes" typed here,
-// and reports whether the change stayed.
-func waitForConfirmation(ctx context.Context, cmd *cobra.Command, dir *safeapply.Dir, lockTimeout time.Duration) error {
+// and reports whether the change stayed. SIGINT or SIGTERM before it is
+// confirmed (Ctrl-C at the prompt, systemd stopping the unit, a hook's
+// timeout; declined when one came during the change) is a no: the change
+// is rolled back at once and apply exits 128+signal, the kernel as before,
+// instead of ending while the kernel holds a change that the watchdog may
+// or may not undo later. SIGHUP (the SSH session dropped) is not: the
+// change stays pending, the watchdog rolls it back at the deadline unless
+// `portwarden confirm` comes from another session first, and apply waits
+// on and exits with what happened.
+func waitForConfirmation(ctx context.Context, cmd *cobra.Command, w io.Writer, dir *safeapply.Dir, b backends.Backend, lockTimeout time.Duration, sigs <-chan os.Signal, declined os.Signal) error {
 	p, err := dir.GetPending()
-	if err != nil || p == nil {
+	if err != nil {
+		return withCode(exitError1, err)
+	}
+	if p == nil { // decided already
+		return confirmationOutcome(w, dir)
+	}
+	// What the command left to the background is written before it waits,
+	// which a SIGKILL may end.
+	safeapply.Settle()
+	if declined == nil {
+		declined, err = waitOrDecline(ctx, cmd, w, dir, p, lockTimeout, sigs)
+	}
+	if declined == nil {
 		return err
 	}
-	w := cmd.OutOrStdout()
+	name := safeapply.SignalName(declined)
+	fmt.Fprintf(cmd.ErrOrStderr(), "\nReceived %s before the change was confirmed: rolling it back now.\n", name)
+	by := fmt.Sprintf("%s (portwarden apply got %s before the change was confirmed)", safeapply.Who(), name)
+	undone, err := safeapply.RollbackOwn(context.WithoutCancel(ctx), dir, lockTimeout, sameBackend(b), p.Deadline, by)
+	if err != nil {
+		return withCode(exitError1, explainKernelError(err))
+	}
+	if undone == nil { // decided meanwhile: confirmed, or rolled back by the watchdog
+		return confirmationOutcome(w, dir)
+	}
+	return withCode(exitSignal+int(declined.(syscall.Signal)),
+		fmt.Errorf("interrupted by %s before the change was confirmed: it was rolled back, the previous rules are back", name))
+}
+
+// waitOrDecline waits for the change p to be confirmed or rolled back,
+// and returns the outcome's error, or the SIGINT or SIGTERM that came
+// first.
+func waitOrDecline(ctx context.Context, cmd *cobra.Command, w io.Writer, dir *safeapply.Dir, p *safeapply.Pending, lockTimeout time.Duration, sigs <-chan os.Signal) (os.Signal, error) {
 	fmt.Fprintf(w, "\nThe change rolls back at %s unless confirmed: run `portwarden confirm`", p.Deadline.Local().Format("15:04:05"))
 	if f, ok := cmd.InOrStdin().(*os.File); ok && isTerminal(f) {
 		fmt.Fprint(w, " or type yes here: ")
@@ -265,16 +451,60 @@ func waitForConfirmation(ctx context.Context, cmd *cobra.Command, dir *safeapply
 	} else {
 		fmt.Fprintln(w, ".")
 	}
-	kept, err := safeapply.WaitConfirmed(ctx, dir, p.Deadline, 30*time.Second)
+	waitCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	declined := make(chan os.Signal, 1)
+	go func() {
+		for {
+			select {
+			case sig := <-sigs:
+				// SIGPIPE: the output went away, not the answer; SIGHUP:
+				// the session dropped, the watchdog decides.
+				if sig == syscall.SIGINT || sig == syscall.SIGTERM {
+					declined <- sig
+					cancel()
+					return
+				}
+			case <-waitCtx.Done():
+				return
+			}
+		}
+	}()
+	kept, err := safeapply.WaitConfirmed(waitCtx, dir, p.Deadline, 30*time.Second)
+	if errors.Is(err, context.Canceled) {
+		return <-declined, nil
+	}
 	if err != nil {
-		return withCode(exitError1, err)
+		return nil, withCode(exitError1, err)
 	}
 	if !kept {
+		fmt.Fprintln(w, "\nNot confirmed in time: the previous state was restored.")
+		return nil, silentExit(exitError1)
+	}
+	fmt.Fprintln(w, "\nConfirmed: the change stays.")
+	return nil, nil
+}
+
+// confirmationOutcome reports a change that is no longer pending: confirmed
+// (exit 0) or rolled back by the watchdog (exit 1).
+func confirmationOutcome(w io.Writer, dir *safeapply.Dir) error {
+	if a, _ := dir.LastApplied(); a != nil && a.RolledBack {
 		fmt.Fprintln(w, "\nNot confirmed in time: the previous state was restored.")
 		return silentExit(exitError1)
 	}
 	fmt.Fprintln(w, "\nConfirmed: the change stays.")
 	return nil
+}
+
+// sameBackend opens the backend a pending change was applied with: b, the
+// one this apply used.
+func sameBackend(b backends.Backend) func(string) (backends.Backend, error) {
+	return func(name string) (backends.Backend, error) {
+		if name == b.Name() {
+			return b, nil
+		}
+		return nil, fmt.Errorf("the change to roll back was applied with the %s backend, not %s", name, b.Name())
+	}
 }
 
 func (g *globals) reportApply(w io.Writer, plan *backends.Plan, changed bool) error {
