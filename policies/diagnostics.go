@@ -1,6 +1,7 @@
 package policies
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"strings"
@@ -21,7 +22,18 @@ func WriteDiagnostics(w io.Writer, files map[string]*hcl.File, diags hcl.Diagnos
 				fs, d = map[string]*hcl.File{d.Subject.Filename: f}, cd
 			}
 		}
-		if err := hcl.NewDiagnosticTextWriter(w, fs, 88, color).WriteDiagnostic(d); err != nil {
+		var b bytes.Buffer
+		if err := hcl.NewDiagnosticTextWriter(&b, fs, 88, color).WriteDiagnostic(d); err != nil {
+			return err
+		}
+		text := b.String()
+		if r := d.Subject; r != nil {
+			// HCL says "on FILE line N"; file:line:col is what editors and
+			// terminals open at the column.
+			text = strings.Replace(text, fmt.Sprintf("on %s line %d", r.Filename, r.Start.Line),
+				fmt.Sprintf("on %s:%d:%d", r.Filename, r.Start.Line, r.Start.Column), 1)
+		}
+		if _, err := io.WriteString(w, text); err != nil {
 			return err
 		}
 	}

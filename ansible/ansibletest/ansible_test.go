@@ -216,7 +216,7 @@ func TestAnsible(t *testing.T) {
 	t.Run("a bad policy fails naming file and line", func(t *testing.T) {
 		bad := l.badPolicy()
 		out := l.play(t, 2, "site.yml", "--limit", l.servers[0].name, "-e", "portwarden_policy_src="+bad)
-		if !regexp.MustCompile(`policy\.hcl:4: error: Port out of range`).MatchString(out) {
+		if !regexp.MustCompile(`policy\.hcl:4:\d+: error: Port out of range`).MatchString(out) {
 			t.Errorf("the failure does not name policy.hcl:4:\n%s", out)
 		}
 		if recap := parseRecap(t, out); recap[l.servers[0].name]["failed"] != 1 {

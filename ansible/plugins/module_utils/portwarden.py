@@ -87,22 +87,24 @@ class Portwarden(object):
         self.module.fail_json(msg=msg, rc=rc, stdout=out, stderr=err, **extra)
 
 
-# One diagnostic of portwarden's (HCL's) text output:
+# One diagnostic of portwarden's text output (HCL's, with file:line:col;
+# binaries before 2026-12 wrote "FILE line N"):
 #   Error: Port out of range
 #
-#     on /etc/portwarden/policy/policy.hcl line 4, in expose "nscp":
+#     on /etc/portwarden/policy/policy.hcl:4:15, in expose "nscp":
 #      4:   ports    = [70000]
 #
 #   Port 70000 is outside 1..65535.
-_DIAG = re.compile(r"^(Error|Warning): (.+)\n\n  on (.+?) line (\d+)(?:, in [^\n]*)?:\n(?:.*\n)*?\n(.*)$", re.M)
+_DIAG = re.compile(r"^(Error|Warning): (.+)\n\n  on (.+?)(?::(\d+):(\d+)| line (\d+))(?:, in [^\n]*)?:\n(?:.*\n)*?\n(.*)$", re.M)
 
 
 def short_diagnostics(text):
-    """portwarden's diagnostics as "file:line: severity: summary; detail"."""
+    """portwarden's diagnostics as "file:line[:col]: severity: summary; detail"."""
     out = []
     for m in _DIAG.finditer(text or ""):
-        sev, summary, path, line, detail = m.groups()
-        out.append("%s:%s: %s: %s; %s" % (path, line, sev.lower(), summary, detail.strip()))
+        sev, summary, path, line, col, old_line, detail = m.groups()
+        where = "%s:%s:%s" % (path, line, col) if line else "%s:%s" % (path, old_line)
+        out.append("%s: %s: %s; %s" % (where, sev.lower(), summary, detail.strip()))
     return out
 
 
