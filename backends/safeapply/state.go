@@ -31,10 +31,19 @@ const dirPrefix = "netns-"
 // directory (a namespace new to portwarden), it also removes the
 // directories of namespaces that no longer exist once there are a few
 // (sweepAfter): that walk stats every process, so it runs when namespaces
-// come and go, not on every command.
+// come and go, not on every command. The root, and the directory when it
+// exists, are used only when nobody but root or the effective user could
+// have written them (checkRoot): commands trust the caches and journal
+// there.
 func Open(root string) (*Dir, error) {
+	if err := trustRoot(root); err != nil {
+		return nil, err
+	}
 	d, err := ownDir(root)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkStateDir(d.Path); err != nil {
 		return nil, err
 	}
 	made, err := d.create()
@@ -89,14 +98,20 @@ func Settle() {
 
 // OpenExisting returns the caller's namespace's state directory if it
 // exists, nil otherwise: for commands that only read (status, plan), which
-// must not leave a directory behind.
+// must not leave a directory behind. It is checked as Open checks it.
 func OpenExisting(root string) (*Dir, error) {
+	if missing, err := checkRoot(root); err != nil || missing {
+		return nil, err
+	}
 	d, err := ownDir(root)
 	if err != nil {
 		return nil, err
 	}
 	if _, err := os.Stat(d.Path); err != nil {
 		return nil, nil
+	}
+	if err := checkStateDir(d.Path); err != nil {
+		return nil, err
 	}
 	return d, nil
 }

@@ -6,6 +6,7 @@ import (
 	"runtime/debug"
 
 	"github.com/portwarden/portwarden/backends/auto"
+	"github.com/portwarden/portwarden/backends/safeapply"
 	"github.com/spf13/cobra"
 )
 
@@ -15,6 +16,20 @@ var (
 	version = "dev"
 	commit  = "unknown"
 )
+
+// Saved plans name the binary that wrote them, and apply refuses a plan
+// another build wrote (safeapply.Binary adds the Go build ID, which tells
+// apart builds that both say "dev"). Asked only when a plan is saved or
+// read.
+func init() {
+	safeapply.SetBinary(func() (string, string) {
+		v := versionInfo()
+		if v.Modified {
+			v.Commit += "+modified"
+		}
+		return v.Version, v.Commit
+	})
+}
 
 type versionJSON struct {
 	FormatVersion int                 `json:"format_version"`

@@ -1,0 +1,241 @@
+package safeapply
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+// ErrUntrustedState: the state root, the plan-signing key or a directory
+// on the way to them could be written by a user other than root or the
+// one running portwarden, who could then forge plans, journal entries and
+// caches; nothing in it is trusted (errors.Is).
+var ErrUntrustedState = errors.New("untrusted state directory")
+
+// untrustedError names what was found and what to do.
+type untrustedError struct {
+	path string
+	msg  string
+}
+
+func (e *untrustedError) Error() string { return e.msg }
+
+func (e *untrustedError) Is(target error) bool { return target == ErrUntrustedState }
+
+// maxLinks bounds the symbolic links followed on the way to the state
+// root, as the kernel's 40.
+const maxLinks = 40
+
+// checkRoot checks the state root as sshd's StrictModes checks
+// authorized_keys, before anything below it is trusted: the root must be
+// a directory owned by root or the effective user that neither group nor
+// others can write, and every directory on the way to it (symbolic links
+// followed, each link owned by root or the effective user) must be owned
+// by root or the effective user and writable by nobody else, unless it is
+// sticky (/tmp): there nobody else can rename or remove what is in it.
+// missing says that the root does not exist yet; the directories on the
+// way to it that exist were checked, so creating it is safe (check again
+// afterwards: in a sticky directory someone else may create it first).
+func checkRoot(root string) (missing bool, err error) {
+	abs, err := filepath.Abs(RootDir(root))
+	if err != nil {
+		return false, fmt.Errorf("state directory: %w", err)
+	}
+	return checkPath(abs)
+}
+
+// CheckRoot reports whether the state root root ("" for the default) may
+// be trusted (checkRoot): for code that reads below it without Open, such
+// as a backend's cache. A root that does not exist yet passes.
+func CheckRoot(root string) error {
+	_, err := checkRoot(root)
+	return err
+}
+
+// checkPath walks abs (absolute) from "/" as the kernel resolves it,
+// checking each directory it passes and each link it follows; the last
+// directory is the state root.
+func checkPath(abs string) (missing bool, err error) {
+	fi, err := os.Stat("/")
+	if err != nil {
+		return false, fmt.Errorf("state directory: %w", err)
+	}
+	if err := checkEntry("/", abs, fi, abs == "/"); err != nil {
+		return false, err
+	}
+	cur := "/"
+	rest := splitPath(abs)
+	links := 0
+	for len(rest) > 0 {
+		c := rest[0]
+		rest = rest[1:]
+		if c == ".." {
+			cur = filepath.Dir(cur)
+			continue
+		}
+		next := filepath.Join(cur, c)
+		fi, err := os.Lstat(next)
+		if errors.Is(err, fs.ErrNotExist) {
+			return true, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("check the state directory %s: %w", abs, err)
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			if links++; links > maxLinks {
+				return false, fmt.Errorf("check the state directory %s: too many levels of symbolic links", abs)
+			}
+			// A link in a sticky directory can be replaced by its owner.
+			if uid, ok := ownerOf(fi); ok && !trustedUID(uid) {
+				return false, untrusted(next, abs, fi, fmt.Sprintf("it belongs to uid %d, neither root nor uid %d that runs portwarden", uid, os.Geteuid()),
+					"make it root's (chown -h 0 "+next+")")
+			}
+			target, err := os.Readlink(next)
+			if err != nil {
+				return false, fmt.Errorf("check the state directory %s: %w", abs, err)
+			}
+			if filepath.IsAbs(target) {
+				cur = "/"
+			}
+			rest = append(splitPath(target), rest...)
+			continue
+		}
+		if err := checkEntry(next, abs, fi, len(rest) == 0); err != nil {
+			return false, err
+		}
+		cur = next
+	}
+	return false, nil
+}
+
+// splitPath is the names of p, without empty ones and ".".
+func splitPath(p string) []string {
+	var names []string
+	for _, n := range strings.Split(p, "/") {
+		if n != "" && n != "." {
+			names = append(names, n)
+		}
+	}
+	return names
+}
+
+// checkEntry checks one directory on the way to the state root root, or
+// the root itself (last).
+func checkEntry(path, root string, fi fs.FileInfo, last bool) error {
+	if !fi.IsDir() {
+		return fmt.Errorf("the state directory %s: %s is not a directory: point PORTWARDEN_STATE_DIR at a directory", root, path)
+	}
+	uid, ok := ownerOf(fi)
+	if !ok {
+		return nil
+	}
+	euid := os.Geteuid()
+	perm := fi.Mode()
+	switch {
+	case !trustedUID(uid) && last:
+		return untrusted(path, root, fi, fmt.Sprintf("it belongs to uid %d, not to uid %d that runs portwarden (nor to root)", uid, euid),
+			fmt.Sprintf("make it yours and writable only by you (chown %d %s; chmod go-w %s)", euid, path, path))
+	case !trustedUID(uid):
+		return untrusted(path, root, fi, fmt.Sprintf("it belongs to uid %d, neither root nor uid %d that runs portwarden", uid, euid),
+			fmt.Sprintf("make it root's and writable only by root (chown 0 %s; chmod go-w %s)", path, path))
+	case last && perm&0o022 != 0:
+		return untrusted(path, root, fi, writers(fi)+" can write it",
+			fmt.Sprintf("make it writable only by you (chmod go-w %s)", path))
+	case !last && perm&0o022 != 0 && perm&fs.ModeSticky == 0:
+		return untrusted(path, root, fi, writers(fi)+" can write it, and it is not sticky (as /tmp is)",
+			fmt.Sprintf("make it writable only by its owner (chmod go-w %s)", path))
+	}
+	return nil
+}
+
+// writers says who other than the owner may write fi.
+func writers(fi fs.FileInfo) string {
+	if fi.Mode()&0o002 != 0 {
+		return "everyone"
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return fmt.Sprintf("group %d", st.Gid)
+	}
+	return "its group"
+}
+
+// untrusted is the refusal of path, the state root root or a directory or
+// link on the way to it: what was found, why it is not trusted, and fix,
+// what to do.
+func untrusted(path, root string, fi fs.FileInfo, why, fix string) error {
+	uid, _ := ownerOf(fi)
+	var what string
+	switch {
+	case fi.Mode()&fs.ModeSymlink != 0:
+		what = fmt.Sprintf("the symbolic link %s (owner uid %d), on the way to the state directory %s,", path, uid, root)
+	case path == root:
+		what = fmt.Sprintf("the state directory %s (owner uid %d, mode %04o)", path, uid, fileMode(fi))
+	default:
+		what = fmt.Sprintf("%s (owner uid %d, mode %04o), a directory on the way to the state directory %s,", path, uid, fileMode(fi), root)
+	}
+	return &untrustedError{path: path, msg: fmt.Sprintf(
+		"%s is not safe: %s, so someone else could forge the saved plans, journal and caches portwarden trusts there; nothing in it was used. "+
+			"Either %s, or point PORTWARDEN_STATE_DIR at a directory only you can write (the default is %s)",
+		what, why, fix, DefaultRoot)}
+}
+
+// fileMode is the permission bits as ls -l shows them in octal, with the
+// setuid, setgid and sticky bits.
+func fileMode(fi fs.FileInfo) uint32 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return st.Mode & 0o7777
+	}
+	m := uint32(fi.Mode().Perm())
+	if fi.Mode()&fs.ModeSticky != 0 {
+		m |= 0o1000
+	}
+	return m
+}
+
+func ownerOf(fi fs.FileInfo) (uint32, bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, false
+	}
+	return st.Uid, true
+}
+
+// trustedUID: root, or the effective user (whose files it writes).
+func trustedUID(uid uint32) bool { return uid == 0 || int(uid) == os.Geteuid() }
+
+// checkStateDir checks a directory below a trusted root (a namespace's):
+// a directory, not a link, owned by root or the effective user, writable
+// by nobody else. Missing is fine: it is created 0700.
+func checkStateDir(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		return &untrustedError{path: path, msg: fmt.Sprintf("the state directory %s is a symbolic link, which portwarden never makes: nothing in it was used. Remove it (rm %s)", path, path)}
+	}
+	return checkEntry(path, path, fi, true)
+}
+
+// trustRoot checks the state root (checkRoot), creating it 0700 when it
+// does not exist yet and checking it again once made.
+func trustRoot(root string) error {
+	missing, err := checkRoot(root)
+	if err != nil || !missing {
+		return err
+	}
+	if err := os.MkdirAll(RootDir(root), 0o700); err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	}
+	if missing, err = checkRoot(root); err == nil && missing {
+		err = fmt.Errorf("state directory %s: it is gone right after it was made", RootDir(root))
+	}
+	return err
+}
