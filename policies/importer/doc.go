@@ -22,6 +22,16 @@
 //     other than lo, destinations, stateful exceptions, non-TCP/UDP, other
 //     chains) is listed in Import.LeftOut with where it came from. Notes are
 //     approximations that do not change which new connections get through.
+//   - iptables: a built-in chain other than filter's INPUT is not imported,
+//     and its DROP policy is left out (with its file:line) where it can
+//     refuse an inbound connection: PREROUTING and INPUT (the packets to
+//     this host), OUTPUT and POSTROUTING (its replies) of raw, mangle,
+//     security and filter, and nat's PREROUTING and INPUT (a connection's
+//     first packet, once connection tracking runs). FORWARD (routed
+//     packets only) and nat's OUTPUT and POSTROUTING (no reply is a
+//     connection's first packet) say nothing, as does ACCEPT with no rules.
+//     Rules in those chains are left out as before (per table, or per
+//     chain in filter).
 //   - An nftables input chain with no rules and policy accept (iptables-nft
 //     leaves them after `iptables -F` or a package's install) decides
 //     nothing: it is ignored with a note, whatever its priority. One with a

@@ -55,7 +55,8 @@ func IPTablesKind(f File) string {
 // ParseIPTables reads iptables-save and ip6tables-save output (both
 // families merge into one policy) and `ipset save` output that the rules'
 // -m set matches refer to. It follows INPUT of the filter table, inlining
-// jumps to user chains.
+// jumps to user chains; the other built-in chains are reported when their
+// rules or DROP policy can refuse an inbound connection (see dropReach).
 func ParseIPTables(files []File) (*Import, error) {
 	im := newImport("iptables")
 	if err := parseIPTablesInto(im, files, iptablesFrame); err != nil {
@@ -232,6 +233,10 @@ func (p *saveParser) parse(data []byte) error {
 	otherRules := map[string]int{}
 	otherLine := map[string]int{}
 	var tables []string
+	// The built-in chains of the other tables, for their policies, and
+	// how many rules each holds.
+	var otherChains []otherChain
+	chainRules := map[string]int{}
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
 		switch {
@@ -251,6 +256,9 @@ func (p *saveParser) parse(data []byte) error {
 			table = ""
 		case strings.HasPrefix(line, ":"):
 			if table != "filter" {
+				if f := strings.Fields(line[1:]); len(f) > 1 && f[1] != "-" {
+					otherChains = append(otherChains, otherChain{table: table, name: f[0], policy: f[1], line: n})
+				}
 				continue
 			}
 			f := strings.Fields(line[1:])
@@ -270,6 +278,14 @@ func (p *saveParser) parse(data []byte) error {
 					otherLine[table] = n
 				}
 				otherRules[table]++
+				if f := strings.Fields(line); len(f) > 1 {
+					if strings.HasPrefix(f[0], "[") { // iptables-save -c counters
+						f = f[1:]
+					}
+					if len(f) > 1 {
+						chainRules[table+" "+f[1]]++
+					}
+				}
 				continue
 			}
 			args, err := splitArgs(line)
@@ -310,7 +326,81 @@ func (p *saveParser) parse(data []byte) error {
 	for _, t := range tables {
 		p.im.leftOut(p.origin(otherLine[t]), "", "table %s (%d rule(s)): a policy decides only who reaches this host's ports; the %s table is not imported and stays the administrator's", t, otherRules[t], t)
 	}
+	for _, c := range otherChains {
+		p.policyLeftOut(c.table, c.name, c.policy, c.line, chainRules[c.table+" "+c.name])
+	}
 	return nil
+}
+
+// otherChain is a built-in chain of a table other than filter.
+type otherChain struct {
+	table, name, policy string
+	line                int
+}
+
+// policyLeftOut reports a built-in chain's policy that drops part of the
+// way of an inbound connection to this host (the packets to it, or the
+// replies from it), which the policy, made of filter INPUT alone, does
+// not: the imported policy opens what the chain refused. An ACCEPT
+// policy, and a DROP policy where no such packet passes, say nothing.
+// It reports whether it wrote an item.
+func (p *saveParser) policyLeftOut(table, name, policy string, line, rules int) bool {
+	if policy == "" || policy == "ACCEPT" {
+		return false
+	}
+	reach := dropReach(table, name, rules)
+	if reach == "" {
+		return false
+	}
+	origin := fmt.Sprintf("%s (:%s %s)", p.origin(line), name, policy)
+	what := "chain " + name
+	if table != "filter" {
+		origin = fmt.Sprintf("%s (*%s :%s %s)", p.origin(line), table, name, policy)
+		what += " of table " + table
+	}
+	held := "no rules"
+	if rules > 0 {
+		held = fmt.Sprintf("%d rule(s)", rules)
+	}
+	p.im.leftOut(origin, "", "%s (%s, policy %s) not imported: it drops %s; the imported policy does not, so it opens connections the original refused", what, held, policy, reach)
+	return true
+}
+
+// dropReach says which packets of inbound connections to this host a
+// built-in chain's DROP policy drops, "" when none:
+//   - PREROUTING and INPUT see the packets to this host, OUTPUT and
+//     POSTROUTING the replies it sends (raw, mangle, security, filter).
+//   - nat sees only the first packet of a connection (and only once
+//     connection tracking runs, as any stateful rule makes it): its
+//     PREROUTING and INPUT drop new connections to this host; its OUTPUT
+//     and POSTROUTING see no reply to one, since a reply is never a
+//     connection's first packet.
+//   - FORWARD sees only packets routed through this host: a packet to a
+//     local address goes to INPUT, its replies leave through OUTPUT.
+func dropReach(table, chain string, rules int) string {
+	unless := ""
+	if rules > 0 {
+		unless = fmt.Sprintf(" that its %d rule(s) do not accept", rules)
+	}
+	switch {
+	case chain == "FORWARD":
+		return ""
+	case table == "nat" && (chain == "PREROUTING" || chain == "INPUT"):
+		return "the first packet of every connection to this host" + unless + " (the nat table sees it once connection tracking runs, as any stateful rule makes it)"
+	case table == "nat":
+		return ""
+	case chain == "PREROUTING" || chain == "INPUT":
+		if table == "filter" {
+			return "every packet to this host" + unless
+		}
+		return "every packet to this host" + unless + ", whatever the filter table's INPUT decides"
+	case chain == "OUTPUT" || chain == "POSTROUTING":
+		if rules > 0 {
+			return "every packet this host sends" + unless + ", the replies to inbound connections too"
+		}
+		return "every packet this host sends, the replies to inbound connections too, so no connection to this host completes"
+	}
+	return ""
 }
 
 // splitArgs splits a saved rule as iptables-restore would read it.
@@ -581,7 +671,10 @@ func (p *saveParser) flatten(entry string, builtin bool) {
 	p.walk(c, nil, 0)
 	for _, name := range p.order {
 		c := p.chains[name]
-		if c.reached || len(c.rules) == 0 || p.quiet(name) {
+		if c.reached || p.quiet(name) {
+			continue
+		}
+		if p.policyLeftOut("filter", name, c.policy, c.line, len(c.rules)) || len(c.rules) == 0 {
 			continue
 		}
 		why := "it is not reached from " + entry
