@@ -190,3 +190,27 @@ func flipped(data []byte, i int) []byte {
 	out[i] ^= 0xff
 	return out
 }
+
+// A cache in a state root another user could write is not read: it could
+// make a command trust a kernel that holds something else.
+func TestCacheNotUsedFromUntrustedRoot(t *testing.T) {
+	netnstest.RequireRoot(t)
+	root := t.TempDir()
+	b, err := New(backends.Config{StateDir: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.(*Backend).cachePath(1) == "" {
+		t.Fatal("a root only its owner can write is not used")
+	}
+	if err := os.Chown(root, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	b, err = New(backends.Config{StateDir: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := b.(*Backend).cachePath(1); p != "" {
+		t.Fatalf("the cache of a root owned by uid 65534 is used: %s", p)
+	}
+}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/portwarden/portwarden/backends"
+	"github.com/portwarden/portwarden/backends/safeapply"
 	"github.com/portwarden/portwarden/internal/nfgen"
 	"github.com/portwarden/portwarden/rules"
 	"golang.org/x/sys/unix"
@@ -40,7 +41,14 @@ type Backend struct {
 
 // New returns the nftables backend working in cfg.NetNS.
 func New(cfg backends.Config) (backends.Backend, error) {
-	return &Backend{netns: cfg.NetNS, stateDir: cfg.StateDir, later: cfg.Later}, nil
+	// The cache says what the kernel holds, and a command that trusts it
+	// reads no set: one in a state root someone else could write would let
+	// them make plan see what is not there. Such a root is not used.
+	stateDir := cfg.StateDir
+	if stateDir != "" && safeapply.CheckRoot(safeapply.RootDir(stateDir)) != nil {
+		stateDir = ""
+	}
+	return &Backend{netns: cfg.NetNS, stateDir: stateDir, later: cfg.Later}, nil
 }
 
 // Name is "nftables".
