@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"github.com/portwarden/portwarden/backends"
-	"github.com/portwarden/portwarden/backends/safeapply"
-	"github.com/portwarden/portwarden/policies"
 	"github.com/portwarden/portwarden/rules"
 	"github.com/portwarden/portwarden/verify/monitor"
 	"github.com/portwarden/portwarden/verify/usage"
@@ -16,55 +14,81 @@ import (
 
 func newCheckCmd(g *globals) *cobra.Command {
 	var runTests bool
-	var warnUnused string
-	var warnExpiry time.Duration
+	var warnUnused, warnExpiry string
 	cmd := &cobra.Command{
-		Use:   "check [--verify] [--warn-expiry 72h] [--warn-unused D]",
+		Use:   "check [--verify] [--warn-expiry 3d] [--warn-unused D]",
 		Short: "A Nagios/Icinga plugin: one status line, perfdata, exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN",
-		Long: `check judges the firewall as a monitoring plugin: exit 2 (CRITICAL) for drift,
-for applied rules missing from the kernel, and with --verify for a test block
-of the policy that fails against what the kernel holds, and with --policy
-when the kernel does not hold that policy; exit 1 (WARNING) for
-a change awaiting portwarden confirm (it rolls back without one), with
---warn-expiry D for access (allow blocks with expires) that ends within D,
-and with --warn-unused D for an allowed source not seen within D (see
-usage); exit 3 (UNKNOWN) when the kernel cannot be read (no privileges, no
-backend); else exit 0 (OK).
-The policy for --verify is --policy, else the one last applied.`,
+		Long: `check judges the firewall as a monitoring plugin: exit 2 (CRITICAL) for drift
+(owned objects changed by hand, or access opened or closed outside portwarden
+since the last apply), for applied rules missing from the kernel, and with
+--verify for a test block of the policy that fails against what the kernel
+holds, and with --policy when the kernel does not hold that policy; exit 1
+(WARNING) for a change awaiting portwarden confirm (it rolls back without
+one), with --warn-expiry D for access (allow blocks with expires) that ends
+within D, with --warn-unused D for an allowed source not seen within D (see
+usage), and when the kernel differs from the last apply in a way check cannot
+tell from access that expired (give it the variables apply had); exit 3
+(UNKNOWN) when the kernel cannot be read (no privileges, no backend) and for
+any other failure, bad flags included; else exit 0 (OK).
+Durations are days (3d), a Go duration (72h) or both (1d12h).
+The policy for --verify is --policy, else the one last applied, loaded with
+the variables given to check (--var, --var-file, PORTWARDEN_VAR_*, as for
+plan): give it those apply had.`,
 		Example: `  portwarden check
   portwarden --policy /etc/portwarden check --verify
-  portwarden check --warn-expiry 72h   # WARNING three days before access ends
+  portwarden --var-file /etc/portwarden/vars.hcl.json check --verify
+  portwarden check --warn-expiry 3d    # WARNING three days before access ends
   portwarden check --warn-unused 90d`,
-		Args: cobra.NoArgs,
+		// Arguments and flags are checked in RunE and by the flag error
+		// function: every failure is one UNKNOWN line, exit 3.
+		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			w := cmd.OutOrStdout()
-			b, _, err := g.openBackend()
-			if err != nil {
+			unknown := func(err error) error {
 				monitor.UnknownResult(err).Write(w)
 				return silentExit(monitor.Unknown)
 			}
-			s, err := monitor.Take(context.Background(), b, "")
-			if err != nil {
-				monitor.UnknownResult(explainKernelError(err)).Write(w)
-				return silentExit(monitor.Unknown)
+			if len(args) > 0 {
+				return unknown(fmt.Errorf("check takes no arguments, got %q: see portwarden check --help", args[0]))
 			}
 			var o monitor.CheckOptions
-			if runTests || cmd.Flags().Changed("policy") {
-				if o, err = g.policyChecks(cmd, s, runTests); err != nil {
-					monitor.UnknownResult(err).Write(w)
-					return silentExit(monitor.Unknown)
+			if warnExpiry != "" {
+				d, err := usage.ParseDuration(warnExpiry)
+				if err != nil {
+					return unknown(fmt.Errorf("--warn-expiry: %w", err))
 				}
+				o.WarnExpiry = d
 			}
-			o.WarnExpiry = warnExpiry
+			var unusedSince time.Duration
 			if warnUnused != "" {
 				d, err := usage.ParseDuration(warnUnused)
 				if err != nil {
-					monitor.UnknownResult(fmt.Errorf("--warn-unused: %w", err)).Write(w)
-					return silentExit(monitor.Unknown)
+					return unknown(fmt.Errorf("--warn-unused: %w", err))
 				}
-				if s.Usage, _, err = g.usageReport(cmd, b, &backends.State{Ruleset: s.Ruleset, Drift: s.Drift}, d); err != nil {
-					monitor.UnknownResult(explainKernelError(err)).Write(w)
-					return silentExit(monitor.Unknown)
+				unusedSince = d
+			}
+			if _, err := g.loadOptions(); err != nil {
+				return unknown(err)
+			}
+			b, _, err := g.openBackend()
+			if err != nil {
+				return unknown(err)
+			}
+			s, err := monitor.Take(context.Background(), b, "")
+			if err != nil {
+				return unknown(explainKernelError(err))
+			}
+			v := g.newPolicyView(cmd)
+			judgeSinceApply(v, b.Name(), s)
+			if runTests || v.named {
+				if err := policyChecks(v, b.Name(), s, runTests, &o); err != nil {
+					return unknown(err)
+				}
+			}
+			if warnUnused != "" {
+				st := &backends.State{Installed: s.Installed, Ruleset: s.Ruleset, Drift: s.Drift}
+				if s.Usage, _, err = g.usageReport(v, b, st, unusedSince); err != nil {
+					return unknown(explainKernelError(err))
 				}
 				o.WarnUnused, o.UnusedWindow = true, warnUnused
 			}
@@ -76,63 +100,49 @@ The policy for --verify is --policy, else the one last applied.`,
 			return nil
 		},
 	}
+	// A flag that does not parse is UNKNOWN too, never cobra's exit 1
+	// (WARNING to Nagios) with only an error on stderr.
+	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		monitor.UnknownResult(fmt.Errorf("%w: see portwarden check --help", err)).Write(c.OutOrStdout())
+		return silentExit(monitor.Unknown)
+	})
 	cmd.Flags().BoolVar(&runTests, "verify", false, "also run the policy's test blocks against the ruleset the kernel holds")
-	cmd.Flags().DurationVar(&warnExpiry, "warn-expiry", 0, "WARNING when access the kernel holds ends within this time (e.g. 72h)")
+	cmd.Flags().StringVar(&warnExpiry, "warn-expiry", "", "WARNING when access the kernel holds ends within this time (3d, 72h, 1d12h)")
 	cmd.Flags().StringVar(&warnUnused, "warn-unused", "", "WARNING when an allowed source was not seen within this time (30d, 36h; 0s: never seen since the rules went in); see portwarden usage")
 	return cmd
 }
 
 // policyChecks compares the kernel with the policy named with --policy,
 // and with runTests runs that policy's test blocks (else the last applied
-// policy's) against the ruleset the kernel holds.
-func (g *globals) policyChecks(cmd *cobra.Command, s *monitor.Snapshot, runTests bool) (monitor.CheckOptions, error) {
-	var o monitor.CheckOptions
-	named := cmd.Flags().Changed("policy")
-	if !named {
-		if p := lastAppliedPolicy(); p != "" {
-			g.policyPath = p
+// policy's) against the ruleset the kernel holds; the policy is loaded
+// with the variables check was given.
+func policyChecks(v *policyView, backend string, s *monitor.Snapshot, runTests bool, o *monitor.CheckOptions) error {
+	path := v.path()
+	if path == "" {
+		path = v.g.policyPath // nothing applied here: the default, "."
+	}
+	p := v.load(path)
+	if p.err != nil {
+		if p.pol == nil {
+			return fmt.Errorf("the policy %s does not load: run portwarden --policy %s validate", path, path)
 		}
+		return fmt.Errorf("the policy %s does not compile: %w", path, p.err)
 	}
-	opts, err := g.loadOptions()
-	if err != nil {
-		return o, err
-	}
-	pol, diags := policies.Load(g.policyPath, opts)
-	if diags.HasErrors() {
-		return o, fmt.Errorf("the policy %s does not load: run portwarden --policy %s validate", g.policyPath, g.policyPath)
-	}
-	if named {
-		desired, err := rules.Compile(pol)
-		if err != nil {
-			return o, fmt.Errorf("the policy %s does not compile: %w", g.policyPath, err)
-		}
-		if desired.Fingerprint() != s.Fingerprint {
-			o.Mismatch = g.policyPath
+	if v.named {
+		if m, _ := v.match(backend, s.Ruleset, s.Drift); m != nil && !m.Matches {
+			o.Mismatch, o.MismatchVariables, o.MismatchAsApplied = path, m.variables(), m.AsApplied
 		}
 	}
 	if !runTests {
-		return o, nil
+		return nil
 	}
 	o.FailedTests = []string{}
-	for _, r := range rules.RunTests(pol, s.Ruleset) {
+	o.TestsVariables = (&policyMatch{Inputs: v.inputs(), Defaults: defaults(p.pol)}).variables()
+	for _, r := range rules.RunTests(p.pol, s.Ruleset) {
 		o.TestsRun++
 		if !r.Pass {
 			o.FailedTests = append(o.FailedTests, r.Name)
 		}
 	}
-	return o, nil
-}
-
-// lastAppliedPolicy is the path of the policy last applied here, "" when
-// unknown.
-func lastAppliedPolicy() string {
-	dir, err := safeapply.OpenExisting("")
-	if err != nil || dir == nil {
-		return ""
-	}
-	a, _ := dir.LastApplied()
-	if a == nil {
-		return ""
-	}
-	return a.Policy
+	return nil
 }

@@ -14,10 +14,21 @@ func newMetricsCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "metrics",
 		Short: "Print counters, drift and the last apply in the Prometheus text format (for node_exporter's textfile collector)",
+		Long: `metrics prints the counters of the owned rules, drift (owned objects changed by
+hand, or access opened or closed outside portwarden since the last apply),
+the last apply and what expires next, in the Prometheus text format.
+Allow block series are labelled with the block's file:line when the policy
+(--policy, else the one last applied), loaded with the variables given to
+metrics (--var, --var-file, PORTWARDEN_VAR_*, as for plan: give it those apply
+had), compiles to what the kernel holds; portwarden_policy_matches says
+whether it does, and with which variables.`,
 		Example: `  portwarden metrics
-  portwarden metrics --out /var/lib/prometheus/node-exporter/portwarden.prom`,
+  portwarden --var-file /etc/portwarden/vars.hcl.json metrics --out /var/lib/prometheus/node-exporter/portwarden.prom`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if _, err := g.loadOptions(); err != nil {
+				return err
+			}
 			b, _, err := g.openBackend()
 			if err != nil {
 				return err
@@ -26,9 +37,16 @@ func newMetricsCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return withCode(exitError1, explainKernelError(err))
 			}
-			// Per allow block packets, where the backend keeps them.
-			if r, _, err := g.usageReport(cmd, b, &backends.State{Ruleset: s.Ruleset, Drift: s.Drift}, 0); err == nil {
+			v := g.newPolicyView(cmd)
+			judgeSinceApply(v, b.Name(), s)
+			// Per allow block packets, where the backend keeps them, by
+			// the blocks of the policy when the kernel holds it.
+			st := &backends.State{Installed: s.Installed, Ruleset: s.Ruleset, Drift: s.Drift}
+			if r, _, err := g.usageReport(v, b, st, 0); err == nil {
 				s.Usage = r
+			}
+			if m, _ := v.match(b.Name(), s.Ruleset, s.Drift); m != nil {
+				s.Policy = &monitor.PolicyMatch{Path: m.Path, Matches: m.Matches, Variables: m.variables()}
 			}
 			if out == "" {
 				return monitor.WriteMetrics(cmd.OutOrStdout(), s)
@@ -45,4 +63,14 @@ func newMetricsCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&out, "out", "", "write to this file atomically (a temporary file in its directory, then a rename) instead of stdout")
 	return cmd
+}
+
+// judgeSinceApply adds to the snapshot how the kernel differs from the
+// last apply (policyView.sinceApply): access opened or closed outside
+// portwarden is drift, as an owned object changed by hand is.
+func judgeSinceApply(v *policyView, backend string, s *monitor.Snapshot) {
+	st := &backends.State{Installed: s.Installed, Ruleset: s.Ruleset, Drift: s.Drift}
+	changes, unverified := v.sinceApply(backend, st, s.Taken)
+	s.Drift = append(s.Drift, changes...)
+	s.DriftUnverified = unverified
 }

@@ -4,13 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/portwarden/portwarden/backends"
-	"github.com/portwarden/portwarden/policies"
-	"github.com/portwarden/portwarden/rules"
 	"github.com/portwarden/portwarden/verify/usage"
 	"github.com/spf13/cobra"
 )
@@ -37,8 +36,10 @@ the rules went in). The kernel keeps these records itself (nftables: a
 counter per set element and a set of sources seen, refreshed by the packet
 path). Where a backend cannot know when a source was last seen (iptables),
 usage says so and flags the sources that counted no packet instead.
-The blocks come from --policy, else the policy last applied, when the kernel
-holds exactly that policy; otherwise from what the kernel holds.`,
+The blocks come from --policy, else the policy last applied, loaded with the
+variables given to usage (--var, --var-file, PORTWARDEN_VAR_*, as for plan:
+give it those apply had), when the kernel holds exactly that policy;
+otherwise from what the kernel holds.`,
 		Example: `  portwarden usage
   portwarden usage --unused-since 90d
   portwarden usage --unused-since 0s --json`,
@@ -48,6 +49,9 @@ holds exactly that policy; otherwise from what the kernel holds.`,
 			if err != nil {
 				return withCode(exitError1, fmt.Errorf("--unused-since: %w", err))
 			}
+			if _, err := g.loadOptions(); err != nil {
+				return err
+			}
 			b, _, err := g.openBackend()
 			if err != nil {
 				return err
@@ -56,7 +60,10 @@ holds exactly that policy; otherwise from what the kernel holds.`,
 			if err != nil {
 				return withCode(exitError1, explainKernelError(err))
 			}
-			r, match, err := g.usageReport(cmd, b, st, d)
+			v := g.newPolicyView(cmd)
+			changes, _ := v.sinceApply(b.Name(), st, time.Now())
+			st = &backends.State{Installed: st.Installed, Ruleset: st.Ruleset, Drift: append(slices.Clip(st.Drift), changes...)}
+			r, match, err := g.usageReport(v, b, st, d)
 			if err != nil {
 				return withCode(exitError1, explainKernelError(err))
 			}
@@ -69,14 +76,16 @@ holds exactly that policy; otherwise from what the kernel holds.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&since, "unused-since", "30d", "flag sources not seen within this time: a Go duration (36h) or days (30d); 0s: never seen since the rules went in")
+	cmd.Flags().StringVar(&since, "unused-since", "30d", "flag sources not seen within this time: a Go duration (36h), days (30d) or both (1d12h); 0s: never seen since the rules went in")
 	return cmd
 }
 
 // usageReport reads the kernel's usage records and maps them onto the
-// policy the kernel holds (--policy, else the one last applied), or onto
-// the kernel's own sources when no known policy matches.
-func (g *globals) usageReport(cmd *cobra.Command, b backends.Backend, st *backends.State, since time.Duration) (*usage.Report, *policyMatch, error) {
+// policy the kernel holds (--policy, else the one last applied, loaded
+// with the command's variables), or onto the kernel's own sources when no
+// known policy matches. st.Drift is all that differs from what
+// portwarden wrote (policyView.sinceApply included).
+func (g *globals) usageReport(v *policyView, b backends.Backend, st *backends.State, since time.Duration) (*usage.Report, *policyMatch, error) {
 	ur, ok := b.(backends.UsageReader)
 	if !ok {
 		return nil, nil, fmt.Errorf("the %s backend cannot report usage yet: it keeps no per-source records", b.Name())
@@ -85,31 +94,7 @@ func (g *globals) usageReport(cmd *cobra.Command, b backends.Backend, st *backen
 	if err != nil {
 		return nil, nil, err
 	}
-	path := lastAppliedPolicy()
-	if cmd.Flags().Changed("policy") {
-		path = g.policyPath
-	}
-	var desired *rules.Ruleset
-	var match *policyMatch
-	if path != "" {
-		match = &policyMatch{Path: path}
-		opts, err := g.loadOptions()
-		if err != nil {
-			return nil, nil, err
-		}
-		pol, diags := policies.Load(path, opts)
-		if diags.HasErrors() {
-			match.Error = "the policy does not load: run portwarden --policy " + path + " validate"
-		} else if desired, err = rules.Compile(pol); err != nil {
-			match.Error = err.Error()
-		}
-		if desired != nil {
-			match.Matches = desired.Fingerprint() == st.Ruleset.Fingerprint() && len(st.Drift) == 0
-		}
-		if !match.Matches {
-			desired = nil
-		}
-	}
+	match, desired := v.match(b.Name(), st.Ruleset, st.Drift)
 	return usage.Build(st.Ruleset, desired, u, usage.Options{UnusedSince: since}), match, nil
 }
 
@@ -129,13 +114,21 @@ func writeUsage(w io.Writer, u *usageJSON, now time.Time) {
 	}
 	fmt.Fprintf(w, "Backend:     %s\nUnused:      %d of %d allowed %s (%s)\n", u.Backend, r.Unused, r.Entries, plural(r.Entries, "source", "sources"), rule)
 	if p := u.Policy; p != nil {
+		vars, with := p.variables(), ""
+		if vars != "" {
+			with = " (variables: " + vars + ")"
+		}
 		switch {
 		case p.Error != "":
 			fmt.Fprintf(w, "Policy:      %s: %s; showing the kernel's sources\n", p.Path, p.Error)
+		case p.Matches && vars != "":
+			fmt.Fprintf(w, "Policy:      %s (the kernel holds it; variables: %s)\n", p.Path, vars)
 		case p.Matches:
 			fmt.Fprintf(w, "Policy:      %s (the kernel holds it)\n", p.Path)
+		case p.AsApplied:
+			fmt.Fprintf(w, "Policy:      the kernel holds what was last applied from %s, but %s%s compiles to other rules: apply had other variables (give usage the same --var/--var-file), or the policy changed since; showing the kernel's sources\n", p.Path, p.Path, with)
 		default:
-			fmt.Fprintf(w, "Policy:      the kernel does not hold %s; showing the kernel's sources\n", p.Path)
+			fmt.Fprintf(w, "Policy:      the kernel does not hold %s%s; showing the kernel's sources\n", p.Path, with)
 		}
 	}
 	for _, x := range r.Exposures {

@@ -48,9 +48,18 @@ type CheckOptions struct {
 	// ruleset (check --verify); nil when not asked.
 	FailedTests []string
 	TestsRun    int
+	// TestsVariables says what variables the policy of the tests was
+	// loaded with; empty when it declares none.
+	TestsVariables string
 	// Mismatch is the path of a policy the kernel was compared with and
 	// does not hold; empty when it holds it or none was named.
-	Mismatch string
+	// MismatchVariables says what variables it was loaded with (empty: it
+	// declares none); MismatchAsApplied, that the kernel holds the last
+	// apply of that path all the same (apply had other variables, or the
+	// policy changed since).
+	Mismatch          string
+	MismatchVariables string
+	MismatchAsApplied bool
 	// WarnUnused asks for a WARNING when an allowed source is unused:
 	// Snapshot.Usage, built with this window, says which (check
 	// --warn-unused); UnusedWindow is it as the user wrote it.
@@ -63,23 +72,41 @@ type CheckOptions struct {
 	Now time.Time
 }
 
-// Check judges a snapshot: CRITICAL for drift, for applied rules missing
-// from the kernel, for a named policy the kernel does not hold and for
-// failing test blocks; WARNING for a change that
-// awaits confirmation (it will roll back); OK otherwise.
+// Check judges a snapshot: CRITICAL for drift (owned objects changed by
+// hand, or access opened or closed outside portwarden since the last
+// apply), for applied rules missing from the kernel, for a named policy
+// the kernel does not hold and for failing test blocks; WARNING for a
+// difference from the last apply that may be expired access or a change
+// by hand (DriftUnverified), for a change that awaits confirmation (it
+// will roll back), and for what the options ask to warn about; OK
+// otherwise.
 func Check(s *Snapshot, o CheckOptions) Result {
 	r := Result{}
 	if len(s.Drift) > 0 {
 		r.raise(Critical, fmt.Sprintf("drift: %s", strings.Join(s.Drift, "; ")))
 	}
+	if s.DriftUnverified != "" {
+		r.raise(Warning, s.DriftUnverified)
+	}
 	if s.Missing {
 		r.raise(Critical, "the rules last applied are missing from the kernel (no destroy recorded): run portwarden plan")
 	}
 	if o.Mismatch != "" && len(s.Drift) == 0 {
-		r.raise(Critical, fmt.Sprintf("the kernel does not hold %s: run portwarden --policy %s plan", o.Mismatch, o.Mismatch))
+		what := o.Mismatch
+		if o.MismatchVariables != "" {
+			what += " loaded with " + o.MismatchVariables
+		}
+		if o.MismatchAsApplied {
+			what += fmt.Sprintf(" (it holds the last apply of %s: apply had other variables, or the policy changed since)", o.Mismatch)
+		}
+		r.raise(Critical, fmt.Sprintf("the kernel does not hold %s: run portwarden --policy %s plan", what, o.Mismatch))
 	}
 	if n := len(o.FailedTests); n > 0 {
-		r.raise(Critical, fmt.Sprintf("%d of %d test block(s) fail against the kernel: %s", n, o.TestsRun, strings.Join(o.FailedTests, ", ")))
+		with := ""
+		if o.TestsVariables != "" {
+			with = " (the policy loaded with " + o.TestsVariables + ")"
+		}
+		r.raise(Critical, fmt.Sprintf("%d of %d test block(s) fail against the kernel%s: %s", n, o.TestsRun, with, strings.Join(o.FailedTests, ", ")))
 	}
 	if !s.PendingUntil.IsZero() {
 		r.raise(Warning, fmt.Sprintf("a change awaits portwarden confirm and rolls back at %s", s.PendingUntil.UTC().Format(time.RFC3339)))
@@ -118,7 +145,7 @@ func Check(s *Snapshot, o CheckOptions) Result {
 	}
 	var accepted uint64
 	for _, c := range s.Rules() {
-		if strings.HasPrefix(c.Rule, "allow") {
+		if Accepts(c.Rule) {
 			accepted += c.Packets
 		}
 	}
@@ -138,6 +165,14 @@ func Check(s *Snapshot, o CheckOptions) Result {
 		r.Perf = append(r.Perf, Perf{"failed_tests", fmt.Sprint(len(o.FailedTests))})
 	}
 	return r
+}
+
+// Accepts reports whether a rule of this name admits the sources it
+// names: the allow rules, and the grant rules that admit sources until a
+// deadline (nftables "allow4", "allow4-new", "grant6", "grant6-new";
+// iptables "allow v4", "grant v4 198.18.0.3/32").
+func Accepts(rule string) bool {
+	return strings.HasPrefix(rule, "allow") || strings.HasPrefix(rule, "grant")
 }
 
 // UnknownResult is the result when the kernel cannot be read at all.

@@ -11,6 +11,15 @@
 //   - Counters are summed per exposure and rule name: nftables keeps one
 //     jump rule per address family and destination, iptables one rule per
 //     source, and Prometheus wants each label set once.
+//   - Drift is what differs from what portwarden wrote: owned objects
+//     changed by hand (the backend's word), and what the command finds
+//     changed since the last apply (ChangedSinceApply: access opened or
+//     closed outside portwarden, ports, exposures), which it compares
+//     with the ruleset of that apply, rebuilt from its policy. Access
+//     that expired as applied is no drift.
+//   - Allowed packets (check's allowed_packets) are those counted by every
+//     rule that admits (Accepts): the allow rules and the grant rules of
+//     sources allowed until a deadline.
 //   - Refused packets are those counted by deny rules and by the default
 //     rule of an exposure whose default refuses (drop or reject); the log
 //     rules count the same packets again and are left out.

@@ -22,9 +22,18 @@ type Snapshot struct {
 	Installed bool
 	// Ruleset is what the kernel holds, decoded (exposure defaults decide
 	// which counters are refusals).
-	Ruleset  *rules.Ruleset
-	Drift    []string
-	Counters []backends.Counter
+	Ruleset *rules.Ruleset
+	// Drift says how the kernel differs from what portwarden wrote: owned
+	// objects changed by hand (the backend's word), and, added by the
+	// command, rules added or removed outside portwarden since the last
+	// apply (ChangedSinceApply).
+	Drift []string
+	// DriftUnverified, when set, says that the kernel differs from the
+	// last apply in a way that may be access that expired as applied or a
+	// change by hand, which the command could not tell apart (it could
+	// not rebuild what was applied); empty otherwise.
+	DriftUnverified string
+	Counters        []backends.Counter
 	// Fingerprint is of the ruleset in the kernel.
 	Fingerprint string
 	// LastApply is when the state directory last recorded an apply; zero
@@ -41,8 +50,21 @@ type Snapshot struct {
 	// Usage is what the kernel recorded per allow block and entry; nil
 	// when the backend keeps no such records.
 	Usage *usage.Report
+	// Policy is the policy the command compared the kernel with
+	// (--policy, else the one last applied), nil when none is known.
+	Policy *PolicyMatch
 	// Taken is when the snapshot was read.
 	Taken time.Time
+}
+
+// PolicyMatch says whether a policy, loaded with the variables the
+// command was given, compiles to what the kernel holds.
+type PolicyMatch struct {
+	Path    string
+	Matches bool
+	// Variables says which inputs it was loaded with ("--var-file F",
+	// "office at its default"); empty when the policy declares none.
+	Variables string
 }
 
 // RuleCounter is a backend's counters summed per exposure and rule.
@@ -115,10 +137,12 @@ func WriteMetrics(w io.Writer, s *Snapshot) error {
 	}
 	family("portwarden_installed", "gauge", "Whether portwarden owns firewall objects in this network namespace (1) or not (0).")
 	fmt.Fprintf(bw, "portwarden_installed{%s} %d\n", backend, b2i(s.Installed))
-	family("portwarden_drift", "gauge", "Whether owned objects differ from what portwarden writes (1) or not (0).")
+	family("portwarden_drift", "gauge", "Whether the kernel differs from what portwarden wrote (1) or not (0): owned objects changed by hand, or access opened or closed outside portwarden since the last apply.")
 	fmt.Fprintf(bw, "portwarden_drift{%s} %d\n", backend, b2i(len(s.Drift) > 0))
-	family("portwarden_drift_objects", "gauge", "How many owned objects differ from what portwarden writes.")
+	family("portwarden_drift_objects", "gauge", "How many differences portwarden_drift found (an owned object, or per exposure one kind of change since the last apply).")
 	fmt.Fprintf(bw, "portwarden_drift_objects{%s} %d\n", backend, len(s.Drift))
+	family("portwarden_drift_unverified", "gauge", "Whether the kernel differs from the last apply in a way that may be access that expired or a change by hand, which this run could not tell apart (1; give metrics the variables apply had) or not (0).")
+	fmt.Fprintf(bw, "portwarden_drift_unverified{%s} %d\n", backend, b2i(s.DriftUnverified != ""))
 	family("portwarden_rules_missing", "gauge", "Whether the last applied rules are gone from the kernel without a recorded destroy (1) or not (0).")
 	fmt.Fprintf(bw, "portwarden_rules_missing{%s} %d\n", backend, b2i(s.Missing))
 	family("portwarden_pending_confirmation", "gauge", "Whether an applied change awaits portwarden confirm and will roll back without it (1) or not (0).")
@@ -131,6 +155,10 @@ func WriteMetrics(w io.Writer, s *Snapshot) error {
 	fmt.Fprintf(bw, "portwarden_exposures{%s} %d\n", backend, exposures)
 	family("portwarden_policy_info", "gauge", "The fingerprint of the ruleset in the kernel and of the last apply; the value is always 1.")
 	fmt.Fprintf(bw, "portwarden_policy_info{%s,%s,%s} 1\n", backend, label("fingerprint", s.Fingerprint), label("applied_fingerprint", s.AppliedFingerprint))
+	if p := s.Policy; p != nil {
+		family("portwarden_policy_matches", "gauge", `Whether the policy (--policy, else the one last applied), loaded with the variables this run was given (variables="..."), compiles to what the kernel holds (1) or not (0). Allow block series carry its file:line only when it does.`)
+		fmt.Fprintf(bw, "portwarden_policy_matches{%s,%s,%s} %d\n", backend, label("policy", p.Path), label("variables", p.Variables), b2i(p.Matches))
+	}
 	if !s.LastApply.IsZero() {
 		family("portwarden_last_apply_timestamp_seconds", "gauge", "When the policy was last applied, in seconds since the Unix epoch.")
 		fmt.Fprintf(bw, "portwarden_last_apply_timestamp_seconds{%s} %d\n", backend, s.LastApply.Unix())

@@ -38,6 +38,8 @@ func Take(ctx context.Context, b backends.Backend, root string) (*Snapshot, erro
 	s.LastApply, s.AppliedFingerprint = a.When, a.Fingerprint
 	ev, _ := safeapply.LastEvent(root)
 	destroyed := ev != nil && ev.Action == "destroy" && ev.When.After(a.When)
-	s.Missing = !destroyed && !st.Installed
+	// A rollback to nothing installed records no fingerprint: nothing is
+	// missing then.
+	s.Missing = !destroyed && !st.Installed && !(a.RolledBack && a.Fingerprint == "")
 	return s, nil
 }

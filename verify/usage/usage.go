@@ -283,20 +283,31 @@ func prefixString(p netip.Prefix) string {
 	return p.String()
 }
 
-// ParseDuration reads a Go duration ("36h", "0s") or whole days ("30d").
+// ParseDuration reads a Go duration ("36h", "0s"), whole days ("30d"), or
+// days and a Go duration ("1d12h"): what usage --unused-since, check
+// --warn-unused and check --warn-expiry take.
 func ParseDuration(s string) (time.Duration, error) {
-	if n, ok := strings.CutSuffix(s, "d"); ok {
-		days, err := strconv.ParseUint(n, 10, 32)
-		if err != nil || days > 100*365 {
-			return 0, fmt.Errorf("%q is not a duration: write days as a whole number with d (30d), or a Go duration (36h, 90m, 0s)", s)
+	bad := fmt.Errorf("%q is not a duration: write days as a whole number with d (30d, 1d12h), or a Go duration (36h, 90m, 0s)", s)
+	var days time.Duration
+	if n, rest, ok := strings.Cut(s, "d"); ok {
+		v, err := strconv.ParseUint(n, 10, 32)
+		if err != nil || v > 100*365 {
+			return 0, bad
 		}
-		return time.Duration(days) * 24 * time.Hour, nil
+		days = time.Duration(v) * 24 * time.Hour
+		if rest == "" {
+			return days, nil
+		}
+		if rest[0] == '+' || rest[0] == '-' {
+			return 0, bad
+		}
+		s = rest
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil || d < 0 {
-		return 0, fmt.Errorf("%q is not a duration: write days as a whole number with d (30d), or a Go duration (36h, 90m, 0s)", s)
+		return 0, bad
 	}
-	return d, nil
+	return days + d, nil
 }
 
 // FormatDuration writes d in days when it is whole days, else as Go does.

@@ -180,12 +180,13 @@ func TestWithoutPolicy(t *testing.T) {
 }
 
 func TestParseDuration(t *testing.T) {
-	for in, want := range map[string]time.Duration{"30d": 30 * 24 * time.Hour, "0s": 0, "36h": 36 * time.Hour, "0d": 0} {
+	for in, want := range map[string]time.Duration{"30d": 30 * 24 * time.Hour, "0s": 0, "36h": 36 * time.Hour, "0d": 0,
+		"3d": 72 * time.Hour, "1d12h": 36 * time.Hour, "2d0s": 48 * time.Hour, "1d30m": 24*time.Hour + 30*time.Minute} {
 		if got, err := ParseDuration(in); err != nil || got != want {
 			t.Errorf("%s: %v, %v", in, got, err)
 		}
 	}
-	for _, in := range []string{"", "-1h", "1.5d", "d", "30 days"} {
+	for _, in := range []string{"", "-1h", "1.5d", "d", "30 days", "3days", "1d-2h", "1d+2h", "1d2", "1dd"} {
 		if _, err := ParseDuration(in); err == nil {
 			t.Errorf("%q parsed", in)
 		}
