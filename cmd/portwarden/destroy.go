@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/portwarden/portwarden/backends/safeapply"
@@ -20,6 +23,10 @@ func newDestroyCmd(g *globals) *cobra.Command {
   portwarden destroy --auto-approve --backend iptables`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// A closed output pipe (destroy | head) must not kill destroy
+			// once the kernel may change: the exit code would say "killed"
+			// of a change that is in. Caught, a write fails instead.
+			signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 			b, _, err := g.openBackend()
 			if err != nil {
 				return err
@@ -72,10 +79,15 @@ func newDestroyCmd(g *globals) *cobra.Command {
 			if err := dir.Remove(lock); err != nil {
 				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %v\n", err)
 			}
+			var werr error
 			if g.json {
-				return printJSON(w, map[string]any{"destroyed": true, "backend": b.Name()})
+				werr = printJSON(w, map[string]any{"destroyed": true, "backend": b.Name()})
+			} else {
+				_, werr = fmt.Fprintf(w, "Destroy complete: removed portwarden's %s objects.\n", b.Name())
 			}
-			fmt.Fprintf(w, "Destroy complete: removed portwarden's %s objects.\n", b.Name())
+			if werr != nil { // the objects are gone: the exit code says so
+				fmt.Fprintf(cmd.ErrOrStderr(), "Warning: the report on standard output was cut short (%v); the exit code says how destroy ended.\n", werr)
+			}
 			return nil
 		},
 	}
