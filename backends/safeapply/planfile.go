@@ -139,7 +139,9 @@ func SavePlan(path string, plan *backends.Plan, policyDigest, policyPath string)
 	if len(data) >= MaxPlanBytes {
 		return fmt.Errorf("save the plan: it is %d bytes, more than apply reads (%d MiB)", len(data), MaxPlanBytes>>20)
 	}
-	if err := os.WriteFile(path, append(data, '\n'), 0o600); err != nil {
+	// Replaced, not written through: a link planted at path is replaced,
+	// never followed, and an old file's wider mode does not stay.
+	if err := replaceFile(path, append(data, '\n')); err != nil {
 		return fmt.Errorf("save the plan: %w", err)
 	}
 	return nil

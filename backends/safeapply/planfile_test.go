@@ -409,3 +409,40 @@ func TestStateRootMustBeTrusted(t *testing.T) {
 	_, err = Open("")
 	wantErr(t, err, ErrUntrustedState, d.Path, "everyone can write it")
 }
+
+// plan --out replaces what is at the path: a symbolic link there is not
+// followed (its target stays as it was), and the plan is 0600 even where
+// a readable file was.
+func TestSavePlanReplacesWhatIsThere(t *testing.T) {
+	dir := planState(t)
+	target := filepath.Join(dir, "target")
+	if err := os.WriteFile(target, []byte("keep"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link.plan")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	old := filepath.Join(dir, "old.plan")
+	if err := os.WriteFile(old, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{link, old} {
+		if err := SavePlan(path, samplePlan(), "sha256:0000", filepath.Join(dir, "policy.hcl")); err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Lstat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s is %v after plan --out, want a regular file 0600", path, fi.Mode())
+		}
+		if _, err := LoadPlan(path); err != nil {
+			t.Errorf("%s: %v", path, err)
+		}
+	}
+	if data, _ := os.ReadFile(target); string(data) != "keep" {
+		t.Errorf("the link's target was written: %q", data)
+	}
+}
