@@ -51,7 +51,7 @@ type State struct {
 	// Drift lists owned objects that exist but are not as this backend
 	// makes them (a rule deleted or changed by hand, a foreign rule inside
 	// an owned chain). Each entry is a sentence for people.
-	Drift []string `json:"drift,omitempty"`
+	Drift []string `json:"drift"`
 	// Fingerprint identifies the owned state exactly, drift included; a
 	// saved plan applies only while it is unchanged.
 	Fingerprint string `json:"fingerprint"`

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"time"
 
@@ -41,8 +43,21 @@ func newPlanCmd(g *globals) *cobra.Command {
 			}
 			w := cmd.OutOrStdout()
 			unfinished := g.unfinishedApply(nil)
+			// What apply would refuse, said now: a plan reviewed first
+			// (Ansible's check mode, CI, an administrator) should not learn
+			// only at apply that it would cut a live SSH session.
+			var lockout string
+			if !plan.Empty() {
+				if _, err := safeapply.CheckLockout(plan.Desired, os.Environ()); errors.Is(err, safeapply.ErrLockout) {
+					lockout = "apply will refuse this plan (unless --force): " + err.Error()
+					fmt.Fprintf(cmd.ErrOrStderr(), "Warning: %s\n", lockout)
+				}
+			}
 			if g.json {
 				pj := g.newPlanJSON(plan, reason)
+				if lockout != "" {
+					pj.Warnings = append(pj.Warnings, lockout)
+				}
 				if unfinished != nil {
 					pj.Unfinished = unfinished.String()
 				}
@@ -88,6 +103,9 @@ type planJSON struct {
 	Unfinished string `json:"unfinished_apply,omitempty"`
 	// ExpiringSoon: access the policy grants that ends within 7 days.
 	ExpiringSoon []rules.Expiry `json:"expiring_soon"`
+	// Warnings are the plan's notes for people and what apply would
+	// refuse; [] when none (the plan's own field is left out when empty).
+	Warnings []string `json:"warnings"`
 }
 
 type planSummary struct {
@@ -98,8 +116,17 @@ type planSummary struct {
 
 func (g *globals) newPlanJSON(plan *backends.Plan, reason string) planJSON {
 	c, u, r := plan.Diff.Summary()
+	// Every list as [] when empty, as the JSON contract says.
+	if cur := plan.Current; cur != nil {
+		if cur.Drift == nil {
+			cur.Drift = []string{}
+		}
+		if cur.Ruleset != nil && cur.Ruleset.Exposures == nil {
+			cur.Ruleset.Exposures = []rules.Exposure{}
+		}
+	}
 	return planJSON{FormatVersion: formatVersion, Plan: plan, Empty: plan.Empty(), Reason: reason, Summary: planSummary{c, u, r}, Drift: g.driftedSinceApply(plan),
-		ExpiringSoon: plan.Desired.ExpiringWithin(time.Now(), safeapply.ExpiryWindow)}
+		ExpiringSoon: plan.Desired.ExpiringWithin(time.Now(), safeapply.ExpiryWindow), Warnings: append([]string{}, plan.Warnings...)}
 }
 
 // driftedSinceApply reports whether the kernel's owned rules differ from
