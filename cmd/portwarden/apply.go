@@ -24,7 +24,7 @@ import (
 )
 
 func newApplyCmd(g *globals) *cobra.Command {
-	var autoApprove, verifyAfter, force bool
+	var autoApprove, verifyAfter, force, noWait bool
 	var confirmTimeout, lockTimeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "apply [PLANFILE] [--auto-approve] [--confirm-timeout D] [--verify] [--force]",
@@ -35,6 +35,9 @@ func newApplyCmd(g *globals) *cobra.Command {
   portwarden --policy /etc/portwarden apply --confirm-timeout 2m   # rolls back unless confirmed`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if noWait && confirmTimeout == 0 {
+				return withCode(exitError1, errors.New("--no-wait goes with --confirm-timeout: without a deadline apply does not wait"))
+			}
 			// Caught from the start: a broken output pipe (`apply |
 			// head`) makes writes fail instead of killing the process, and
 			// SIGINT, SIGTERM and SIGHUP end it only once the background
@@ -171,6 +174,15 @@ func newApplyCmd(g *globals) *cobra.Command {
 			if confirmTimeout == 0 {
 				return nil
 			}
+			if noWait && during == nil {
+				// A hook's way to leave the change pending: the watchdog
+				// keeps the deadline, a later `portwarden confirm` keeps
+				// the change. (A signal is a no; see waitForConfirmation.)
+				if p, err := dir.GetPending(); err == nil && p != nil && !g.json {
+					fmt.Fprintf(w, "\nThe change rolls back at %s unless `portwarden confirm` comes first.\n", p.Deadline.Local().Format(time.RFC3339))
+				}
+				return nil
+			}
 			return waitForConfirmation(ctx, cmd, w, dir, b, lockTimeout, sigs.out, during)
 		},
 	}
@@ -179,6 +191,7 @@ func newApplyCmd(g *globals) *cobra.Command {
 	f.DurationVar(&confirmTimeout, "confirm-timeout", 0, "restore the previous state unless portwarden confirm (or yes on the terminal) comes within this time")
 	f.BoolVar(&verifyAfter, "verify", false, "after applying, verify the policy's test blocks against the rules read back from the kernel; restore the previous state on failure")
 	f.BoolVar(&force, "force", false, "apply even if the new rules would cut this SSH session")
+	f.BoolVar(&noWait, "no-wait", false, "with --confirm-timeout: exit once the change is in, leaving it to portwarden confirm or the rollback at the deadline")
 	f.DurationVar(&lockTimeout, "lock-timeout", 30*time.Second, "how long to wait for another portwarden command to finish")
 	return cmd
 }

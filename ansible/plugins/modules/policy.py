@@ -97,18 +97,11 @@ pending_confirmation:
   type: str
 """
 
-import json
 import os
-import subprocess
-import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.portwarden.firewall.plugins.module_utils.portwarden import (
     Portwarden, check_format, common_argument_spec, render_ruleset, summarize_diff)
-
-# How long apply --confirm-timeout may take to arm its watchdog.
-ARM_TIMEOUT = 60.0
-
 
 def main():
     spec = common_argument_spec()
@@ -175,45 +168,19 @@ def present(module, pw):
 
 
 def apply_pending(module, pw, args):
-    """Runs apply --confirm-timeout until the change is in the kernel and its
-    rollback watchdog is armed, then stops waiting: the detached watchdog
-    keeps the deadline, and `portwarden confirm` (a later task) keeps the
-    change."""
-    log = open(os.path.join(module.tmpdir, "apply.out"), "w+")
-    errlog = open(os.path.join(module.tmpdir, "apply.err"), "w+")
-    env = dict(os.environ)
-    env.update(pw.env)
-    proc = subprocess.Popen(pw.global_args() + args + ["--json"], stdin=subprocess.DEVNULL, stdout=log,
-                            stderr=errlog, env=env, start_new_session=True)
-    deadline = time.time() + ARM_TIMEOUT
-    try:
-        while time.time() < deadline:
-            exited = proc.poll() is not None
-            log.seek(0)
-            text = log.read()
-            # apply prints its JSON result once the kernel holds the change
-            # (the watchdog is armed before that), then waits to be confirmed.
-            end = text.find("\n}\n")
-            if text.startswith("{") and end > 0:
-                json.loads(text[:end + 2])
-                _, st, _ = pw.run_json(["status"])
-                pending = st.get("pending_confirmation")
-                if pending:
-                    return pending.get("deadline")
-                if exited:
-                    break
-            elif exited:
-                errlog.seek(0)
-                pw.fail("portwarden apply --confirm-timeout failed", proc.returncode, text, errlog.read())
-            time.sleep(0.1)
-        module.fail_json(msg="portwarden apply --confirm-timeout did not leave a change awaiting confirmation "
-                             "within %ds" % ARM_TIMEOUT)
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            proc.wait()
-        log.close()
-        errlog.close()
+    """Runs apply --confirm-timeout --no-wait, which exits once the change
+    is in the kernel and its rollback watchdog is armed: the detached
+    watchdog keeps the deadline, and `portwarden confirm` (a later task)
+    keeps the change. (Ending a waiting apply with SIGTERM would roll the
+    change back: a signal is a no.)"""
+    rc, out, err = pw.run(args + ["--no-wait", "--json"])
+    if rc != 0:
+        pw.fail("portwarden apply --confirm-timeout failed", rc, out, err)
+    _, st, _ = pw.run_json(["status"])
+    pending = st.get("pending_confirmation")
+    if not pending:
+        module.fail_json(msg="portwarden apply --confirm-timeout left no change awaiting confirmation")
+    return pending.get("deadline")
 
 
 def absent(module, pw):
