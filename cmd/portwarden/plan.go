@@ -136,6 +136,12 @@ func (g *globals) driftedSinceApply(plan *backends.Plan) bool {
 	if len(plan.Current.Drift) > 0 {
 		return true
 	}
+	if plan.Empty() {
+		// The kernel holds what the policy compiles to now: where it
+		// differs from the last apply, access expired as applied (the
+		// kernel drops an expired element itself), which is no drift.
+		return false
+	}
 	a := g.lastApplied()
 	if a == nil || a.RolledBack || a.Backend != plan.Backend {
 		return false
