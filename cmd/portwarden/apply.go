@@ -42,8 +42,13 @@ func newApplyCmd(g *globals) *cobra.Command {
 			// head`) makes writes fail instead of killing the process, and
 			// SIGINT, SIGTERM and SIGHUP end it only once the background
 			// writers are done, then (from the apply on) as applySignals
-			// says.
-			sigs := catchApplySignals()
+			// says. Set up beside the policy load: the first Notify waits
+			// for the runtime's signal thread to start (0.5-0.7 ms here).
+			// Until it is in place a signal ends apply as it would have
+			// anyway, before anything changed.
+			caught := make(chan *applySignals, 1)
+			go func() { caught <- catchApplySignals() }()
+			sigs := sync.OnceValue(func() *applySignals { return <-caught })
 			stdout := cmd.OutOrStdout()
 			w := &outputWriter{w: stdout}
 			var plan *backends.Plan
@@ -74,10 +79,10 @@ func newApplyCmd(g *globals) *cobra.Command {
 					// Nothing to write, provably: see quick.go.
 					if rec, b, reason, ok := g.unchanged(cmd); ok {
 						if g.json {
-							return sigs.unchanged(w, printJSON(w, map[string]any{"applied": false, "backend": b.Name(), "fingerprint": rec.Fingerprint}))
+							return sigs().unchanged(w, printJSON(w, map[string]any{"applied": false, "backend": b.Name(), "fingerprint": rec.Fingerprint}))
 						}
 						writeUnchanged(w, b.Name(), reason)
-						return sigs.unchanged(w, nil)
+						return sigs().unchanged(w, nil)
 					}
 				}
 				var reason string
@@ -112,7 +117,7 @@ func newApplyCmd(g *globals) *cobra.Command {
 				if err := b.Apply(context.Background(), plan); err != nil {
 					return withCode(exitError1, explainStale(b, plan, explainKernelError(err)))
 				}
-				return sigs.unchanged(w, g.reportApply(w, plan, false))
+				return sigs().unchanged(w, g.reportApply(w, plan, false))
 			}
 			// An empty plan keeps what the kernel enforces already: every
 			// live session has got through it.
@@ -148,10 +153,10 @@ func newApplyCmd(g *globals) *cobra.Command {
 			ctx := context.Background()
 			// Output that broke before the change ends apply as SIGPIPE
 			// did: nothing applied, exit 141.
-			if sigs.take() || w.broken() {
+			if sigs().take() || w.broken() {
 				return interrupted(syscall.SIGPIPE)
 			}
-			during, err := applyThroughSignals(ctx, cmd, dir, b, plan, opts, sigs.out)
+			during, err := applyThroughSignals(ctx, cmd, dir, b, plan, opts, sigs().out)
 			if err != nil {
 				if errors.Is(err, safeapply.ErrVerifyFailed) && g.json {
 					// The documented error kind: the report is its message.
@@ -183,7 +188,7 @@ func newApplyCmd(g *globals) *cobra.Command {
 				}
 				return nil
 			}
-			return waitForConfirmation(ctx, cmd, w, dir, b, lockTimeout, sigs.out, during)
+			return waitForConfirmation(ctx, cmd, w, dir, b, lockTimeout, sigs().out, during)
 		},
 	}
 	f := cmd.Flags()
