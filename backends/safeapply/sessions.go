@@ -49,6 +49,10 @@ type tcpSocket struct {
 	listening     bool
 	established   bool
 	inode         uint32
+	// ifindex is the interface the socket is bound to (sock_diag's
+	// idiag_if): the kernel binds an accepted link-local IPv6 connection
+	// to the interface it came in on. 0 when unbound or unknown.
+	ifindex uint32
 }
 
 // SSHSessions finds the live SSH sessions of the caller's network
@@ -88,32 +92,39 @@ func SSHSessions(environ []string) ([]Session, error) {
 		}
 	}
 	byKey := map[[2]string]*Session{}
-	add := func(client netip.Addr, server netip.AddrPort, found string, local bool) {
+	// The interface each session's connections are bound to; -1 when
+	// they disagree (then none is trusted).
+	ifindex := map[[2]string]int64{}
+	add := func(client netip.Addr, server netip.AddrPort, found string, local bool, bound uint32) {
 		key := [2]string{client.String(), server.String()}
 		if s, ok := byKey[key]; ok {
 			s.Connections++
 			s.Local = s.Local || local
+			if ifindex[key] != int64(bound) {
+				ifindex[key] = -1
+			}
 			return
 		}
 		byKey[key] = &Session{Client: client, Server: server, Connections: 1, Found: found, Local: local}
+		ifindex[key] = int64(bound)
 	}
 	for _, s := range socks {
 		if !s.established || !(owned[s.inode] || ports[s.local.Port()]) {
 			continue
 		}
 		local := s.remote.Addr().IsLoopback() || ends[[2]netip.AddrPort{s.remote, s.local}]
-		add(s.remote.Addr(), s.local, "kernel socket table", local)
+		add(s.remote.Addr(), s.local, "kernel socket table", local, s.ifindex)
 	}
 	if env, ok := sshConnection(environ); ok {
 		key := [2]string{env.Client.String(), env.Server.String()}
 		if _, seen := byKey[key]; !seen {
-			add(env.Client, env.Server, "SSH_CONNECTION", env.Client.IsLoopback())
+			add(env.Client, env.Server, "SSH_CONNECTION", env.Client.IsLoopback(), 0)
 		}
 	}
 	sessions := make([]Session, 0, len(byKey))
-	for _, s := range byKey {
+	for key, s := range byKey {
 		if !s.Local {
-			s.Interface = arrivalInterface(s.Client, s.Server.Addr())
+			s.Interface = arrivalInterface(s.Client, s.Server.Addr(), ifindex[key])
 		}
 		sessions = append(sessions, *s)
 	}
@@ -126,12 +137,28 @@ func SSHSessions(environ []string) ([]Session, error) {
 	return sessions, nil
 }
 
-// arrivalInterface names the interface the kernel routes traffic to
-// client through, from the session's own address server: where the
-// client's packets arrive as long as routing is symmetric (the usual case,
-// and the only one strict reverse-path filtering lets through). The
-// connection's socket does not record it. "" when the route cannot be had.
-var arrivalInterface = func(client, server netip.Addr) string {
+// arrivalInterface names the interface a session's packets arrive on: the
+// one its socket is bound to, where the kernel bound it (an accepted
+// link-local IPv6 connection is bound to the interface it came in on);
+// else, for an address that is not link-local, the interface the kernel
+// routes traffic back to client through from the session's own address
+// server, which is where the client's packets arrive as long as routing is
+// symmetric (the usual case, and the only one strict reverse-path
+// filtering lets through). "" when it cannot be told: a link-local address
+// has a route on every interface, so its route says nothing, and the guard
+// then judges the session on every interface. bound is -1 when the
+// session's connections are bound to different interfaces.
+var arrivalInterface = func(client, server netip.Addr, bound int64) string {
+	switch {
+	case bound > 0:
+		link, err := netlink.LinkByIndex(int(bound))
+		if err != nil {
+			return ""
+		}
+		return link.Attrs().Name
+	case bound < 0, client.IsLinkLocalUnicast():
+		return ""
+	}
 	opts := &netlink.RouteGetOptions{}
 	if server.IsValid() && !server.IsUnspecified() {
 		opts.SrcAddr = server.AsSlice()
@@ -201,6 +228,7 @@ func tcpSockets() ([]tcpSocket, error) {
 				listening:   s.State == unix.BPF_TCP_LISTEN,
 				established: s.State == unix.BPF_TCP_ESTABLISHED,
 				inode:       s.INode,
+				ifindex:     s.ID.Interface,
 			})
 		}
 	}

@@ -4,7 +4,9 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+	"time"
 
+	"github.com/portwarden/portwarden/internal/netns"
 	"github.com/portwarden/portwarden/internal/netns/netnstest"
 )
 
@@ -60,6 +62,76 @@ func TestTCPSocketsInUse(t *testing.T) {
 		}
 		if established != 1 {
 			t.Errorf("the accepted connection %v is not in the table read: %+v", server, socks)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A link-local address has a route on every interface, so the route back
+// to the client says nothing of where its packets arrive; the kernel binds
+// the accepted connection to that interface, and the session is judged on
+// it. (The route said pwa1, the first link, for a session on pwa2.)
+func TestLinkLocalSessionOnItsInterface(t *testing.T) {
+	srv := netnstest.New(t, "ll-srv")
+	c1 := netnstest.New(t, "ll-c1")
+	c2 := netnstest.New(t, "ll-c2")
+	for _, ns := range []*netns.NS{srv, c1, c2} {
+		// No duplicate address detection: the addresses are usable at once.
+		if err := ns.Sysctl("net.ipv6.conf.default.accept_dad", "0"); err != nil {
+			t.Fatal(err)
+		}
+		if err := ns.LinkUp("lo"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := netns.Veth(srv, "pwa1", c1, "pwb1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := netns.Veth(srv, "pwa2", c2, "pwb2"); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []struct {
+		ns     *netns.NS
+		ifname string
+		addr   string
+	}{{srv, "pwa1", "fe80::a1/64"}, {srv, "pwa2", "fe80::a2/64"}, {c1, "pwb1", "fe80::b1/64"}, {c2, "pwb2", "fe80::b2/64"}} {
+		if err := a.ns.AddAddr(a.ifname, netip.MustParsePrefix(a.addr)); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.ns.LinkUp(a.ifname); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var l net.Listener
+	if err := srv.Do(func() (err error) { l, err = net.Listen("tcp6", "[::]:22"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var c net.Conn
+	err := c2.Do(func() (err error) {
+		d := net.Dialer{Timeout: 5 * time.Second}
+		c, err = d.Dial("tcp6", "[fe80::a2%pwb2]:22")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	err = srv.Do(func() error {
+		sessions, err := SSHSessions(nil)
+		if err != nil {
+			return err
+		}
+		if len(sessions) != 1 || sessions[0].Client != netip.MustParseAddr("fe80::b2") || sessions[0].Interface != "pwa2" {
+			t.Errorf("sessions %+v, want the one from fe80::b2 on pwa2", sessions)
 		}
 		return nil
 	})
