@@ -113,6 +113,9 @@ type SavedPlan struct {
 // plan is bound to this binary, the caller's network namespace and this
 // boot.
 func SavePlan(path string, plan *backends.Plan, policyDigest, policyPath string) error {
+	if err := checkPlanPath(path); err != nil {
+		return err
+	}
 	raw, err := json.MarshalIndent(plan, "  ", "  ")
 	if err != nil {
 		return err
@@ -139,10 +142,32 @@ func SavePlan(path string, plan *backends.Plan, policyDigest, policyPath string)
 	if len(data) >= MaxPlanBytes {
 		return fmt.Errorf("save the plan: it is %d bytes, more than apply reads (%d MiB)", len(data), MaxPlanBytes>>20)
 	}
-	// Replaced, not written through: a link planted at path is replaced,
-	// never followed, and an old file's wider mode does not stay.
+	// Replaced, not written through: an old file's wider mode does not
+	// stay (checkPlanPath refused anything but a file).
 	if err := replaceFile(path, append(data, '\n')); err != nil {
 		return fmt.Errorf("save the plan: %w", err)
+	}
+	return nil
+}
+
+// checkPlanPath refuses a --out path that is neither a regular file nor a
+// new name in an existing directory. The plan replaces what is at the
+// path, and replacing a link (/dev/stdout, /dev/fd/N) or a device is never
+// what was meant; writing through one would follow a link someone else may
+// have planted.
+func checkPlanPath(path string) error {
+	fi, err := os.Lstat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		dir := filepath.Dir(path)
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			return fmt.Errorf("save the plan to %s: the directory %s does not exist: make it, or give another path", path, dir)
+		}
+		return nil
+	case err != nil:
+		return fmt.Errorf("save the plan to %s: %w", path, err)
+	case !fi.Mode().IsRegular():
+		return fmt.Errorf("save the plan to %s: it is %s, not a regular file: give the path of a file (a saved plan is applied from a file, and replaces what is at its path)", path, fileKind(fi.Mode()))
 	}
 	return nil
 }
@@ -331,6 +356,8 @@ func fileKind(m fs.FileMode) string {
 		return "a block device"
 	case m&fs.ModeSocket != 0:
 		return "a socket"
+	case m&fs.ModeSymlink != 0:
+		return "a symbolic link"
 	}
 	return "of type " + m.Type().String()
 }

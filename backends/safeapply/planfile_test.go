@@ -410,9 +410,9 @@ func TestStateRootMustBeTrusted(t *testing.T) {
 	wantErr(t, err, ErrUntrustedState, d.Path, "everyone can write it")
 }
 
-// plan --out replaces what is at the path: a symbolic link there is not
-// followed (its target stays as it was), and the plan is 0600 even where
-// a readable file was.
+// plan --out replaces a file at the path (0600 even over a readable one),
+// and refuses a symbolic link (its target stays as it was: /dev/stdout is
+// one), a device, or a directory that does not exist.
 func TestSavePlanReplacesWhatIsThere(t *testing.T) {
 	dir := planState(t)
 	target := filepath.Join(dir, "target")
@@ -427,22 +427,29 @@ func TestSavePlanReplacesWhatIsThere(t *testing.T) {
 	if err := os.WriteFile(old, []byte("old"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for _, path := range []string{link, old} {
-		if err := SavePlan(path, samplePlan(), "sha256:0000", filepath.Join(dir, "policy.hcl")); err != nil {
-			t.Fatal(err)
-		}
-		fi, err := os.Lstat(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o600 {
-			t.Errorf("%s is %v after plan --out, want a regular file 0600", path, fi.Mode())
-		}
-		if _, err := LoadPlan(path); err != nil {
-			t.Errorf("%s: %v", path, err)
+	if err := SavePlan(old, samplePlan(), "sha256:0000", filepath.Join(dir, "policy.hcl")); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(old); err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o600 {
+		t.Errorf("%s after plan --out: %v %v, want a regular file 0600", old, fi.Mode(), err)
+	}
+	if _, err := LoadPlan(old); err != nil {
+		t.Error(err)
+	}
+	for path, want := range map[string]string{
+		link:                            "it is a symbolic link, not a regular file",
+		"/dev/null":                     "it is a character device, not a regular file",
+		filepath.Join(dir, "no/x.plan"): "the directory " + filepath.Join(dir, "no") + " does not exist",
+	} {
+		err := SavePlan(path, samplePlan(), "sha256:0000", filepath.Join(dir, "policy.hcl"))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("plan --out %s: %v, want %q", path, err, want)
 		}
 	}
 	if data, _ := os.ReadFile(target); string(data) != "keep" {
 		t.Errorf("the link's target was written: %q", data)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the link was replaced: %v %v", fi.Mode(), err)
 	}
 }
