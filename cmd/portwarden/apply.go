@@ -70,6 +70,11 @@ func newApplyCmd(g *globals) *cobra.Command {
 				g.backend = plan.Backend
 				autoApprove = true
 				if verifyAfter {
+					// The tests to verify are the policy's the plan was
+					// made from, unless --policy names another.
+					if !cmd.Flags().Changed("policy") {
+						g.policyPath = saved.PolicyPath
+					}
 					if pol, _, err = g.loadPolicy(cmd); err != nil {
 						return err
 					}
@@ -178,6 +183,17 @@ func newApplyCmd(g *globals) *cobra.Command {
 			g.reportApply(w, plan, !plan.Empty()) // only a write can fail: said above
 			if confirmTimeout == 0 {
 				return nil
+			}
+			if noWait && during == nil {
+				// One last look: a SIGINT or SIGTERM since the change went
+				// in (while it was reported) is a no as well.
+				select {
+				case sig := <-sigs().out:
+					if sig == syscall.SIGINT || sig == syscall.SIGTERM {
+						during = sig
+					}
+				default:
+				}
 			}
 			if noWait && during == nil {
 				// A hook's way to leave the change pending: the watchdog

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -48,7 +47,9 @@ func newPlanCmd(g *globals) *cobra.Command {
 			// only at apply that it would cut a live SSH session.
 			var lockout string
 			if !plan.Empty() {
-				if _, err := safeapply.CheckLockout(plan.Desired, os.Environ()); errors.Is(err, safeapply.ErrLockout) {
+				// Any error: apply refuses as well when it cannot read the
+				// sessions.
+				if _, err := safeapply.CheckLockout(plan.Desired, os.Environ()); err != nil {
 					lockout = "apply will refuse this plan (unless --force): " + err.Error()
 					fmt.Fprintf(cmd.ErrOrStderr(), "Warning: %s\n", lockout)
 				}
