@@ -221,7 +221,10 @@ func newApplyCmd(g *globals) *cobra.Command {
 // starts (take), SIGINT, SIGTERM and SIGHUP end the process as they would
 // have (killed by the signal, nothing applied) once the background writers
 // (safeapply.Later: the kernel cache, the compile record, the sweep) are
-// done, so that none leaves a temporary file; SIGPIPE (a write to a broken
+// done, so that none leaves a temporary file (a write of the command's own
+// goroutine, such as the namespace record the first command in a namespace
+// makes, can still leave one: the next command's sweep does not remove
+// it, but nothing reads it either); SIGPIPE (a write to a broken
 // output pipe) only marks the output broken, and apply then stops before
 // the change. From take on, every signal goes to out: the apply stops on
 // one that comes before the kernel changes, and one after waits until the
