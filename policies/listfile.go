@@ -39,7 +39,14 @@ func osListReader(policyFile, member string, opts Options) ([]byte, string, hcl.
 	if trust.HasErrors() {
 		return nil, shown, trust, nil
 	}
-	f, err := openRegular(shown, MaxListBytes, judged)
+	if testHookTrustChecked != nil {
+		testHookTrustChecked(shown)
+	}
+	open := openJudged // only the file judged: none if the walk reached none
+	if effectiveTrust(opts) == TrustOff {
+		open = openRegular
+	}
+	f, err := open(shown, MaxListBytes, judged)
 	if err != nil {
 		return nil, shown, trust, err
 	}

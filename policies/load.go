@@ -74,21 +74,26 @@ func Load(p string, opts Options) (*Policy, hcl.Diagnostics) {
 		}
 		return filepath.Join(dir, filepath.FromSlash(n))
 	}
-	trust := checkTrust(p, opts)
+	trust, varFiles := checkTrust(p, opts)
 	if trust.HasErrors() {
 		return &Policy{Files: map[string]*hcl.File{}}, trust
 	}
-	pol, diags := loadFS(os.DirFS(dir), name, opts, display, osListReader)
+	if testHookTrustChecked != nil {
+		testHookTrustChecked(p)
+	}
+	pol, diags := loadFS(os.DirFS(dir), name, opts, display, osListReader, varFiles)
 	return pol, append(trust, diags...)
 }
 
 // LoadFS is Load over a file system: tests and the fuzzer need no files.
 // name is a file or a directory in fsys.
 func LoadFS(fsys fs.FS, name string, opts Options) (*Policy, hcl.Diagnostics) {
-	return loadFS(fsys, name, opts, func(n string) string { return n }, fsListReader(fsys))
+	return loadFS(fsys, name, opts, func(n string) string { return n }, fsListReader(fsys), nil)
 }
 
-func loadFS(fsys fs.FS, name string, opts Options, display func(string) string, readList listReader) (*Policy, hcl.Diagnostics) {
+// loadFS loads a policy; judged holds the variables files a trust check
+// judged (checkTrust), nil if none was checked.
+func loadFS(fsys fs.FS, name string, opts Options, display func(string) string, readList listReader, judged map[string]fs.FileInfo) (*Policy, hcl.Diagnostics) {
 	pol := &Policy{Files: map[string]*hcl.File{}, LoadedAt: opts.Now}
 	if pol.LoadedAt.IsZero() {
 		pol.LoadedAt = time.Now()
@@ -109,7 +114,7 @@ func loadFS(fsys fs.FS, name string, opts Options, display func(string) string, 
 			bodies = append(bodies, f)
 		}
 	}
-	varFiles, d := loadVarFiles(parser, opts.VarFiles)
+	varFiles, d := loadVarFiles(parser, opts.VarFiles, judged)
 	diags = append(diags, d...)
 	for n, f := range parser.Files() {
 		if _, ok := pol.Files[n]; !ok && f != nil {
@@ -246,12 +251,20 @@ func parseFile(parser *hclparse.Parser, fsys fs.FS, name, shown string) (*hcl.Fi
 	return parser.ParseHCL(src, shown)
 }
 
-func loadVarFiles(parser *hclparse.Parser, names []string) ([]*hcl.File, hcl.Diagnostics) {
+// loadVarFiles reads the variables files names. judged, if not nil, holds
+// what their trust check judged: only those files are read.
+func loadVarFiles(parser *hclparse.Parser, names []string, judged map[string]fs.FileInfo) ([]*hcl.File, hcl.Diagnostics) {
 	var files []*hcl.File
 	var diags hcl.Diagnostics
 	for _, n := range names {
 		// Looked at before it is opened: a named pipe would block the open.
-		fh, err := openRegular(n, MaxFileBytes(), nil)
+		var fh *os.File
+		var err error
+		if judged != nil {
+			fh, err = openJudged(n, MaxFileBytes(), judged[n])
+		} else {
+			fh, err = openRegular(n, MaxFileBytes(), nil)
+		}
 		if r, ok := err.(*fileRefusal); ok {
 			diags = append(diags, refusalDiagnostic(r, n, "variables"))
 			continue

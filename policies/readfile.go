@@ -118,5 +118,30 @@ func openRegular(name string, limit int64, want fs.FileInfo) (*os.File, error) {
 	return f, nil
 }
 
+// openJudged opens name as openRegular does, when a trust check ran
+// (trust.go): only if it is want, the regular file the check judged. If
+// the check judged none (want is nil: the name did not exist, or led to
+// something else than a regular file), nothing is opened: what is there
+// now has not been judged, whoever made it. The error then says what is
+// wrong with name as it is now: that it does not exist, or is not a
+// regular file, or that it appeared after the check.
+func openJudged(name string, limit int64, want fs.FileInfo) (*os.File, error) {
+	if want != nil {
+		return openRegular(name, limit, want)
+	}
+	info, err := os.Stat(name)
+	if err != nil {
+		return nil, err
+	}
+	if r := admit(info, limit); r != nil {
+		return nil, r
+	}
+	return nil, errUnjudged
+}
+
+// errUnjudged: a file that was not there (or could not be followed) when
+// its trust was checked.
+var errUnjudged = errors.New("it was not there when portwarden checked who can write it and the directories on its way, so it was not read; run the command again")
+
 // errReplaced: a file changed into another between two looks at it.
 var errReplaced = errors.New("it was replaced while being opened; run the command again")

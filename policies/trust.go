@@ -1,6 +1,7 @@
 package policies
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -35,10 +36,13 @@ const (
 // checkTrust examines the files Load is about to read: the policy path
 // (a file, or a directory and every policy file in it) and the variables
 // files, each with every directory and symbolic link on its way from /.
-func checkTrust(p string, opts Options) hcl.Diagnostics {
+// It also returns, for each variables file, the regular file its walk
+// reached (nil: none), which is the only file that may then be read under
+// that name; the map is nil when nothing was checked (TrustOff).
+func checkTrust(p string, opts Options) (hcl.Diagnostics, map[string]fs.FileInfo) {
 	mode := effectiveTrust(opts)
 	if mode == TrustOff {
-		return nil
+		return nil, nil
 	}
 	w := &trustWalk{mode: mode, seen: map[string]bool{}}
 	if info, err := os.Stat(p); err == nil && info.IsDir() {
@@ -53,10 +57,11 @@ func checkTrust(p string, opts Options) hcl.Diagnostics {
 	} else if err == nil {
 		w.check(p, "policy file", true)
 	}
+	varFiles := make(map[string]fs.FileInfo, len(opts.VarFiles))
 	for _, vf := range opts.VarFiles {
-		w.check(vf, "variables file", true)
+		varFiles[vf] = w.check(vf, "variables file", true)
 	}
-	return w.diags
+	return w.diags, varFiles
 }
 
 // CheckListFile applies the same trust to a list file (one address a
@@ -78,7 +83,8 @@ func CheckListFile(path string, opts Options) *hcl.Diagnostic {
 // checkListFile judges a list file, every directory from / to it and
 // every symbolic link followed on the way. It also returns what the file
 // it reached was (nil: none, or nothing checked), so that the reader can
-// make sure it opens that same file.
+// make sure it opens that same file, and opens none if the walk reached
+// none (openJudged).
 //
 // Unlike a single policy file, a list file may not sit in a directory
 // others can write even with the sticky bit (/tmp): the sticky bit stops
@@ -96,6 +102,12 @@ func checkListFile(path string, opts Options) (hcl.Diagnostics, fs.FileInfo) {
 	reached := w.check(path, "list file", false)
 	return w.diags, reached
 }
+
+// testHookTrustChecked, set only by tests, runs between the trust check
+// of a policy (with its variables files) or of a list file and the
+// reading of what it judged, with the path checked: what another user
+// could do in that window must change nothing that is read.
+var testHookTrustChecked func(checked string)
 
 // effectiveTrust resolves TrustAuto: only root is refused files others can
 // write (as sshd's StrictModes); anyone else checks nothing.
@@ -137,11 +149,17 @@ type trustWalk struct {
 //     directory (nobody else can create a directory root owns);
 //   - every symbolic link followed: owned by root or the running user;
 //   - what the path ends at, if it is a regular file or a directory: as
-//     a directory it is searched in.
+//     a directory it is searched in;
+//   - if a name on the way does not exist, the directory it would be
+//     created in, as the one holding the last name (strictly, unless it
+//     is the last name and stickyLast): whoever can create the name there
+//     decides what the path leads to once it exists, and the sticky bit
+//     only protects a name that exists already.
 //
 // A path that ends nowhere, at something else (a pipe, a device) or in a
-// loop is not judged: reading it says what is wrong. check returns the
-// regular file reached, if any.
+// loop is not judged further: reading it says what is wrong. check
+// returns the regular file reached, if any: nil means the file must not
+// be read under this name without being judged again (openJudged).
 func (w *trustWalk) check(name, what string, stickyLast bool) fs.FileInfo {
 	full := name
 	cwd := ""
@@ -179,11 +197,26 @@ func (w *trustWalk) check(name, what string, stickyLast bool) fs.FileInfo {
 			continue
 		}
 		next := filepath.Join(real, c)
+		last := len(rest) == 0
 		info, err := os.Lstat(next)
+		if errors.Is(err, fs.ErrNotExist) {
+			// Not there yet: whoever can create it in real
+			// decides what it will be. Reading it then says it is
+			// missing, if nobody else could have created it.
+			role := dirHolding
+			if last && stickyLast {
+				role = dirHoldingSticky
+			}
+			on := "" // shown(next) says so after a link
+			if !last && links == 0 {
+				on = name
+			}
+			w.judgeMissing(real, shown(real), next, shown(next), on, what, role)
+			return nil
+		}
 		if err != nil {
 			return nil // reading it reports the problem
 		}
-		last := len(rest) == 0
 		role := dirAbove
 		switch {
 		case last && info.IsDir():
@@ -277,33 +310,8 @@ func (w *trustWalk) judgeInfo(p, shown, what string, role trustRole, info fs.Fil
 	if !ok {
 		return
 	}
-	perm := info.Mode()
-	sticky := perm&fs.ModeSticky != 0
-	var why, fix string
-	fix = fmt.Sprintf("Make it owned by root and writable only by its owner (chown root %s; chmod go-w %s)", p, p)
-	switch {
-	case !trustedOwner(st.Uid) && role == link:
-		why = fmt.Sprintf("the link belongs to uid %d, neither root nor the user running portwarden, and its owner can point it at any file", st.Uid)
-		fix = fmt.Sprintf("Replace the link with the file itself, or with a link root owns (chown -h root %s)", p)
-	case !trustedOwner(st.Uid):
-		why = fmt.Sprintf("it belongs to uid %d, neither root nor the user running portwarden", st.Uid)
-	case role == link:
-		return // a link's own mode means nothing
-	case perm&0o022 != 0 && sticky && role == dirHolding:
-		who := "everyone"
-		if perm&0o002 == 0 {
-			who = fmt.Sprintf("group %d", st.Gid)
-		}
-		if perm&0o002 == 0 && st.Gid == 0 {
-			return
-		}
-		why = fmt.Sprintf("%s can create files in it: the sticky bit keeps others from removing or replacing a %s there, not from creating one under a name the policy reads before it exists (even as a hard link to a root-owned file)", who, what)
-		fix = fmt.Sprintf("Keep the %s in a directory only root can write (chmod go-w %s, or move it)", what, p)
-	case perm&0o002 != 0 && !(sticky && (role == dirAbove || role == dirHoldingSticky)):
-		why = "everyone can write it"
-	case perm&0o020 != 0 && st.Gid != 0 && !(sticky && (role == dirAbove || role == dirHoldingSticky)):
-		why = fmt.Sprintf("group %d can write it", st.Gid)
-	default:
+	why, fix := distrust(p, what, role, info.Mode(), st, false)
+	if why == "" {
 		return
 	}
 	summary := "Untrusted " + what
@@ -333,6 +341,88 @@ func (w *trustWalk) judgeInfo(p, shown, what string, role trustRole, info fs.Fil
 			shown, modes, why)
 	}
 	w.diags = append(w.diags, d)
+}
+
+// judgeMissing judges dir, where the name next on the way to a file does
+// not exist (missing, as shown; on: the path it is on the way to, if it
+// is not the file itself), as the directory that holds it in role: anyone
+// who can create the name there can make the path lead to a file of their
+// choosing before its owner creates it, and nothing would then tell that
+// file from the one meant.
+func (w *trustWalk) judgeMissing(dir, shown, next, missing, on, what string, role trustRole) {
+	if w.judged(dir, role) {
+		return
+	}
+	info, err := os.Lstat(dir)
+	if err != nil {
+		return
+	}
+	w.seen[dir] = role.strict()
+	st, ok := info.Sys().(*syscall.Stat_t)
+	if !ok {
+		return
+	}
+	why, fix := distrust(dir, what, role, info.Mode(), st, true)
+	if why == "" {
+		return
+	}
+	w.seen[dir] = true
+	summary := "Missing " + what + " in an untrusted directory"
+	if on != "" {
+		missing = fmt.Sprintf("%s (on the way to %s)", missing, on)
+		summary = "Missing directory on the way to the " + what + ", in an untrusted directory"
+	}
+	if on != "" && info.Mode()&fs.ModeSticky != 0 && trustedOwner(st.Uid) {
+		// A directory root creates there is passed through.
+		fix = fmt.Sprintf("Create %s first, as root (mkdir -m 0755 %s), or keep the %s in a directory only root can write", next, next, what)
+	}
+	detail := fmt.Sprintf("%s does not exist, and %s (mode %04o, owner uid %d), where it would be created, is not trusted: %s, so someone other than root could create it and decide who may reach this host",
+		missing, shown, st.Mode&0o7777, st.Uid, why)
+	d := &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary,
+		Detail: fmt.Sprintf("%s. %s, or pass --strict-modes=false to only warn.", detail, fix)}
+	if w.mode == TrustWarn {
+		d.Severity = hcl.DiagWarning
+		d.Detail = detail + "; only a warning because of --strict-modes=false."
+	}
+	w.diags = append(w.diags, d)
+}
+
+// distrust says why a step of a walk is untrusted (why, for a person, and
+// fix, what to do about it), or gives "" if it is trusted. missing: the
+// step is a directory in which a name on the way does not exist.
+func distrust(p, what string, role trustRole, perm fs.FileMode, st *syscall.Stat_t, missing bool) (why, fix string) {
+	sticky := perm&fs.ModeSticky != 0
+	fix = fmt.Sprintf("Make it owned by root and writable only by its owner (chown root %s; chmod go-w %s)", p, p)
+	if missing {
+		fix = fmt.Sprintf("Make %s owned by root and writable only by its owner (chown root %s; chmod go-w %s)", p, p, p)
+	}
+	switch {
+	case !trustedOwner(st.Uid) && role == link:
+		why = fmt.Sprintf("the link belongs to uid %d, neither root nor the user running portwarden, and its owner can point it at any file", st.Uid)
+		fix = fmt.Sprintf("Replace the link with the file itself, or with a link root owns (chown -h root %s)", p)
+	case !trustedOwner(st.Uid):
+		why = fmt.Sprintf("it belongs to uid %d, neither root nor the user running portwarden", st.Uid)
+	case role == link:
+		return "", "" // a link's own mode means nothing
+	case perm&0o022 != 0 && sticky && role == dirHolding:
+		who := "everyone"
+		if perm&0o002 == 0 {
+			who = fmt.Sprintf("group %d", st.Gid)
+		}
+		if perm&0o002 == 0 && st.Gid == 0 {
+			return "", ""
+		}
+		why = fmt.Sprintf("%s can create files in it: the sticky bit keeps others from removing or replacing a %s there, not from creating one under a name the policy reads before it exists (even as a hard link to a root-owned file)", who, what)
+		if missing {
+			why = fmt.Sprintf("%s can create files in it: the sticky bit protects only names that exist already", who)
+		}
+		fix = fmt.Sprintf("Keep the %s in a directory only root can write (chmod go-w %s, or move it)", what, p)
+	case perm&0o002 != 0 && !(sticky && (role == dirAbove || role == dirHoldingSticky)):
+		why = "everyone can write it"
+	case perm&0o020 != 0 && st.Gid != 0 && !(sticky && (role == dirAbove || role == dirHoldingSticky)):
+		why = fmt.Sprintf("group %d can write it", st.Gid)
+	}
+	return why, fix
 }
 
 // trustedOwner: root, the running user, or the user who ran sudo.
