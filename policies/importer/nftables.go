@@ -190,20 +190,68 @@ func (p *nftParser) run() {
 		if c.reached || len(c.rules) == 0 && c.Hook == "" {
 			continue
 		}
+		if len(c.rules) == 0 && c.Policy != "drop" {
+			continue
+		}
 		why := "it is not reached from the input chain imported"
 		switch {
 		case c.Hook == "input" && c.Type == "filter":
 			why = "a second input chain (a packet must pass both; a policy is one chain)"
-		case c.Hook != "" && c.Type != "filter":
-			why = c.Type + " chains are not a policy's business"
-		case c.Hook != "" && c.Hook != "input":
-			why = "a policy decides only traffic to this host (hook input)"
-		}
-		if len(c.rules) == 0 && c.Policy != "drop" {
-			continue
+		case c.Hook != "":
+			reach, known := hookReach(c)
+			switch {
+			case !known:
+				why = "a policy decides only traffic to this host (hook input)"
+			case reach == "":
+				// It sees no packet of an inbound connection to this
+				// host, so it changes nothing the policy decides.
+				continue
+			case c.Type == "nat":
+				why = "it sees " + reach + " and can redirect or drop it; a policy does neither"
+			case c.Policy == "drop":
+				why = "it drops " + reach + dropUnless(len(c.rules)) + "; the imported policy does not, so it opens connections the original refused"
+			default:
+				why = "its rules see " + reach + " and can drop it; the imported policy does not"
+			}
 		}
 		p.im.leftOut(fmt.Sprintf("%s: %s", p.file, c.key()), "", "chain (%d rule(s), policy %s) not imported: %s", len(c.rules), orDash(c.Policy), why)
 	}
+}
+
+// hookReach says which packets of inbound connections to this host a
+// base chain on a hook other than input sees, "" when none, as dropReach
+// does for iptables' built-in chains: prerouting (and a netdev ingress)
+// sees the packets to this host, output and postrouting the replies it
+// sends, forward only packets routed through it; a nat chain sees a
+// connection's first packet only, so never a reply. known is false for a
+// family or hook this reasoning does not cover (bridge, arp).
+func hookReach(c *nftChain) (reach string, known bool) {
+	switch c.Family {
+	case "inet", "ip", "ip6", "netdev":
+	default:
+		return "", false
+	}
+	switch {
+	case c.Hook == "forward":
+		return "", true
+	case c.Type == "nat" && (c.Hook == "prerouting" || c.Hook == "input"):
+		return "the first packet of every connection to this host", true
+	case c.Type == "nat":
+		return "", true
+	case c.Hook == "prerouting" || c.Hook == "ingress":
+		return "every packet to this host before the input chain", true
+	case c.Hook == "output" || c.Hook == "postrouting":
+		return "every packet this host sends (the replies to inbound connections too)", true
+	}
+	return "", false
+}
+
+// dropUnless qualifies a drop policy by the rules before it.
+func dropUnless(rules int) string {
+	if rules == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" that its %d rule(s) do not accept", rules)
 }
 
 func orDash(s string) string {

@@ -127,7 +127,8 @@ func TestKernelIgnoresEmptyInputChains(t *testing.T) {
 // TestKernelKeepsInputChainsThatCount: an input chain that drops what it
 // does not accept, or holds any rule (even one that only counts), is not
 // neutral: the real chain is still a second input chain, left out as
-// before. A drop policy on another hook is reported as before too.
+// before. A chain on another hook that sees packets of inbound
+// connections to this host is left out too, saying which it sees.
 func TestKernelKeepsInputChainsThatCount(t *testing.T) {
 	cases := []struct {
 		name, first, leftOut string
@@ -150,7 +151,21 @@ func TestKernelKeepsInputChainsThatCount(t *testing.T) {
 		type filter hook prerouting priority raw; policy drop;
 	}
 }
-`, "ip raw PREROUTING: chain (0 rule(s), policy drop) not imported: a policy decides only traffic to this host"},
+`, "ip raw PREROUTING: chain (0 rule(s), policy drop) not imported: it drops every packet to this host before the input chain; the imported policy does not"},
+		{"output drop", `table inet out {
+	chain output {
+		type filter hook output priority filter; policy drop;
+		oifname "lo" accept
+	}
+}
+`, "inet out output: chain (1 rule(s), policy drop) not imported: it drops every packet this host sends (the replies to inbound connections too) that its 1 rule(s) do not accept; the imported policy does not"},
+		{"nat prerouting", `table ip nat {
+	chain prerouting {
+		type nat hook prerouting priority dstnat;
+		tcp dport 2222 redirect to :27
+	}
+}
+`, "ip nat prerouting: chain (1 rule(s), policy accept) not imported: it sees the first packet of every connection to this host and can redirect or drop it"},
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -163,5 +178,47 @@ func TestKernelKeepsInputChainsThatCount(t *testing.T) {
 				t.Errorf("a chain that counts was ignored:\n%s", report)
 			}
 		})
+	}
+}
+
+// TestKernelSilentOnRoutedAndReplyNat: chains that see no packet of an
+// inbound connection to this host change nothing a policy decides, so
+// the import stays complete, as import --from iptables is silent on
+// FORWARD and on nat's OUTPUT and POSTROUTING: a forward chain that drops
+// (routed packets only) and nat's output and postrouting chains (a nat
+// chain sees only a connection's first packet, never a reply); the check
+// proves the probes agree.
+func TestKernelSilentOnRoutedAndReplyNat(t *testing.T) {
+	routed := `table inet routed {
+	chain forward {
+		type filter hook forward priority filter; policy drop;
+		ct state established,related accept
+		iifname "lan0" accept
+	}
+}
+table ip nat {
+	chain postrouting {
+		type nat hook postrouting priority srcnat;
+		oifname "wan0" masquerade
+	}
+	chain output {
+		type nat hook output priority -100;
+		tcp dport 8080 redirect to :80
+	}
+}
+`
+	im, _ := loadNft(t, "nftrouted", routed+realInput)
+	report := ReportText(im)
+	if !im.Complete() {
+		t.Errorf("chains that see no inbound packet made the import incomplete:\n%s", report)
+	}
+	for _, chain := range []string{"routed forward", "nat postrouting", "nat output"} {
+		if strings.Contains(report, chain) {
+			t.Errorf("the report names %q:\n%s", chain, report)
+		}
+	}
+	bare, _ := loadNft(t, "nftroutedbare", realInput)
+	if want, got := summary(bare.Plan()), summary(im.Plan()); want == "" || want != got {
+		t.Errorf("import with the routed chains differs from the import without them:\n--- without\n%s\n--- with\n%s", want, got)
 	}
 }
