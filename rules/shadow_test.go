@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/portwarden/portwarden/policies"
+	"go4.org/netipx"
 )
 
 func compileText(t *testing.T, policy string, files map[string]string, now time.Time) *Ruleset {
@@ -76,29 +77,65 @@ func TestShadows(t *testing.T) {
 			exposeText("a", "tcp", "[27]", `destinations = ["198.18.0.0/24"]`) + exposeText("b", "tcp", "[27]", `destinations = ["198.18.0.1", "2001:2::1"]`), nil},
 		{"the first has destinations, the second any",
 			exposeText("a", "tcp", "[27]", `destinations = ["198.18.0.0/24"]`) + exposeText("b", "tcp", "[27]", ""), nil},
+		{"two take in one interface each",
+			exposeText("a", "tcp", "[27]", `interfaces = ["eth0"]`) + exposeText("b", "tcp", "[27]", `interfaces = ["eth1"]`) +
+				exposeText("c", "tcp", "[27]", `interfaces = ["eth0", "eth1"]`),
+			[]string{"c by a+b: tcp/27"}},
+		{"named interfaces never take in any interface",
+			exposeText("a", "tcp", "[27]", `interfaces = ["eth0"]`) + exposeText("b", "tcp", "[27]", `interfaces = ["eth1"]`) +
+				exposeText("c", "tcp", "[27]", ""), nil},
+		{"two take in half the destinations each",
+			exposeText("a", "tcp", "[27]", `destinations = ["198.18.0.0/25"]`) + exposeText("b", "tcp", "[27]", `destinations = ["198.18.0.128/25"]`) +
+				exposeText("c", "tcp", "[27]", `destinations = ["198.18.0.0/24"]`),
+			[]string{"c by a+b: tcp/27"}},
+		{"a gap between the destinations",
+			exposeText("a", "tcp", "[27]", `destinations = ["198.18.0.0/25"]`) + exposeText("b", "tcp", "[27]", `destinations = ["198.18.0.192/26"]`) +
+				exposeText("c", "tcp", "[27]", `destinations = ["198.18.0.0/24"]`), nil},
+		{"every address of both families between them",
+			exposeText("a", "tcp", "[27]", `destinations = ["0.0.0.0/0"]`) + exposeText("b", "tcp", "[27]", `destinations = ["::/0"]`) +
+				exposeText("c", "tcp", "[27]", ""),
+			[]string{"c by a+b: tcp/27"}},
+		{"only on the ports both manage, and only the exposures needed",
+			exposeText("a", "tcp", `["20-30"]`, `interfaces = ["eth0"]`) + exposeText("b", "tcp", `["25-40"]`, `interfaces = ["eth1"]`) +
+				exposeText("c", "tcp", `["25-26", 28]`, `interfaces = ["eth0"]`) +
+				exposeText("d", "tcp", `["10-50"]`, `interfaces = ["eth0", "eth1"]`),
+			[]string{"c by a: tcp/25-26, tcp/28", "d by a+b: tcp/25-30"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rs := compileText(t, tc.policy, nil, time.Time{})
 			var got []string
 			for _, s := range rs.Shadows() {
-				got = append(got, s.Exposure+" by "+s.By+": "+PortsString(s.Protocol, s.Ports))
+				got = append(got, s.Exposure+" by "+strings.Join(s.By, "+")+": "+PortsString(s.Protocol, s.Ports))
 			}
 			if !slices.Equal(got, tc.want) {
 				t.Errorf("shadows = %q, want %q", got, tc.want)
 			}
-			// What Shadows says agrees with Decide: a shadowed port is
-			// decided by the shadowing exposure.
+			// What Shadows says agrees with Decide: on a shadowed port,
+			// every interface and destination of the shadowed exposure is
+			// decided by one of the shadowing ones.
 			for _, s := range rs.Shadows() {
+				e := rs.Exposure(s.Exposure)
+				ifaces := e.Interfaces
+				if len(ifaces) == 0 {
+					ifaces = []string{""}
+				}
+				dests := []netip.Addr{{}}
+				for _, p := range e.Destinations.All() {
+					dests = append(dests[:0:0], append(dests, p.Addr(), netipx.PrefixLastIP(p))...)
+				}
+				if !e.Destinations.Empty() {
+					dests = dests[1:]
+				}
 				for _, r := range s.Ports {
-					pkt := Packet{Protocol: s.Protocol, Source: netip.MustParseAddr("198.18.1.7"), Port: r.First}
-					if e := rs.Exposure(s.Exposure); len(e.Interfaces) > 0 {
-						pkt.Interface = e.Interfaces[0]
-					}
-					if e := rs.Exposure(s.Exposure); !e.Destinations.Empty() {
-						pkt.Destination = e.Destinations.All()[0].Addr()
-					}
-					if d := rs.Decide(pkt); d.Exposure != s.By {
-						t.Errorf("%+v is decided by %q, not %q", pkt, d.Exposure, s.By)
+					for _, port := range []uint16{r.First, r.Last} {
+						for _, iface := range ifaces {
+							for _, dst := range dests {
+								pkt := Packet{Protocol: s.Protocol, Source: netip.MustParseAddr("198.18.1.7"), Port: port, Interface: iface, Destination: dst}
+								if d := rs.Decide(pkt); !slices.Contains(s.By, d.Exposure) {
+									t.Errorf("%+v is decided by %q, not one of %q", pkt, d.Exposure, s.By)
+								}
+							}
+						}
 					}
 				}
 			}
@@ -135,5 +172,18 @@ func TestPortSegments(t *testing.T) {
 	}
 	if !rs.ManagesPort(TCP, 8012) || rs.ManagesPort(TCP, 8013) || rs.ManagesPort(UDP, 22) {
 		t.Error("ManagesPort is wrong")
+	}
+}
+
+func TestSharedShadowDiagnostics(t *testing.T) {
+	rs := compileText(t, exposeText("a", "tcp", "[27]", `interfaces = ["eth0"]`)+exposeText("b", "tcp", "[27]", `interfaces = ["eth1"]`)+
+		exposeText("c", "tcp", "[27]", `interfaces = ["eth0", "eth1"]`), nil, time.Time{})
+	diags := rs.ShadowDiagnostics()
+	if len(diags) != 1 {
+		t.Fatalf("diagnostics = %v", diags)
+	}
+	want := `expose "c" never decides a packet on tcp/27: expose "a" (p.hcl:1) and expose "b" (p.hcl:9) decide them first between them (exposures are evaluated in name order)`
+	if d := diags[0]; !strings.HasPrefix(d.Detail, want) || d.Subject == nil || d.Subject.Start.Line != 17 {
+		t.Errorf("diagnostic = %s at %v, want %s at p.hcl:17", d.Detail, d.Subject, want)
 	}
 }
