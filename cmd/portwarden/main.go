@@ -39,6 +39,7 @@ func run(args []string) int {
 	if err == nil {
 		return exitOK
 	}
+	err = checkUsage(root, args, err)
 	asJSON := jsonRequested(root, args)
 	var ee *exitError
 	if !errors.As(err, &ee) {
