@@ -41,11 +41,22 @@ const maxLinks = 40
 // way to it that exist were checked, so creating it is safe (check again
 // afterwards: in a sticky directory someone else may create it first).
 func checkRoot(root string) (missing bool, err error) {
-	abs, err := filepath.Abs(RootDir(root))
+	abs, err := rootPath(root)
 	if err != nil {
-		return false, fmt.Errorf("state directory: %w", err)
+		return false, err
 	}
 	return checkPath(abs)
+}
+
+// rootPath is the state root as checkRoot walks it: absolute, and cleaned
+// as filepath.Join cleans the paths of the files below it, so that what is
+// checked is what is opened.
+func rootPath(root string) (string, error) {
+	abs, err := filepath.Abs(RootDir(root))
+	if err != nil {
+		return "", fmt.Errorf("state directory: %w", err)
+	}
+	return abs, nil
 }
 
 // CheckRoot reports whether the state root root ("" for the default) may
@@ -70,6 +81,9 @@ func checkPath(abs string) (missing bool, err error) {
 	cur := "/"
 	rest := splitPath(abs)
 	links := 0
+	// judged: the directory the walk ends in was held to the rules of the
+	// state root, not those of a directory on the way.
+	judged := abs == "/"
 	for len(rest) > 0 {
 		c := rest[0]
 		rest = rest[1:]
@@ -91,7 +105,7 @@ func checkPath(abs string) (missing bool, err error) {
 			}
 			// A link in a sticky directory can be replaced by its owner.
 			if uid, ok := ownerOf(fi); ok && !trustedUID(uid) {
-				return false, untrusted(next, abs, fi, fmt.Sprintf("it belongs to uid %d, neither root nor uid %d that runs portwarden", uid, os.Geteuid()),
+				return false, untrusted(next, abs, fi, false, fmt.Sprintf("it belongs to uid %d, neither root nor uid %d that runs portwarden", uid, os.Geteuid()),
 					"make it root's (chown -h 0 "+next+")")
 			}
 			target, err := os.Readlink(next)
@@ -107,7 +121,20 @@ func checkPath(abs string) (missing bool, err error) {
 		if err := checkEntry(next, abs, fi, len(rest) == 0); err != nil {
 			return false, err
 		}
+		judged = len(rest) == 0
 		cur = next
+	}
+	if !judged {
+		// A link to "." or one whose target ends in ".." ends the walk in
+		// a directory it passed on the way, where sticky and writable by
+		// everyone was fine (/tmp); as the state root it is not.
+		fi, err := os.Lstat(cur)
+		if err != nil {
+			return false, fmt.Errorf("check the state directory %s: %w", abs, err)
+		}
+		if err := checkEntry(cur, abs, fi, true); err != nil {
+			return false, err
+		}
 	}
 	return false, nil
 }
@@ -137,16 +164,16 @@ func checkEntry(path, root string, fi fs.FileInfo, last bool) error {
 	perm := fi.Mode()
 	switch {
 	case !trustedUID(uid) && last:
-		return untrusted(path, root, fi, fmt.Sprintf("it belongs to uid %d, not to uid %d that runs portwarden (nor to root)", uid, euid),
+		return untrusted(path, root, fi, last, fmt.Sprintf("it belongs to uid %d, not to uid %d that runs portwarden (nor to root)", uid, euid),
 			fmt.Sprintf("make it yours and writable only by you (chown %d %s; chmod go-w %s)", euid, path, path))
 	case !trustedUID(uid):
-		return untrusted(path, root, fi, fmt.Sprintf("it belongs to uid %d, neither root nor uid %d that runs portwarden", uid, euid),
+		return untrusted(path, root, fi, last, fmt.Sprintf("it belongs to uid %d, neither root nor uid %d that runs portwarden", uid, euid),
 			fmt.Sprintf("make it root's and writable only by root (chown 0 %s; chmod go-w %s)", path, path))
 	case last && perm&0o022 != 0:
-		return untrusted(path, root, fi, writers(fi)+" can write it",
+		return untrusted(path, root, fi, last, writers(fi)+" can write it",
 			fmt.Sprintf("make it writable only by you (chmod go-w %s)", path))
 	case !last && perm&0o022 != 0 && perm&fs.ModeSticky == 0:
-		return untrusted(path, root, fi, writers(fi)+" can write it, and it is not sticky (as /tmp is)",
+		return untrusted(path, root, fi, last, writers(fi)+" can write it, and it is not sticky (as /tmp is)",
 			fmt.Sprintf("make it writable only by its owner (chmod go-w %s)", path))
 	}
 	return nil
@@ -164,9 +191,9 @@ func writers(fi fs.FileInfo) string {
 }
 
 // untrusted is the refusal of path, the state root root or a directory or
-// link on the way to it: what was found, why it is not trusted, and fix,
-// what to do.
-func untrusted(path, root string, fi fs.FileInfo, why, fix string) error {
+// link on the way to it (last: the directory root resolves to): what was
+// found, why it is not trusted, and fix, what to do.
+func untrusted(path, root string, fi fs.FileInfo, last bool, why, fix string) error {
 	uid, _ := ownerOf(fi)
 	var what string
 	switch {
@@ -174,6 +201,8 @@ func untrusted(path, root string, fi fs.FileInfo, why, fix string) error {
 		what = fmt.Sprintf("the symbolic link %s (owner uid %d), on the way to the state directory %s,", path, uid, root)
 	case path == root:
 		what = fmt.Sprintf("the state directory %s (owner uid %d, mode %04o)", path, uid, fileMode(fi))
+	case last:
+		what = fmt.Sprintf("%s (owner uid %d, mode %04o), where the state directory %s leads,", path, uid, fileMode(fi), root)
 	default:
 		what = fmt.Sprintf("%s (owner uid %d, mode %04o), a directory on the way to the state directory %s,", path, uid, fileMode(fi), root)
 	}
@@ -227,15 +256,25 @@ func checkStateDir(path string) error {
 // trustRoot checks the state root (checkRoot), creating it 0700 when it
 // does not exist yet and checking it again once made.
 func trustRoot(root string) error {
-	missing, err := checkRoot(root)
+	abs, err := rootPath(root)
+	if err != nil {
+		return err
+	}
+	missing, err := checkPath(abs)
 	if err != nil || !missing {
 		return err
 	}
-	if err := os.MkdirAll(RootDir(root), 0o700); err != nil {
+	// The path checked, not RootDir(root) as written: after a link, the
+	// kernel takes ".." from the link's target, the check (and every file
+	// opened below the root) from the text, so "link/../state" as written
+	// would make a directory nobody checked.
+	if err := os.MkdirAll(abs, 0o700); err != nil {
 		return fmt.Errorf("state directory: %w", err)
 	}
-	if missing, err = checkRoot(root); err == nil && missing {
-		err = fmt.Errorf("state directory %s: it is gone right after it was made", RootDir(root))
+	// Again: someone may have made a directory on the way first (in a
+	// sticky one such as /tmp), and MkdirAll takes what it finds.
+	if missing, err = checkPath(abs); err == nil && missing {
+		err = fmt.Errorf("state directory %s: it is gone right after it was made", abs)
 	}
 	return err
 }
