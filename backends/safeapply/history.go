@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -41,8 +44,10 @@ const (
 func historyPath(root string) string { return filepath.Join(RootDir(root), "history.jsonl") }
 
 // RecordEvent appends an event of the caller's namespace to the history
-// under root ("" for the default). Failures are returned for the caller to
-// report; the history is a convenience, never a reason to fail a change.
+// under root ("" for the default), in a state root and a file nobody else
+// could have written (trustRoot, openHistory): O_APPEND would follow a
+// link planted there into any file. Failures are returned for the caller
+// to report; the history is a convenience, never a reason to fail a change.
 func RecordEvent(root string, e Event) error {
 	if e.Namespace == 0 {
 		c, err := nfgen.Cookie("")
@@ -61,15 +66,15 @@ func RecordEvent(root string, e Event) error {
 	if err != nil {
 		return err
 	}
-	path := historyPath(root)
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	if err := trustRoot(root); err != nil {
 		return err
 	}
+	path := historyPath(root)
 	// Appended under an flock of the file (commands in other namespaces
 	// may append, or trim, at the same moment) and not synced, like the
 	// other conveniences.
 	for range 3 {
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		f, err := openHistory(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE)
 		if err != nil {
 			return err
 		}
@@ -117,14 +122,20 @@ func trimHistory(path string) error {
 }
 
 // LastEvent returns the newest event of the caller's namespace, nil when
-// there is none.
+// there is none. The history is read only from a state root and a file
+// nobody else could have written (checkRoot, openHistory), as the rest of
+// the state: a forged destroy there would have check take rules missing
+// from the kernel for rules removed on purpose.
 func LastEvent(root string) (*Event, error) {
 	c, err := nfgen.Cookie("")
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(historyPath(root))
-	if os.IsNotExist(err) {
+	if missing, err := checkRoot(root); err != nil || missing {
+		return nil, err
+	}
+	f, err := openHistory(historyPath(root), os.O_RDONLY)
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
@@ -140,4 +151,45 @@ func LastEvent(root string) (*Event, error) {
 		}
 	}
 	return last, sc.Err()
+}
+
+// openHistory opens the history at path (with flag: to read, or to append,
+// creating it 0600), trusting it only as the plan-signing key is trusted:
+// a regular file, not a link, owned by root or the effective user, that
+// group and others cannot write. The checks are of the file opened. The
+// caller checks the state root above it.
+func openHistory(path string, flag int) (*os.File, error) {
+	// O_NONBLOCK: a FIFO planted there must not hang the command.
+	f, err := os.OpenFile(path, flag|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o600)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, &untrustedError{path: path, msg: fmt.Sprintf("the history %s is a symbolic link, which portwarden never makes: it was not used. Remove it (rm %s); the next apply or destroy starts a new history", path, path)}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open the history: %w", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open the history: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("the history %s is not a regular file (%s): remove it (rm %s); the next apply or destroy starts a new history", path, fileKind(fi.Mode()), path)
+	}
+	uid, _ := ownerOf(fi)
+	var why string
+	switch {
+	case !trustedUID(uid):
+		why = fmt.Sprintf("it belongs to uid %d, neither root nor uid %d that runs portwarden", uid, os.Geteuid())
+	case fi.Mode().Perm()&0o022 != 0:
+		why = writers(fi) + " can write it"
+	}
+	if why != "" {
+		f.Close()
+		return nil, &untrustedError{path: path, msg: fmt.Sprintf(
+			"the history %s (owner uid %d, mode %04o) is not safe: %s, so someone else could forge who applied or destroyed the rules (a forged destroy hides rules missing from the kernel from status and check); it was not used. "+
+				"Either remove it (rm %s; the next apply or destroy starts a new history), or point PORTWARDEN_STATE_DIR at a directory only you can write (the default is %s)",
+			path, uid, fileMode(fi), why, path, DefaultRoot)}
+	}
+	return f, nil
 }
