@@ -11,6 +11,8 @@ import (
 	"syscall"
 
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/portwarden/portwarden/internal/pathtrust"
 )
 
 // FileTrust says what Load does with a policy file, policy directory,
@@ -121,10 +123,6 @@ func effectiveTrust(opts Options) FileTrust {
 	return TrustRefuse
 }
 
-// maxLinks is how many symbolic links a walk follows, as the kernel's
-// limit (ELOOP): past it the read fails and says so.
-const maxLinks = 40
-
 // trustWalk judges paths the way the kernel resolves them, one name at a
 // time from /, as sshd's StrictModes judges the path to authorized_keys:
 // anyone who can write a directory on the way, or owns a symbolic link
@@ -170,7 +168,7 @@ func (w *trustWalk) check(name, what string, stickyLast bool) fs.FileInfo {
 		}
 		full = cwd + string(filepath.Separator) + name
 	}
-	rest := splitPath(full)
+	rest := pathtrust.Split(full)
 	real := string(filepath.Separator)
 	links := 0
 	// shown names a real path in diagnostics: as the user wrote it while
@@ -189,10 +187,7 @@ func (w *trustWalk) check(name, what string, stickyLast bool) fs.FileInfo {
 	for len(rest) > 0 {
 		c := rest[0]
 		rest = rest[1:]
-		switch c {
-		case ".":
-			continue
-		case "..":
+		if c == ".." {
 			real = filepath.Dir(real) // real has no links: its parent is lexical
 			continue
 		}
@@ -231,8 +226,8 @@ func (w *trustWalk) check(name, what string, stickyLast bool) fs.FileInfo {
 		switch {
 		case info.Mode()&fs.ModeSymlink != 0:
 			w.judgeInfo(next, shown(next), what, link, info)
-			if links++; links > maxLinks {
-				return nil
+			if links++; links > pathtrust.MaxLinks {
+				return nil // past the kernel's limit: the read fails and says so
 			}
 			target, err := os.Readlink(next)
 			if err != nil {
@@ -241,7 +236,7 @@ func (w *trustWalk) check(name, what string, stickyLast bool) fs.FileInfo {
 			if filepath.IsAbs(target) {
 				real = string(filepath.Separator)
 			}
-			rest = append(splitPath(target), rest...)
+			rest = append(pathtrust.Split(target), rest...)
 		case !last:
 			if !info.IsDir() {
 				return nil // not a directory: reading it says so
@@ -255,16 +250,6 @@ func (w *trustWalk) check(name, what string, stickyLast bool) fs.FileInfo {
 		}
 	}
 	return nil
-}
-
-func splitPath(p string) []string {
-	var out []string
-	for _, c := range strings.Split(p, string(filepath.Separator)) {
-		if c != "" {
-			out = append(out, c)
-		}
-	}
-	return out
 }
 
 // The role of a step of a walk.
@@ -392,6 +377,10 @@ func (w *trustWalk) judgeMissing(dir, shown, next, missing, on, what string, rol
 // step is a directory in which a name on the way does not exist.
 func distrust(p, what string, role trustRole, perm fs.FileMode, st *syscall.Stat_t, missing bool) (why, fix string) {
 	sticky := perm&fs.ModeSticky != 0
+	who := pathtrust.OtherWriters(perm, st.Gid)
+	if who != "everyone" && st.Gid == 0 {
+		who = "" // group root: nobody root does not trust
+	}
 	fix = fmt.Sprintf("Make it owned by root and writable only by its owner (chown root %s; chmod go-w %s)", p, p)
 	if missing {
 		fix = fmt.Sprintf("Make %s owned by root and writable only by its owner (chown root %s; chmod go-w %s)", p, p, p)
@@ -404,30 +393,21 @@ func distrust(p, what string, role trustRole, perm fs.FileMode, st *syscall.Stat
 		why = fmt.Sprintf("it belongs to uid %d, neither root nor the user running portwarden", st.Uid)
 	case role == link:
 		return "", "" // a link's own mode means nothing
-	case perm&0o022 != 0 && sticky && role == dirHolding:
-		who := "everyone"
-		if perm&0o002 == 0 {
-			who = fmt.Sprintf("group %d", st.Gid)
-		}
-		if perm&0o002 == 0 && st.Gid == 0 {
-			return "", ""
-		}
+	case who != "" && sticky && role == dirHolding:
 		why = fmt.Sprintf("%s can create files in it: the sticky bit keeps others from removing or replacing a %s there, not from creating one under a name the policy reads before it exists (even as a hard link to a root-owned file)", who, what)
 		if missing {
 			why = fmt.Sprintf("%s can create files in it: the sticky bit protects only names that exist already", who)
 		}
 		fix = fmt.Sprintf("Keep the %s in a directory only root can write (chmod go-w %s, or move it)", what, p)
-	case perm&0o002 != 0 && !(sticky && (role == dirAbove || role == dirHoldingSticky)):
-		why = "everyone can write it"
-	case perm&0o020 != 0 && st.Gid != 0 && !(sticky && (role == dirAbove || role == dirHoldingSticky)):
-		why = fmt.Sprintf("group %d can write it", st.Gid)
+	case who != "" && !(sticky && (role == dirAbove || role == dirHoldingSticky)):
+		why = who + " can write it"
 	}
 	return why, fix
 }
 
 // trustedOwner: root, the running user, or the user who ran sudo.
 func trustedOwner(uid uint32) bool {
-	if uid == 0 || int(uid) == os.Geteuid() || int(uid) == os.Getuid() {
+	if pathtrust.RootOrSelf(uid) || int(uid) == os.Getuid() {
 		return true
 	}
 	if s, err := strconv.Atoi(os.Getenv("SUDO_UID")); err == nil && s == int(uid) {

@@ -6,8 +6,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
+
+	"github.com/portwarden/portwarden/internal/pathtrust"
 )
 
 // ErrUntrustedState: the state root, the plan-signing key or a directory
@@ -25,10 +26,6 @@ type untrustedError struct {
 func (e *untrustedError) Error() string { return e.msg }
 
 func (e *untrustedError) Is(target error) bool { return target == ErrUntrustedState }
-
-// maxLinks bounds the symbolic links followed on the way to the state
-// root, as the kernel's 40.
-const maxLinks = 40
 
 // checkRoot checks the state root as sshd's StrictModes checks
 // authorized_keys, before anything below it is trusted: the root must be
@@ -79,7 +76,7 @@ func checkPath(abs string) (missing bool, err error) {
 		return false, err
 	}
 	cur := "/"
-	rest := splitPath(abs)
+	rest := pathtrust.Split(abs)
 	links := 0
 	// judged: the directory the walk ends in was held to the rules of the
 	// state root, not those of a directory on the way.
@@ -100,7 +97,7 @@ func checkPath(abs string) (missing bool, err error) {
 			return false, fmt.Errorf("check the state directory %s: %w", abs, err)
 		}
 		if fi.Mode()&fs.ModeSymlink != 0 {
-			if links++; links > maxLinks {
+			if links++; links > pathtrust.MaxLinks {
 				return false, fmt.Errorf("check the state directory %s: too many levels of symbolic links", abs)
 			}
 			// A link in a sticky directory can be replaced by its owner.
@@ -115,7 +112,7 @@ func checkPath(abs string) (missing bool, err error) {
 			if filepath.IsAbs(target) {
 				cur = "/"
 			}
-			rest = append(splitPath(target), rest...)
+			rest = append(pathtrust.Split(target), rest...)
 			continue
 		}
 		if err := checkEntry(next, abs, fi, len(rest) == 0); err != nil {
@@ -137,17 +134,6 @@ func checkPath(abs string) (missing bool, err error) {
 		}
 	}
 	return false, nil
-}
-
-// splitPath is the names of p, without empty ones and ".".
-func splitPath(p string) []string {
-	var names []string
-	for _, n := range strings.Split(p, "/") {
-		if n != "" && n != "." {
-			names = append(names, n)
-		}
-	}
-	return names
 }
 
 // checkEntry checks one directory on the way to the state root root, or
@@ -179,13 +165,13 @@ func checkEntry(path, root string, fi fs.FileInfo, last bool) error {
 	return nil
 }
 
-// writers says who other than the owner may write fi.
+// writers says who other than the owner may write fi, which someone may.
 func writers(fi fs.FileInfo) string {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return pathtrust.OtherWriters(fi.Mode(), st.Gid)
+	}
 	if fi.Mode()&0o002 != 0 {
 		return "everyone"
-	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return fmt.Sprintf("group %d", st.Gid)
 	}
 	return "its group"
 }
@@ -234,7 +220,7 @@ func ownerOf(fi fs.FileInfo) (uint32, bool) {
 }
 
 // trustedUID: root, or the effective user (whose files it writes).
-func trustedUID(uid uint32) bool { return uid == 0 || int(uid) == os.Geteuid() }
+func trustedUID(uid uint32) bool { return pathtrust.RootOrSelf(uid) }
 
 // checkStateDir checks a directory below a trusted root (a namespace's):
 // a directory, not a link, owned by root or the effective user, writable
