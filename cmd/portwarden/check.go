@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/portwarden/portwarden/backends"
-	"github.com/portwarden/portwarden/rules"
 	"github.com/portwarden/portwarden/verify/monitor"
 	"github.com/portwarden/portwarden/verify/usage"
 	"github.com/spf13/cobra"
@@ -67,7 +66,8 @@ plan): give it those apply had.`,
 				}
 				unusedSince = d
 			}
-			if _, err := g.loadOptions(); err != nil {
+			opts, err := g.loadOptions()
+			if err != nil {
 				return unknown(err)
 			}
 			b, _, err := g.openBackend()
@@ -78,10 +78,10 @@ plan): give it those apply had.`,
 			if err != nil {
 				return unknown(explainKernelError(err))
 			}
-			v := g.newPolicyView(cmd)
-			judgeSinceApply(v, b.Name(), s)
-			if runTests || v.named {
-				if err := policyChecks(v, b.Name(), s, runTests, &o); err != nil {
+			v := g.newPolicyView(cmd, opts)
+			v.AddDriftSinceApply(s)
+			if runTests || v.Named() {
+				if err := v.CheckPolicy(s, runTests, &o); err != nil {
 					return unknown(err)
 				}
 			}
@@ -110,39 +110,4 @@ plan): give it those apply had.`,
 	cmd.Flags().StringVar(&warnExpiry, "warn-expiry", "", "WARNING when access the kernel holds ends within this time (3d, 72h, 1d12h)")
 	cmd.Flags().StringVar(&warnUnused, "warn-unused", "", "WARNING when an allowed source was not seen within this time (30d, 36h; 0s: never seen since the rules went in); see portwarden usage")
 	return cmd
-}
-
-// policyChecks compares the kernel with the policy named with --policy,
-// and with runTests runs that policy's test blocks (else the last applied
-// policy's) against the ruleset the kernel holds; the policy is loaded
-// with the variables check was given.
-func policyChecks(v *policyView, backend string, s *monitor.Snapshot, runTests bool, o *monitor.CheckOptions) error {
-	path := v.path()
-	if path == "" {
-		path = v.g.policyPath // nothing applied here: the default, "."
-	}
-	p := v.load(path)
-	if p.err != nil {
-		if p.pol == nil {
-			return fmt.Errorf("the policy %s does not load: run portwarden --policy %s validate", path, path)
-		}
-		return fmt.Errorf("the policy %s does not compile: %w", path, p.err)
-	}
-	if v.named {
-		if m, _ := v.match(backend, s.Ruleset, s.Drift); m != nil && !m.Matches {
-			o.Mismatch, o.MismatchVariables, o.MismatchAsApplied = path, m.variables(), m.AsApplied
-		}
-	}
-	if !runTests {
-		return nil
-	}
-	o.FailedTests = []string{}
-	o.TestsVariables = (&policyMatch{Inputs: v.inputs(), Defaults: defaults(p.pol)}).variables()
-	for _, r := range rules.RunTests(p.pol, s.Ruleset) {
-		o.TestsRun++
-		if !r.Pass {
-			o.FailedTests = append(o.FailedTests, r.Name)
-		}
-	}
-	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/portwarden/portwarden/backends/safeapply"
 	"github.com/portwarden/portwarden/policies"
 	"github.com/portwarden/portwarden/rules"
+	"github.com/portwarden/portwarden/verify/monitor"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 )
@@ -35,6 +36,32 @@ func (g *globals) loadOptions() (policies.Options, error) {
 		opts.Vars[name] = value
 	}
 	return opts, nil
+}
+
+// newPolicyView is the view of the policies status, usage, metrics and
+// check compare the kernel with: --policy when given, else the one last
+// applied, loaded with opts (loadOptions).
+func (g *globals) newPolicyView(cmd *cobra.Command, opts policies.Options) *monitor.PolicyView {
+	return monitor.NewPolicyView(monitor.PolicyViewConfig{Policy: g.policyPath, Named: cmd.Flags().Changed("policy"),
+		Options: opts, Inputs: g.variableInputs()})
+}
+
+// variableInputs names the variables this command was given.
+func (g *globals) variableInputs() []string {
+	var out []string
+	for _, kv := range g.vars {
+		name, _, _ := strings.Cut(kv, "=")
+		out = append(out, "--var "+name)
+	}
+	for _, f := range g.varFiles {
+		out = append(out, "--var-file "+f)
+	}
+	for _, kv := range os.Environ() {
+		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, policies.EnvPrefix) {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 // loadPolicy loads and compiles the policy, printing diagnostics (errors

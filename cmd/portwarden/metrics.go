@@ -26,7 +26,8 @@ whether it does, and with which variables.`,
   portwarden --var-file /etc/portwarden/vars.hcl.json metrics --out /var/lib/prometheus/node-exporter/portwarden.prom`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if _, err := g.loadOptions(); err != nil {
+			opts, err := g.loadOptions()
+			if err != nil {
 				return err
 			}
 			b, _, err := g.openBackend()
@@ -37,16 +38,16 @@ whether it does, and with which variables.`,
 			if err != nil {
 				return withCode(exitError1, explainKernelError(err))
 			}
-			v := g.newPolicyView(cmd)
-			judgeSinceApply(v, b.Name(), s)
+			v := g.newPolicyView(cmd, opts)
+			v.AddDriftSinceApply(s)
 			// Per allow block packets, where the backend keeps them, by
 			// the blocks of the policy when the kernel holds it.
 			st := &backends.State{Installed: s.Installed, Ruleset: s.Ruleset, Drift: s.Drift}
 			if r, _, err := g.usageReport(v, b, st, 0); err == nil {
 				s.Usage = r
 			}
-			if m, _ := v.match(b.Name(), s.Ruleset, s.Drift); m != nil {
-				s.Policy = &monitor.PolicyMatch{Path: m.Path, Matches: m.Matches, Variables: m.variables()}
+			if m, _ := v.Match(b.Name(), s.Ruleset, s.Drift); m != nil {
+				s.Policy = &monitor.PolicyMatch{Path: m.Path, Matches: m.Matches, Variables: m.Variables()}
 			}
 			if out == "" {
 				return monitor.WriteMetrics(cmd.OutOrStdout(), s)
@@ -63,14 +64,4 @@ whether it does, and with which variables.`,
 	}
 	cmd.Flags().StringVar(&out, "out", "", "write to this file atomically (a temporary file in its directory, then a rename) instead of stdout")
 	return cmd
-}
-
-// judgeSinceApply adds to the snapshot how the kernel differs from the
-// last apply (policyView.sinceApply): access opened or closed outside
-// portwarden is drift, as an owned object changed by hand is.
-func judgeSinceApply(v *policyView, backend string, s *monitor.Snapshot) {
-	st := &backends.State{Installed: s.Installed, Ruleset: s.Ruleset, Drift: s.Drift}
-	changes, unverified := v.sinceApply(backend, st, s.Taken)
-	s.Drift = append(s.Drift, changes...)
-	s.DriftUnverified = unverified
 }

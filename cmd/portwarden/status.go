@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -18,7 +16,6 @@ import (
 	"github.com/portwarden/portwarden/rules"
 	"github.com/portwarden/portwarden/verify/monitor"
 	"github.com/spf13/cobra"
-	"github.com/zclconf/go-cty/cty"
 )
 
 type statusJSON struct {
@@ -39,7 +36,7 @@ type statusJSON struct {
 	Access []accessJSON `json:"access"`
 	// Policy is the policy the kernel was compared with (--policy, or the
 	// one last applied), and whether the kernel matches it.
-	Policy *policyMatch `json:"policy,omitempty"`
+	Policy *monitor.PolicyComparison `json:"policy,omitempty"`
 	// Unfinished: the last apply did not finish (what each family holds).
 	Unfinished string `json:"unfinished_apply,omitempty"`
 	// ExpiringSoon: access the kernel holds that ends within 7 days.
@@ -48,255 +45,6 @@ type statusJSON struct {
 	// changedSinceApply: the kernel differs from the last apply by more
 	// than access that expired (or status could not tell).
 	changedSinceApply bool
-}
-
-type policyMatch struct {
-	Path    string `json:"path"`
-	Matches bool   `json:"matches"`
-	Error   string `json:"error,omitempty"`
-	// Inputs are the variables this command was given, as plan takes
-	// them: "--var NAME", "--var-file FILE", "PORTWARDEN_VAR_NAME".
-	// Defaults are the policy's variables that kept their default.
-	Inputs   []string `json:"inputs,omitempty"`
-	Defaults []string `json:"defaults,omitempty"`
-	// AsApplied: the kernel holds what was last applied from Path, yet
-	// Path loaded with these variables compiles to other rules: apply had
-	// other variables, or the policy changed since.
-	AsApplied bool `json:"as_applied,omitempty"`
-}
-
-// variables says in words what the policy was loaded with; "" when it
-// declares no variables and none were given.
-func (m *policyMatch) variables() string {
-	var parts []string
-	parts = append(parts, m.Inputs...)
-	switch len(m.Defaults) {
-	case 0:
-	case 1:
-		parts = append(parts, m.Defaults[0]+" at its default")
-	default:
-		parts = append(parts, strings.Join(m.Defaults, ", ")+" at their defaults")
-	}
-	return strings.Join(parts, "; ")
-}
-
-// policyView loads the policies status, usage, metrics and check compare
-// the kernel with, each at most once per command, with the variables the
-// command was given (--var, --var-file, PORTWARDEN_VAR_*) as plan takes
-// them, and knows the last apply: what the kernel should hold whatever
-// the variables (the journal records its fingerprint).
-type policyView struct {
-	g       *globals
-	named   bool // --policy was given
-	applied *safeapply.Applied
-	loaded  map[string]*viewPolicy
-}
-
-// viewPolicy is one policy loaded and compiled now, or why it could not be.
-type viewPolicy struct {
-	pol *policies.Policy
-	rs  *rules.Ruleset
-	err error
-}
-
-func (g *globals) newPolicyView(cmd *cobra.Command) *policyView {
-	v := &policyView{g: g, named: cmd.Flags().Changed("policy"), loaded: map[string]*viewPolicy{}}
-	if dir, err := safeapply.OpenExisting(""); err == nil && dir != nil {
-		v.applied, _ = dir.LastApplied()
-	}
-	return v
-}
-
-// path is the policy to compare the kernel with: --policy, else the one
-// last applied; "" when neither is known.
-func (v *policyView) path() string {
-	if v.named {
-		return v.g.policyPath
-	}
-	if a := v.applied; a != nil && !a.RolledBack {
-		return a.Policy
-	}
-	return ""
-}
-
-func (v *policyView) load(path string) *viewPolicy {
-	if p, ok := v.loaded[path]; ok {
-		return p
-	}
-	p := &viewPolicy{}
-	v.loaded[path] = p
-	opts, err := v.g.loadOptions()
-	if err != nil {
-		p.err = err
-		return p
-	}
-	pol, diags := policies.Load(path, opts)
-	if diags.HasErrors() {
-		p.err = fmt.Errorf("the policy does not load: run portwarden --policy %s validate", path)
-		return p
-	}
-	p.pol = pol
-	if p.rs, err = rules.Compile(pol); err != nil {
-		p.err = err
-	}
-	return p
-}
-
-// inputs names the variables this command was given.
-func (v *policyView) inputs() []string {
-	var out []string
-	for _, kv := range v.g.vars {
-		name, _, _ := strings.Cut(kv, "=")
-		out = append(out, "--var "+name)
-	}
-	for _, f := range v.g.varFiles {
-		out = append(out, "--var-file "+f)
-	}
-	for _, kv := range os.Environ() {
-		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, policies.EnvPrefix) {
-			out = append(out, name)
-		}
-	}
-	return out
-}
-
-// defaults names the variables of pol that kept their default.
-func defaults(pol *policies.Policy) []string {
-	var out []string
-	for _, x := range pol.Variables {
-		if x.Default != cty.NilVal && x.Value.RawEquals(x.Default) {
-			out = append(out, x.Name)
-		}
-	}
-	return out
-}
-
-// isApplied reports whether path is the policy of the last apply with
-// this backend.
-func (v *policyView) isApplied(path, backend string) bool {
-	a := v.applied
-	if a == nil || a.RolledBack || a.Policy == "" || a.Backend != backend {
-		return false
-	}
-	abs, err := filepath.Abs(path)
-	return err == nil && (abs == a.Policy || path == a.Policy)
-}
-
-// match compares the kernel (current, and drift: what differs from what
-// portwarden wrote) with the policy of path(), and returns that
-// policy's ruleset when the kernel holds exactly it (its blocks then
-// group the kernel's sources); nil, nil when no policy is known.
-func (v *policyView) match(backend string, current *rules.Ruleset, drift []string) (*policyMatch, *rules.Ruleset) {
-	path := v.path()
-	if path == "" {
-		return nil, nil
-	}
-	m := &policyMatch{Path: path, Inputs: v.inputs()}
-	p := v.load(path)
-	if p.pol != nil {
-		m.Defaults = defaults(p.pol)
-	}
-	if p.err != nil {
-		m.Error = p.err.Error()
-		return m, nil
-	}
-	fp := current.Fingerprint()
-	m.Matches = p.rs.Fingerprint() == fp && len(drift) == 0
-	if m.Matches {
-		return m, p.rs
-	}
-	m.AsApplied = len(drift) == 0 && v.isApplied(path, backend) && v.applied.Fingerprint == fp
-	return m, nil
-}
-
-// sinceApply says how the kernel differs from what the last apply wrote:
-// access opened or closed, ports, exposures changed outside portwarden
-// (access that expired as applied is no change). It rebuilds what was
-// applied from the policy of the last apply, loaded with this command's
-// variables and compiled as of the apply, when that gives the recorded
-// fingerprint; else it knows only that the fingerprints differ, which is
-// a change (first result) unless access may have expired since, when it
-// cannot tell (second result).
-func (v *policyView) sinceApply(backend string, st *backends.State, now time.Time) (changes []string, unverified string) {
-	a := v.applied
-	if a == nil || a.Backend != backend || a.Fingerprint == "" || !st.Installed {
-		return nil, "" // nothing recorded, or missing rules (Snapshot.Missing)
-	}
-	kernel := st.Ruleset.Fingerprint()
-	if kernel == a.Fingerprint {
-		return nil, ""
-	}
-	hint := "the last change was rolled back: portwarden --policy POLICY plan shows how the kernel differs from a policy"
-	if !a.RolledBack && a.Policy != "" {
-		p := v.load(a.Policy)
-		if p.err == nil {
-			asApplied := *p.pol
-			asApplied.LoadedAt = a.When
-			if rs, err := rules.Compile(&asApplied); err == nil && rs.Fingerprint() == a.Fingerprint {
-				return monitor.ChangedSinceApply(rs, st.Ruleset, now), ""
-			}
-		}
-		m := policyMatch{Inputs: v.inputs()}
-		if p.pol != nil {
-			m.Defaults = defaults(p.pol)
-		}
-		with := ""
-		if w := m.variables(); w != "" {
-			with = " loaded with " + w
-		}
-		what := "does not rebuild that apply to say how (apply had other variables, or the policy changed since)"
-		if p.pol == nil {
-			what = "does not load to rebuild that apply and say how"
-		}
-		hint = fmt.Sprintf("%s%s %s: run portwarden --policy %s plan with apply's variables", a.Policy, with, what, a.Policy)
-	}
-	differ := fmt.Sprintf("the kernel's rules (fingerprint %.12s) differ from the last apply (%.12s)", kernel, a.Fingerprint)
-	var pol *policies.Policy
-	if !a.RolledBack && a.Policy != "" {
-		pol = v.load(a.Policy).pol
-	}
-	if !mayHaveExpired(a, backend, now, pol) {
-		return []string{differ + "; " + hint}, ""
-	}
-	return nil, differ + " and access granted until a deadline may have expired since, which cannot be told from a change by hand without what was applied; " + hint
-}
-
-// mayHaveExpired reports whether access of the last apply may have
-// expired since and left the kernel by itself. iptables keeps an expired
-// grant's rule (inert) until the next apply, so there it never did. On
-// nftables the record of the apply's compile says when its first grant
-// ended, when it is that apply's; else the policy of the apply (pol, nil
-// when it does not load) grants nothing until a deadline, whatever its
-// variables, when none of its allow blocks and list file lines has
-// expires.
-func mayHaveExpired(a *safeapply.Applied, backend string, now time.Time, pol *policies.Policy) bool {
-	if backend == "iptables" {
-		return false
-	}
-	if dir, err := safeapply.OpenExisting(""); err == nil && dir != nil {
-		if c, _ := dir.LastCompiled(); c != nil && c.Fingerprint == a.Fingerprint && c.Backend == backend {
-			return !c.NextExpiry.IsZero() && !c.NextExpiry.After(now)
-		}
-	}
-	return pol == nil || grantsUntilDeadline(pol)
-}
-
-// grantsUntilDeadline reports whether an allow block or a list file line
-// of pol has expires.
-func grantsUntilDeadline(pol *policies.Policy) bool {
-	for _, x := range pol.Exposes {
-		for _, r := range x.Allow {
-			if !r.Expires.IsZero() {
-				return true
-			}
-			for _, f := range r.From {
-				if !f.Expires.IsZero() {
-					return true
-				}
-			}
-		}
-	}
-	return false
 }
 
 // accessJSON is one exposure as status shows it: ports, default, and the
@@ -342,7 +90,8 @@ func newStatusCmd(g *globals) *cobra.Command {
   portwarden status --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if _, err := g.loadOptions(); err != nil {
+			opts, err := g.loadOptions()
+			if err != nil {
 				return err
 			}
 			b, _, err := g.openBackend()
@@ -373,8 +122,8 @@ func newStatusCmd(g *globals) *cobra.Command {
 			s.LastEvent, _ = safeapply.LastEvent("")
 			// Access opened or closed outside portwarden since the last
 			// apply is drift as much as an owned object changed by hand.
-			v := g.newPolicyView(cmd)
-			changes, unverified := v.sinceApply(b.Name(), st, time.Now())
+			v := g.newPolicyView(cmd, opts)
+			changes, unverified := v.DriftSinceApply(b.Name(), st, time.Now())
 			s.Drift = append(s.Drift, changes...)
 			s.DriftUnverified = unverified
 			s.changedSinceApply = len(changes) > 0 || unverified != ""
@@ -382,7 +131,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 			// one named with --policy, else the one last applied, loaded
 			// with the variables this command was given.
 			var desired *rules.Ruleset
-			s.Policy, desired = v.match(b.Name(), st.Ruleset, s.Drift)
+			s.Policy, desired = v.Match(b.Name(), st.Ruleset, s.Drift)
 			for i := range st.Ruleset.Exposures {
 				s.Access = append(s.Access, access(&st.Ruleset.Exposures[i], desired))
 			}
@@ -525,7 +274,7 @@ func writeStatus(w io.Writer, s *statusJSON) {
 	}
 	if p := s.Policy; p != nil {
 		with := ""
-		if v := p.variables(); v != "" {
+		if v := p.Variables(); v != "" {
 			with = " (variables: " + v + ")"
 		}
 		switch {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/portwarden/portwarden/backends"
+	"github.com/portwarden/portwarden/verify/monitor"
 	"github.com/portwarden/portwarden/verify/usage"
 	"github.com/spf13/cobra"
 )
@@ -18,9 +19,9 @@ type usageJSON struct {
 	FormatVersion int    `json:"format_version"`
 	Backend       string `json:"backend"`
 	// UnusedSince as given ("30d", "0s"), and in seconds.
-	UnusedSince        string       `json:"unused_since"`
-	UnusedSinceSeconds int64        `json:"unused_since_seconds"`
-	Policy             *policyMatch `json:"policy,omitempty"`
+	UnusedSince        string                    `json:"unused_since"`
+	UnusedSinceSeconds int64                     `json:"unused_since_seconds"`
+	Policy             *monitor.PolicyComparison `json:"policy,omitempty"`
 	*usage.Report
 }
 
@@ -49,7 +50,8 @@ otherwise from what the kernel holds.`,
 			if err != nil {
 				return withCode(exitError1, fmt.Errorf("--unused-since: %w", err))
 			}
-			if _, err := g.loadOptions(); err != nil {
+			opts, err := g.loadOptions()
+			if err != nil {
 				return err
 			}
 			b, _, err := g.openBackend()
@@ -60,8 +62,8 @@ otherwise from what the kernel holds.`,
 			if err != nil {
 				return withCode(exitError1, explainKernelError(err))
 			}
-			v := g.newPolicyView(cmd)
-			changes, _ := v.sinceApply(b.Name(), st, time.Now())
+			v := g.newPolicyView(cmd, opts)
+			changes, _ := v.DriftSinceApply(b.Name(), st, time.Now())
 			st = &backends.State{Installed: st.Installed, Ruleset: st.Ruleset, Drift: append(slices.Clip(st.Drift), changes...)}
 			r, match, err := g.usageReport(v, b, st, d)
 			if err != nil {
@@ -84,8 +86,8 @@ otherwise from what the kernel holds.`,
 // policy the kernel holds (--policy, else the one last applied, loaded
 // with the command's variables), or onto the kernel's own sources when no
 // known policy matches. st.Drift is all that differs from what
-// portwarden wrote (policyView.sinceApply included).
-func (g *globals) usageReport(v *policyView, b backends.Backend, st *backends.State, since time.Duration) (*usage.Report, *policyMatch, error) {
+// portwarden wrote (PolicyView.DriftSinceApply included).
+func (g *globals) usageReport(v *monitor.PolicyView, b backends.Backend, st *backends.State, since time.Duration) (*usage.Report, *monitor.PolicyComparison, error) {
 	ur, ok := b.(backends.UsageReader)
 	if !ok {
 		return nil, nil, fmt.Errorf("the %s backend cannot report usage yet: it keeps no per-source records", b.Name())
@@ -94,7 +96,7 @@ func (g *globals) usageReport(v *policyView, b backends.Backend, st *backends.St
 	if err != nil {
 		return nil, nil, err
 	}
-	match, desired := v.match(b.Name(), st.Ruleset, st.Drift)
+	match, desired := v.Match(b.Name(), st.Ruleset, st.Drift)
 	return usage.Build(st.Ruleset, desired, u, usage.Options{UnusedSince: since}), match, nil
 }
 
@@ -114,7 +116,7 @@ func writeUsage(w io.Writer, u *usageJSON, now time.Time) {
 	}
 	fmt.Fprintf(w, "Backend:     %s\nUnused:      %d of %d allowed %s (%s)\n", u.Backend, r.Unused, r.Entries, plural(r.Entries, "source", "sources"), rule)
 	if p := u.Policy; p != nil {
-		vars, with := p.variables(), ""
+		vars, with := p.Variables(), ""
 		if vars != "" {
 			with = " (variables: " + vars + ")"
 		}

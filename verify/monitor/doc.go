@@ -7,6 +7,14 @@
 // backend (Current, Counters) and the state directory (the last apply);
 // nothing here talks to the kernel, so the formats are tested without one.
 //
+// A PolicyView is what status, usage, metrics and check compare the
+// kernel with: the policy named with --policy, else the one last applied,
+// loaded with the variables the command was given (PolicyViewConfig: the
+// command passes what its flags say). It says whether the kernel holds
+// that policy (Match), how the kernel differs from the last apply rebuilt
+// from its policy (DriftSinceApply), and what check's --policy and
+// --verify find (CheckPolicy).
+//
 // Be aware:
 //   - Counters are summed per exposure and rule name: nftables keeps one
 //     jump rule per address family and destination, iptables one rule per
@@ -14,9 +22,9 @@
 //   - Drift is what differs from what portwarden wrote: owned objects
 //     changed by hand (the backend's word), and what the command finds
 //     changed since the last apply (ChangedSinceApply: access opened or
-//     closed outside portwarden, ports, exposures), which it compares
-//     with the ruleset of that apply, rebuilt from its policy. Access
-//     that expired as applied is no drift.
+//     closed outside portwarden, ports, exposures), which
+//     PolicyView.DriftSinceApply compares with the ruleset of that apply,
+//     rebuilt from its policy. Access that expired as applied is no drift.
 //   - Allowed packets (check's allowed_packets) are those counted by every
 //     rule that admits (Accepts): the allow rules and the grant rules of
 //     sources allowed until a deadline.
