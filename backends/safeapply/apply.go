@@ -246,8 +246,7 @@ func WaitConfirmed(ctx context.Context, d *Dir, deadline time.Time, grace time.D
 			return false, err
 		}
 		if p == nil {
-			a, _ := d.LastApplied()
-			return a == nil || !a.RolledBack, nil
+			return d.Kept(), nil
 		}
 		select {
 		case <-ctx.Done():

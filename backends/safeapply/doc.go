@@ -22,12 +22,13 @@
 // # The watchdog
 //
 // apply --confirm-timeout D first records pending.json and starts a
-// watchdog — the same binary, re-executed with a hidden subcommand in a new
-// session (setsid), so it survives the applying process being killed with
-// SIGKILL and the SSH session dropping — and only then applies. The
-// watchdog sleeps until the deadline, takes the lock and, if pending.json
-// still exists, restores the previous owned state with the same backend
-// (one atomic transition, like any apply) and removes pending.json.
+// watchdog (StartWatchdog) — the same binary, re-executed with a hidden
+// subcommand in a new session (setsid), so it survives the applying
+// process being killed with SIGKILL and the SSH session dropping — and
+// only then applies. The watchdog sleeps until the deadline, takes the
+// lock and, if pending.json still exists, restores the previous owned
+// state with the same backend (one atomic transition, like any apply) and
+// removes pending.json.
 // `portwarden confirm` (or "yes" typed at apply's prompt) removes
 // pending.json under the lock and stops the watchdog. Because the watchdog
 // exists before the change does, no moment exists in which the change is
@@ -38,4 +39,14 @@
 //     `ip netns exec`'s namespace, so the rollback lands where the apply did.
 //   - While a change awaits confirmation, another apply or destroy refuses
 //     and says so; confirm it or let it roll back first.
+//
+// # Signals
+//
+// A signal never leaves the kernel half-way through a change (Signals):
+// one before the kernel changes stops the apply with nothing applied, one
+// while it changes waits until the whole transition is in
+// (ApplyThroughSignals). SIGINT or SIGTERM while the change awaits
+// confirmation is a no: apply rolls it back at once (WaitOrDecline,
+// RollbackDeclined). SIGHUP, the SSH session dropping, leaves it pending
+// for `portwarden confirm` from another session or the watchdog.
 package safeapply

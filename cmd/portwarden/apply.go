@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -41,14 +39,14 @@ func newApplyCmd(g *globals) *cobra.Command {
 			// Caught from the start: a broken output pipe (`apply |
 			// head`) makes writes fail instead of killing the process, and
 			// SIGINT, SIGTERM and SIGHUP end it only once the background
-			// writers are done, then (from the apply on) as applySignals
-			// says. Set up beside the policy load: the first Notify waits
-			// for the runtime's signal thread to start (0.5-0.7 ms here).
-			// Until it is in place a signal ends apply as it would have
-			// anyway, before anything changed.
-			caught := make(chan *applySignals, 1)
-			go func() { caught <- catchApplySignals() }()
-			sigs := sync.OnceValue(func() *applySignals { return <-caught })
+			// writers are done, then (from the apply on) as
+			// safeapply.Signals says. Set up beside the policy load: the
+			// first Notify waits for the runtime's signal thread to start
+			// (0.5-0.7 ms here). Until it is in place a signal ends apply
+			// as it would have anyway, before anything changed.
+			caught := make(chan *safeapply.Signals, 1)
+			go func() { caught <- safeapply.CatchSignals() }()
+			sigs := sync.OnceValue(func() *safeapply.Signals { return <-caught })
 			stdout := cmd.OutOrStdout()
 			w := &outputWriter{w: stdout}
 			var plan *backends.Plan
@@ -84,10 +82,10 @@ func newApplyCmd(g *globals) *cobra.Command {
 					// Nothing to write, provably: see quick.go.
 					if rec, b, reason, ok := g.unchanged(cmd); ok {
 						if g.json {
-							return sigs().unchanged(w, printJSON(w, map[string]any{"applied": false, "backend": b.Name(), "fingerprint": rec.Fingerprint}))
+							return endUnchanged(sigs(), w, printJSON(w, map[string]any{"applied": false, "backend": b.Name(), "fingerprint": rec.Fingerprint}))
 						}
 						writeUnchanged(w, b.Name(), reason)
-						return sigs().unchanged(w, nil)
+						return endUnchanged(sigs(), w, nil)
 					}
 				}
 				var reason string
@@ -122,7 +120,7 @@ func newApplyCmd(g *globals) *cobra.Command {
 				if err := b.Apply(context.Background(), plan); err != nil {
 					return withCode(exitError1, explainStale(b, plan, explainKernelError(err)))
 				}
-				return sigs().unchanged(w, g.reportApply(w, plan, false))
+				return endUnchanged(sigs(), w, g.reportApply(w, plan, false))
 			}
 			// An empty plan keeps what the kernel enforces already: every
 			// live session has got through it.
@@ -158,16 +156,20 @@ func newApplyCmd(g *globals) *cobra.Command {
 			ctx := context.Background()
 			// Output that broke before the change ends apply as SIGPIPE
 			// did: nothing applied, exit 141.
-			if sigs().take() || w.broken() {
+			if sigs().Take() || w.broken() {
 				return interrupted(syscall.SIGPIPE)
 			}
-			during, err := applyThroughSignals(ctx, cmd, dir, b, plan, opts, sigs().out)
+			noted, during, err := safeapply.ApplyThroughSignals(ctx, dir, b, plan, opts, sigs().Received())
 			if err != nil {
+				err = applyExit(cmd.ErrOrStderr(), b, plan, err)
 				if errors.Is(err, safeapply.ErrVerifyFailed) && g.json {
 					// The documented error kind: the report is its message.
 					printJSON(w, newErrorJSON(err, nil))
 				}
 				return err
+			}
+			if noted != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "Received %s while the change was being applied: it was completed first.\n", safeapply.SignalName(noted))
 			}
 			// From here the kernel holds the change: neither a signal nor
 			// a broken output pipe changes what the exit code says of it,
@@ -187,13 +189,7 @@ func newApplyCmd(g *globals) *cobra.Command {
 			if noWait && during == nil {
 				// One last look: a SIGINT or SIGTERM since the change went
 				// in (while it was reported) is a no as well.
-				select {
-				case sig := <-sigs().out:
-					if sig == syscall.SIGINT || sig == syscall.SIGTERM {
-						during = sig
-					}
-				default:
-				}
+				during = safeapply.PollDecline(sigs().Received())
 			}
 			if noWait && during == nil {
 				// A hook's way to leave the change pending: the watchdog
@@ -204,7 +200,7 @@ func newApplyCmd(g *globals) *cobra.Command {
 				}
 				return nil
 			}
-			return waitForConfirmation(ctx, cmd, w, dir, b, lockTimeout, sigs().out, during)
+			return waitForConfirmation(ctx, cmd, w, dir, b, lockTimeout, sigs().Received(), during)
 		},
 	}
 	f := cmd.Flags()
@@ -217,90 +213,10 @@ func newApplyCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// applySignals routes the signals that would end apply. Before the apply
-// starts (take), SIGINT, SIGTERM and SIGHUP end the process as they would
-// have (killed by the signal, nothing applied) once the background writers
-// (safeapply.Later: the kernel cache, the compile record, the sweep) are
-// done, so that none leaves a temporary file (a write of the command's own
-// goroutine, such as the namespace record the first command in a namespace
-// makes, can still leave one: the next command's sweep does not remove
-// it, but nothing reads it either); SIGPIPE (a write to a broken
-// output pipe) only marks the output broken, and apply then stops before
-// the change. From take on, every signal goes to out: the apply stops on
-// one that comes before the kernel changes, and one after waits until the
-// whole transition is in (applyThroughSignals); a SIGINT or SIGTERM while
-// the change awaits confirmation rolls it back (waitForConfirmation).
-// SIGINT and SIGHUP are left alone when the process started with them
-// ignored (a background job of a script, nohup).
-//
-// SIGPIPE is caught, never ignored: the rollback watchdog apply starts
-// would inherit an ignored signal, and a caught one is reset in it.
-type applySignals struct {
-	in         chan os.Signal
-	out        chan os.Signal
-	mu         sync.Mutex
-	taken      bool
-	brokenPipe bool
-}
-
-func catchApplySignals() *applySignals {
-	s := &applySignals{in: make(chan os.Signal, 8), out: make(chan os.Signal, 8)}
-	caught := []os.Signal{syscall.SIGPIPE, syscall.SIGTERM}
-	for _, sig := range []os.Signal{syscall.SIGINT, syscall.SIGHUP} {
-		if !signal.Ignored(sig) {
-			caught = append(caught, sig)
-		}
-	}
-	// Not stopped on return: a signal after the change must not kill the
-	// process while it records and reports it (its exit code would say
-	// "killed" of a change that is in).
-	signal.Notify(s.in, caught...)
-	go s.route()
-	return s
-}
-
-func (s *applySignals) route() {
-	for sig := range s.in {
-		s.mu.Lock()
-		switch {
-		case s.taken:
-			select {
-			case s.out <- sig:
-			default: // full: enough signals are waiting to be seen
-			}
-		case sig == syscall.SIGPIPE:
-			s.brokenPipe = true
-		default:
-			// Nothing was written yet: end as the signal would have
-			// once the background writers are done, mu held so that
-			// the apply never starts (a second signal meanwhile waits
-			// in s.in).
-			safeapply.Settle()
-			signal.Reset(sig)
-			syscall.Kill(os.Getpid(), sig.(syscall.Signal))
-			select {}
-		}
-		s.mu.Unlock()
-	}
-}
-
-// take hands the signals to the apply from now on, and reports whether the
-// output broke before. It never returns once a signal is ending the
-// process.
-func (s *applySignals) take() (brokenPipe bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.taken = true
-	return s.brokenPipe
-}
-
-// unchanged ends an apply that had nothing to change: with its output
+// endUnchanged ends an apply that had nothing to change: with its output
 // broken, as SIGPIPE did (141, nothing applied), else with err.
-func (s *applySignals) unchanged(w *outputWriter, err error) error {
-	s.mu.Lock()
-	broken := s.brokenPipe
-	s.mu.Unlock()
-	if broken || w.broken() {
+func endUnchanged(sigs *safeapply.Signals, w *outputWriter, err error) error {
+	if sigs.BrokenPipe() || w.broken() {
 		return interrupted(syscall.SIGPIPE)
 	}
 	return err
@@ -335,54 +251,27 @@ func (o *outputWriter) Write(p []byte) (int, error) {
 // broken reports whether the reader of the output went away.
 func (o *outputWriter) broken() bool { return errors.Is(o.err, syscall.EPIPE) }
 
-// applyThroughSignals runs the safe apply with the signals of sigs caught:
-// one before the kernel changes stops the apply with nothing applied (exit
-// 128+signal); one after it waits until the whole transition is in, so the
-// kernel never stays half-way because of it. It returns the SIGINT or
-// SIGTERM that came during the change, if one did: a change awaiting
-// confirmation is then rolled back (exit 128+signal); else it stays (exit
-// 0, with a note).
-func applyThroughSignals(ctx context.Context, cmd *cobra.Command, dir *safeapply.Dir, b backends.Backend, plan *backends.Plan, opts safeapply.Options, sigs <-chan os.Signal) (os.Signal, error) {
-	opts.Interrupted = sigs
-	err := safeapply.Apply(ctx, dir, b, plan, opts)
+// applyExit maps what safeapply.ApplyThroughSignals returned to apply's
+// exit: 128+signal for a signal before the kernel changed (nothing
+// applied), exitNotRecorded for a change that is in but not recorded,
+// exitFailed for a failed --verify (its report said on stderr).
+func applyExit(stderr io.Writer, b backends.Backend, plan *backends.Plan, err error) error {
 	var ie *safeapply.InterruptedError
 	var nr *safeapply.NotRecordedError
 	switch {
-	case err == nil:
-		var noted, declined os.Signal
-		for more := true; more; {
-			select {
-			case sig := <-sigs:
-				if sig == syscall.SIGPIPE {
-					continue // the output broke: the report says so
-				}
-				if noted == nil {
-					noted = sig
-				}
-				if declined == nil && (sig == syscall.SIGINT || sig == syscall.SIGTERM) {
-					declined = sig
-				}
-			default:
-				more = false
-			}
-		}
-		if noted != nil {
-			fmt.Fprintf(cmd.ErrOrStderr(), "Received %s while the change was being applied: it was completed first.\n", safeapply.SignalName(noted))
-		}
-		return declined, nil
 	case errors.As(err, &ie):
 		code := exitSignal
 		if s, ok := ie.Signal.(syscall.Signal); ok {
 			code += int(s)
 		}
-		return nil, withCode(code, err)
+		return withCode(code, err)
 	case errors.As(err, &nr):
-		return nil, withCode(exitNotRecorded, err)
+		return withCode(exitNotRecorded, err)
 	case errors.Is(err, safeapply.ErrVerifyFailed):
-		fmt.Fprintln(cmd.ErrOrStderr(), err)
-		return nil, &exitError{code: exitFailed, err: err, reported: true}
+		fmt.Fprintln(stderr, err)
+		return &exitError{code: exitFailed, err: err, reported: true}
 	}
-	return nil, withCode(exitError1, explainStale(b, plan, explainKernelError(err)))
+	return withCode(exitError1, explainStale(b, plan, explainKernelError(err)))
 }
 
 // lockoutGuard refuses rules that would cut a live SSH session to this
@@ -400,148 +289,62 @@ func lockoutGuard(stderr io.Writer, rs *rules.Ruleset, force bool) error {
 	return err
 }
 
-// startWatchdog re-executes this binary as the rollback watchdog in a new
-// session, so it outlives this process (see backends/safeapply).
-func startWatchdog(dir *safeapply.Dir) (int, error) {
-	exe := os.Args[0]
-	if !strings.Contains(exe, "/") {
-		if p, err := exec.LookPath(exe); err == nil {
-			exe = p
-		}
-	}
-	if exe == "" || !filepath.IsAbs(exe) && !strings.Contains(exe, "/") {
-		var err error
-		if exe, err = os.Executable(); err != nil {
-			return 0, err
-		}
-	}
-	logf, err := os.OpenFile(filepath.Join(dir.Path, "watchdog.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
-		return 0, err
-	}
-	defer logf.Close()
-	c := exec.Command(exe, "__watchdog", "--state-dir", filepath.Dir(dir.Path))
-	c.Stdout, c.Stderr = logf, logf
-	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := c.Start(); err != nil {
-		return 0, err
-	}
-	pid := c.Process.Pid
-	c.Process.Release()
-	return pid, nil
-}
-
 // waitForConfirmation waits for `portwarden confirm` or "yes" typed here,
 // and reports whether the change stayed. SIGINT or SIGTERM before it is
-// confirmed (Ctrl-C at the prompt, systemd stopping the unit, a hook's
-// timeout; declined when one came during the change) is a no: the change
-// is rolled back at once and apply exits 128+signal, the kernel as before,
-// instead of ending while the kernel holds a change that the watchdog may
-// or may not undo later. SIGHUP (the SSH session dropped) is not: the
-// change stays pending, the watchdog rolls it back at the deadline unless
-// `portwarden confirm` comes from another session first, and apply waits
-// on and exits with what happened.
+// confirmed (declined when one came during the change) is a no: the change
+// is rolled back at once and apply exits 128+signal, the kernel as before.
+// SIGHUP is not: apply waits on and exits with what happened (see
+// safeapply.WaitOrDecline).
 func waitForConfirmation(ctx context.Context, cmd *cobra.Command, w io.Writer, dir *safeapply.Dir, b backends.Backend, lockTimeout time.Duration, sigs <-chan os.Signal, declined os.Signal) error {
 	p, err := dir.GetPending()
 	if err != nil {
 		return withCode(exitError1, err)
 	}
 	if p == nil { // decided already
-		return confirmationOutcome(w, dir)
+		return confirmationOutcome(w, dir.Kept())
 	}
 	// What the command left to the background is written before it waits,
 	// which a SIGKILL may end.
 	safeapply.Settle()
 	if declined == nil {
-		declined, err = waitOrDecline(ctx, cmd, w, dir, p, lockTimeout, sigs)
-	}
-	if declined == nil {
-		return err
+		fmt.Fprintf(w, "\nThe change rolls back at %s unless confirmed: run `portwarden confirm`", p.Deadline.Local().Format("15:04:05"))
+		var answer io.Reader
+		if f, ok := cmd.InOrStdin().(*os.File); ok && isTerminal(f) {
+			fmt.Fprint(w, " or type yes here: ")
+			answer = f
+		} else {
+			fmt.Fprintln(w, ".")
+		}
+		var kept bool
+		if kept, declined, err = safeapply.WaitOrDecline(ctx, dir, p, lockTimeout, sigs, answer); err != nil {
+			return withCode(exitError1, err)
+		}
+		if declined == nil {
+			return confirmationOutcome(w, kept)
+		}
 	}
 	name := safeapply.SignalName(declined)
 	fmt.Fprintf(cmd.ErrOrStderr(), "\nReceived %s before the change was confirmed: rolling it back now.\n", name)
-	by := fmt.Sprintf("%s (portwarden apply got %s before the change was confirmed)", safeapply.Who(), name)
-	undone, err := safeapply.RollbackOwn(context.WithoutCancel(ctx), dir, lockTimeout, sameBackend(b), p.Deadline, by)
+	undone, err := safeapply.RollbackDeclined(ctx, dir, b, p, lockTimeout, declined)
 	if err != nil {
 		return withCode(exitError1, explainKernelError(err))
 	}
 	if undone == nil { // decided meanwhile: confirmed, or rolled back by the watchdog
-		return confirmationOutcome(w, dir)
+		return confirmationOutcome(w, dir.Kept())
 	}
 	return withCode(exitSignal+int(declined.(syscall.Signal)),
 		fmt.Errorf("interrupted by %s before the change was confirmed: it was rolled back, the previous rules are back", name))
 }
 
-// waitOrDecline waits for the change p to be confirmed or rolled back,
-// and returns the outcome's error, or the SIGINT or SIGTERM that came
-// first.
-func waitOrDecline(ctx context.Context, cmd *cobra.Command, w io.Writer, dir *safeapply.Dir, p *safeapply.Pending, lockTimeout time.Duration, sigs <-chan os.Signal) (os.Signal, error) {
-	fmt.Fprintf(w, "\nThe change rolls back at %s unless confirmed: run `portwarden confirm`", p.Deadline.Local().Format("15:04:05"))
-	if f, ok := cmd.InOrStdin().(*os.File); ok && isTerminal(f) {
-		fmt.Fprint(w, " or type yes here: ")
-		go func() {
-			line, _ := bufio.NewReader(f).ReadString('\n')
-			if strings.TrimSpace(line) == "yes" {
-				safeapply.Confirm(dir, lockTimeout)
-			}
-		}()
-	} else {
-		fmt.Fprintln(w, ".")
-	}
-	waitCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	declined := make(chan os.Signal, 1)
-	go func() {
-		for {
-			select {
-			case sig := <-sigs:
-				// SIGPIPE: the output went away, not the answer; SIGHUP:
-				// the session dropped, the watchdog decides.
-				if sig == syscall.SIGINT || sig == syscall.SIGTERM {
-					declined <- sig
-					cancel()
-					return
-				}
-			case <-waitCtx.Done():
-				return
-			}
-		}
-	}()
-	kept, err := safeapply.WaitConfirmed(waitCtx, dir, p.Deadline, 30*time.Second)
-	if errors.Is(err, context.Canceled) {
-		return <-declined, nil
-	}
-	if err != nil {
-		return nil, withCode(exitError1, err)
-	}
+// confirmationOutcome reports a change that is no longer pending: kept
+// (confirmed, exit 0) or rolled back by the watchdog (exit 1).
+func confirmationOutcome(w io.Writer, kept bool) error {
 	if !kept {
-		fmt.Fprintln(w, "\nNot confirmed in time: the previous state was restored.")
-		return nil, silentExit(exitError1)
-	}
-	fmt.Fprintln(w, "\nConfirmed: the change stays.")
-	return nil, nil
-}
-
-// confirmationOutcome reports a change that is no longer pending: confirmed
-// (exit 0) or rolled back by the watchdog (exit 1).
-func confirmationOutcome(w io.Writer, dir *safeapply.Dir) error {
-	if a, _ := dir.LastApplied(); a != nil && a.RolledBack {
 		fmt.Fprintln(w, "\nNot confirmed in time: the previous state was restored.")
 		return silentExit(exitError1)
 	}
 	fmt.Fprintln(w, "\nConfirmed: the change stays.")
 	return nil
-}
-
-// sameBackend opens the backend a pending change was applied with: b, the
-// one this apply used.
-func sameBackend(b backends.Backend) func(string) (backends.Backend, error) {
-	return func(name string) (backends.Backend, error) {
-		if name == b.Name() {
-			return b, nil
-		}
-		return nil, fmt.Errorf("the change to roll back was applied with the %s backend, not %s", name, b.Name())
-	}
 }
 
 func (g *globals) reportApply(w io.Writer, plan *backends.Plan, changed bool) error {

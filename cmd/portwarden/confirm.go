@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -81,6 +82,12 @@ func newRollbackCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().DurationVar(&lockTimeout, "lock-timeout", 30*time.Second, "how long to wait for another portwarden command to finish")
 	return cmd
+}
+
+// startWatchdog starts the rollback watchdog of a change made with dir:
+// this binary, running newWatchdogCmd.
+func startWatchdog(dir *safeapply.Dir) (int, error) {
+	return safeapply.StartWatchdog(dir, "__watchdog", "--state-dir", filepath.Dir(dir.Path))
 }
 
 // newWatchdogCmd is the hidden rollback watchdog that apply
