@@ -48,7 +48,9 @@ func WaitOrDecline(ctx context.Context, d *Dir, p *Pending, lockTimeout time.Dur
 		}
 	}()
 	kept, err = WaitConfirmed(waitCtx, d, p.Deadline, 30*time.Second)
-	if errors.Is(err, context.Canceled) {
+	if errors.Is(err, context.Canceled) && ctx.Err() == nil {
+		// Only a decline cancels waitCtx while ctx lives, and it sent
+		// its signal first; a cancelled ctx is the caller's error.
 		return false, <-no, nil
 	}
 	return kept, nil, err

@@ -51,6 +51,25 @@ func TestWaitOrDecline(t *testing.T) {
 			t.Error("Kept after a rollback")
 		}
 	})
+	t.Run("caller gives up", func(t *testing.T) {
+		d := testDir(t)
+		p := pendingChange(t, d)
+		gone, cancel := context.WithCancel(ctx)
+		cancel()
+		done := make(chan error, 1)
+		go func() {
+			_, _, err := WaitOrDecline(gone, d, p, time.Second, make(chan os.Signal), nil)
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Error("a cancelled wait returned no error")
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a cancelled wait never returned")
+		}
+	})
 	t.Run("declined", func(t *testing.T) {
 		d, b := testDir(t), &kernelBackend{holds: exposure("new", 27)}
 		p := pendingChange(t, d)
