@@ -4,7 +4,9 @@
 //     Ruleset, one Exposure per expose block, with Origins that point back at
 //     the policy's allow, deny and expose blocks;
 //   - Ruleset.Decide tells what a Ruleset does with a packet (the order is
-//     documented on Exposure) and which block decided it;
+//     documented on Exposure) and which block decided it; Ruleset.Explain
+//     asks it for every port the Ruleset manages, ExplainRange for every
+//     source of a prefix too;
 //   - Compare diffs two Rulesets (the one a backend read from the kernel and
 //     the desired one) down to single ports and set elements, Fingerprint
 //     identifies the rules a Ruleset puts in a kernel;

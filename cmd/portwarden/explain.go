@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -34,9 +33,9 @@ the same one; without --protocol, for tcp and udp.`,
   portwarden --policy /etc/portwarden explain --from 2001:db8::7 --port 27 --protocol tcp`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			src, prefix, err := parseFrom(from)
-			if err != nil {
-				return withCode(exitError1, err)
+			src, prefix, ok := rules.ParseSource(from)
+			if !ok {
+				return withCode(exitError1, fmt.Errorf("--from %q is not an IP address or prefix (like 198.18.10.7 or 198.18.10.0/24)", from))
 			}
 			protocols := []rules.Protocol{rules.TCP, rules.UDP}
 			if cmd.Flags().Changed("protocol") {
@@ -48,6 +47,7 @@ the same one; without --protocol, for tcp and udp.`,
 			}
 			base := rules.Packet{Source: src.Unmap(), Interface: iface}
 			if to != "" {
+				var err error
 				if base.Destination, err = netip.ParseAddr(to); err != nil {
 					return withCode(exitError1, fmt.Errorf("--to %q is not an IP address", to))
 				}
@@ -56,12 +56,11 @@ the same one; without --protocol, for tcp and udp.`,
 			if err != nil {
 				return err
 			}
-			qs := explainQuestions(rs, protocols, uint16(port), cmd.Flags().Changed("port"))
 			out := cmd.OutOrStdout()
 			if prefix.IsValid() {
-				return explainRange(out, g.json, rs, base, prefix, protocols, qs)
+				return printRange(out, g.json, rs, prefix, protocols, rs.ExplainRange(base, prefix, protocols, uint16(port)))
 			}
-			answers := explainAnswers(rs, base, qs)
+			answers := rs.Explain(base, protocols, uint16(port))
 			if g.json {
 				doc := map[string]any{"format_version": formatVersion, "answers": answers}
 				if len(answers) == 1 {
@@ -91,7 +90,8 @@ the same one; without --protocol, for tcp and udp.`,
 }
 
 // portValue is --port: a port number from 1 to 65535. Port 0 is no port:
-// no expose can manage it, and a packet cannot be sent to it.
+// no expose can manage it, and a packet cannot be sent to it; so the zero
+// value, --port not given, is what asks rules.Explain for every port.
 type portValue uint16
 
 func (p *portValue) String() string {
@@ -112,73 +112,6 @@ func (p *portValue) Set(s string) error {
 
 func (p *portValue) Type() string { return "N" }
 
-// explainQuestion is one protocol and a range of ports that gets one
-// answer.
-type explainQuestion struct {
-	protocol rules.Protocol
-	ports    rules.PortRange
-}
-
-// explainQuestions are what explain answers: with --port, that port for
-// each protocol asked about that manages it (each protocol asked about
-// when none does: the packet passes); without, every port range the
-// policy manages for those protocols, cut where the exposures managing
-// them change.
-func explainQuestions(rs *rules.Ruleset, protocols []rules.Protocol, port uint16, portGiven bool) []explainQuestion {
-	var qs []explainQuestion
-	if portGiven {
-		for _, p := range protocols {
-			if rs.ManagesPort(p, port) {
-				qs = append(qs, explainQuestion{p, rules.PortRange{First: port, Last: port}})
-			}
-		}
-		if len(qs) == 0 {
-			for _, p := range protocols {
-				qs = append(qs, explainQuestion{p, rules.PortRange{First: port, Last: port}})
-			}
-		}
-		return qs
-	}
-	for _, p := range protocols {
-		for _, r := range rs.PortSegments(p) {
-			qs = append(qs, explainQuestion{p, r})
-		}
-	}
-	return qs
-}
-
-// explainAnswer is explain's answer for one protocol and range of ports:
-// Packet is the packet asked about, to the first of Ports; Decision (one
-// source) or Ranges (a prefix) the answer for every port of Ports.
-type explainAnswer struct {
-	Packet   rules.Packet          `json:"packet"`
-	Ports    rules.PortRange       `json:"ports"`
-	Decision *rules.Decision       `json:"decision,omitempty"`
-	Ranges   []rules.RangeDecision `json:"ranges,omitempty"`
-}
-
-// explainAnswers decides base for each question, merging neighbouring
-// ports that get the same answer.
-func explainAnswers(rs *rules.Ruleset, base rules.Packet, qs []explainQuestion) []explainAnswer {
-	out := []explainAnswer{}
-	for _, q := range qs {
-		pkt := base
-		pkt.Protocol, pkt.Port = q.protocol, q.ports.First
-		d := rs.Decide(pkt)
-		if n := len(out); n > 0 && continues(out[n-1], q) && out[n-1].Decision.Same(d) {
-			out[n-1].Ports.Last = q.ports.Last
-			continue
-		}
-		out = append(out, explainAnswer{Packet: pkt, Ports: q.ports, Decision: &d})
-	}
-	return out
-}
-
-// continues reports whether q's ports follow on from a's, same protocol.
-func continues(a explainAnswer, q explainQuestion) bool {
-	return a.Packet.Protocol == q.protocol && int(a.Ports.Last)+1 == int(q.ports.First)
-}
-
 // portWords writes "port 27" or "ports 8000-8010".
 func portWords(r rules.PortRange) string {
 	if r.First == r.Last {
@@ -195,26 +128,6 @@ func writeNothingManaged(out io.Writer, from string, protocols []rules.Protocol)
 		return
 	}
 	fmt.Fprintf(out, "from %s: %s\n  no expose manages any port: portwarden leaves every packet alone\n", from, rules.Pass)
-}
-
-// parseFrom reads --from: an address, or a prefix (prefix then valid). A
-// prefix of one address is that address.
-func parseFrom(from string) (netip.Addr, netip.Prefix, error) {
-	if a, err := netip.ParseAddr(from); err == nil {
-		return a, netip.Prefix{}, nil
-	}
-	p, err := netip.ParsePrefix(from)
-	if err != nil {
-		return netip.Addr{}, netip.Prefix{}, fmt.Errorf("--from %q is not an IP address or prefix (like 198.18.10.7 or 198.18.10.0/24)", from)
-	}
-	if p.Addr().Is4In6() && p.Bits() >= 96 {
-		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
-	}
-	p = p.Masked()
-	if p.IsSingleIP() {
-		return p.Addr(), netip.Prefix{}, nil
-	}
-	return p.Addr(), p, nil
 }
 
 // onInterface names the packet's interface, and says when it is loopback
@@ -283,20 +196,8 @@ func writeExpired(out io.Writer, indent string, d rules.Decision) {
 // maxRanges bounds the sub-ranges explain prints; JSON carries them all.
 const maxRanges = 50
 
-// explainRange answers for every source of a prefix, for each question.
-func explainRange(out io.Writer, asJSON bool, rs *rules.Ruleset, base rules.Packet, from netip.Prefix, protocols []rules.Protocol, qs []explainQuestion) error {
-	answers := []explainAnswer{}
-	for _, q := range qs {
-		pkt := base
-		pkt.Source = netip.Addr{}
-		pkt.Protocol, pkt.Port = q.protocol, q.ports.First
-		ranges := rs.DecideRange(pkt, from)
-		if n := len(answers); n > 0 && continues(answers[n-1], q) && sameRanges(answers[n-1].Ranges, ranges) {
-			answers[n-1].Ports.Last = q.ports.Last
-			continue
-		}
-		answers = append(answers, explainAnswer{Packet: pkt, Ports: q.ports, Ranges: ranges})
-	}
+// printRange prints the answers for every source of a prefix.
+func printRange(out io.Writer, asJSON bool, rs *rules.Ruleset, from netip.Prefix, protocols []rules.Protocol, answers []rules.Explanation) error {
 	if asJSON {
 		doc := map[string]any{"from": from, "answers": answers}
 		if len(answers) == 1 {
@@ -315,7 +216,7 @@ func explainRange(out io.Writer, asJSON bool, rs *rules.Ruleset, base rules.Pack
 }
 
 // writeRanges writes one answer for a prefix.
-func writeRanges(out io.Writer, a explainAnswer, from netip.Prefix, managed bool) {
+func writeRanges(out io.Writer, a rules.Explanation, from netip.Prefix, managed bool) {
 	pkt, ranges := a.Packet, a.Ranges
 	if len(ranges) == 1 {
 		fmt.Fprintf(out, "%s from %s (all %s addresses) to %s%s: %s\n", pkt.Protocol, from, size(from), portWords(a.Ports), onInterface(rules.Packet{Interface: pkt.Interface, Source: from.Addr()}), ranges[0].Decision.Verdict)
@@ -331,13 +232,6 @@ func writeRanges(out io.Writer, a explainAnswer, from netip.Prefix, managed bool
 		fmt.Fprintf(out, "  %s: %s\n", rangeString(r), r.Decision.Verdict)
 		writeDecision(out, "    ", r.Decision, managed)
 	}
-}
-
-// sameRanges reports whether two answers for a prefix are the same.
-func sameRanges(a, b []rules.RangeDecision) bool {
-	return slices.EqualFunc(a, b, func(x, y rules.RangeDecision) bool {
-		return x.From == y.From && x.To == y.To && x.Decision.Same(y.Decision)
-	})
 }
 
 // rangeString writes a range as its prefix when it is one, else first-last.
