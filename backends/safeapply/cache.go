@@ -2,6 +2,7 @@ package safeapply
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -9,9 +10,23 @@ import (
 )
 
 // RootDir is the state root: root when given, else PORTWARDEN_STATE_DIR,
-// else DefaultRoot. Backends keep their caches below it, in the directory
-// of the namespace they work in (NamespaceDir).
+// else DefaultRoot, absolute and clean (rootPath). Backends keep their
+// caches below it, in the directory of the namespace they work in
+// (NamespaceDir).
 func RootDir(root string) string {
+	abs, err := rootPath(root)
+	if err != nil {
+		// Only a relative root when the working directory is gone: the
+		// check (checkRoot, CheckRoot) fails with this error before
+		// anything below it is opened.
+		return filepath.Clean(rootSetting(root))
+	}
+	return abs
+}
+
+// rootSetting is the state root as given: root, else
+// PORTWARDEN_STATE_DIR, else DefaultRoot.
+func rootSetting(root string) string {
 	if root == "" {
 		root = os.Getenv("PORTWARDEN_STATE_DIR")
 	}
@@ -19,6 +34,21 @@ func RootDir(root string) string {
 		root = DefaultRoot
 	}
 	return root
+}
+
+// rootPath is the state root made absolute and clean, in the one place
+// it is: the trust check walks this path, and every state file is named
+// below it. The kernel resolves "link/.." from the link's target and a
+// relative path from the working directory, where the text says beside
+// the link and $PWD (which os.Getwd returns) may name the directory
+// through a link; a file opened by the text as given could land in a
+// directory the check never saw.
+func rootPath(root string) (string, error) {
+	abs, err := filepath.Abs(rootSetting(root))
+	if err != nil {
+		return "", fmt.Errorf("state directory %s: %w: give PORTWARDEN_STATE_DIR as an absolute path", rootSetting(root), err)
+	}
+	return abs, nil
 }
 
 // NamespaceDir is the state directory of the network namespace with the

@@ -66,10 +66,11 @@ func RecordEvent(root string, e Event) error {
 	if err != nil {
 		return err
 	}
-	if err := trustRoot(root); err != nil {
+	abs, err := trustRoot(root)
+	if err != nil {
 		return err
 	}
-	path := historyPath(root)
+	path := historyPath(abs)
 	// Appended under an flock of the file (commands in other namespaces
 	// may append, or trim, at the same moment) and not synced, like the
 	// other conveniences.
@@ -131,10 +132,11 @@ func LastEvent(root string) (*Event, error) {
 	if err != nil {
 		return nil, err
 	}
-	if missing, err := checkRoot(root); err != nil || missing {
+	abs, missing, err := checkRoot(root)
+	if err != nil || missing {
 		return nil, err
 	}
-	f, err := openHistory(historyPath(root), os.O_RDONLY)
+	f, err := openHistory(historyPath(abs), os.O_RDONLY)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}

@@ -407,12 +407,11 @@ func damagedPlan(path string, data []byte, err error) error {
 // have written a plan that verifies. The root and the key are trusted
 // only when nobody else could have written them (checkRoot, readKey).
 func planKey(create bool) ([]byte, error) {
-	root := RootDir("")
-	path := filepath.Join(root, "plan.key")
-	missing, err := checkRoot(root)
+	root, missing, err := checkRoot("")
 	if err != nil {
 		return nil, err
 	}
+	path := filepath.Join(root, "plan.key")
 	if !missing {
 		key, err := readKey(path)
 		if err == nil || !errors.Is(err, fs.ErrNotExist) {
@@ -422,7 +421,7 @@ func planKey(create bool) ([]byte, error) {
 	if !create {
 		return nil, fmt.Errorf("no plan-signing key at %s: this plan was not made on this host (or the key went with a reboot, /run is a tmpfs); make a new plan with portwarden plan --out FILE", path)
 	}
-	if err := trustRoot(root); err != nil {
+	if _, err := trustRoot(root); err != nil {
 		return nil, err
 	}
 	key := make([]byte, 32)
@@ -430,7 +429,8 @@ func planKey(create bool) ([]byte, error) {
 		return nil, err
 	}
 	// Write to a private temporary name and link it into place: two
-	// processes making the first key at once agree on one.
+	// processes making the first key at once agree on one. Both names are
+	// below root as checked: the root as written could resolve elsewhere.
 	tmp, err := os.CreateTemp(root, ".plan.key.*")
 	if err != nil {
 		return nil, fmt.Errorf("create the plan-signing key: %w", err)

@@ -36,10 +36,11 @@ const dirPrefix = "netns-"
 // have written them (checkRoot): commands trust the caches and journal
 // there.
 func Open(root string) (*Dir, error) {
-	if err := trustRoot(root); err != nil {
+	abs, err := trustRoot(root)
+	if err != nil {
 		return nil, err
 	}
-	d, err := ownDir(root)
+	d, err := ownDir(abs)
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +52,7 @@ func Open(root string) (*Dir, error) {
 		return nil, err
 	}
 	if made {
-		Later(func() { sweepStale(RootDir(root), d.Path) })
+		Later(func() { sweepStale(abs, d.Path) })
 	}
 	return d, nil
 }
@@ -100,10 +101,11 @@ func Settle() {
 // exists, nil otherwise: for commands that only read (status, plan), which
 // must not leave a directory behind. It is checked as Open checks it.
 func OpenExisting(root string) (*Dir, error) {
-	if missing, err := checkRoot(root); err != nil || missing {
+	abs, missing, err := checkRoot(root)
+	if err != nil || missing {
 		return nil, err
 	}
-	d, err := ownDir(root)
+	d, err := ownDir(abs)
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +118,8 @@ func OpenExisting(root string) (*Dir, error) {
 	return d, nil
 }
 
-// ownDir names the caller's namespace's directory below root.
+// ownDir names the caller's namespace's directory below root, the root
+// checked (checkRoot, trustRoot).
 func ownDir(root string) (*Dir, error) {
 	cookie, err := nfgen.Cookie("")
 	if err != nil {

@@ -34,33 +34,26 @@ func (e *untrustedError) Is(target error) bool { return target == ErrUntrustedSt
 // followed, each link owned by root or the effective user) must be owned
 // by root or the effective user and writable by nobody else, unless it is
 // sticky (/tmp): there nobody else can rename or remove what is in it.
-// missing says that the root does not exist yet; the directories on the
-// way to it that exist were checked, so creating it is safe (check again
-// afterwards: in a sticky directory someone else may create it first).
-func checkRoot(root string) (missing bool, err error) {
-	abs, err := rootPath(root)
+// abs is the root checked (rootPath): callers name the files below the
+// root from it, never from root as given, so that what is checked is what
+// is opened. missing says that the root does not exist yet; the
+// directories on the way to it that exist were checked, so creating it is
+// safe (check again afterwards: in a sticky directory someone else may
+// create it first).
+func checkRoot(root string) (abs string, missing bool, err error) {
+	abs, err = rootPath(root)
 	if err != nil {
-		return false, err
+		return "", false, err
 	}
-	return checkPath(abs)
-}
-
-// rootPath is the state root as checkRoot walks it: absolute, and cleaned
-// as filepath.Join cleans the paths of the files below it, so that what is
-// checked is what is opened.
-func rootPath(root string) (string, error) {
-	abs, err := filepath.Abs(RootDir(root))
-	if err != nil {
-		return "", fmt.Errorf("state directory: %w", err)
-	}
-	return abs, nil
+	missing, err = checkPath(abs)
+	return abs, missing, err
 }
 
 // CheckRoot reports whether the state root root ("" for the default) may
 // be trusted (checkRoot): for code that reads below it without Open, such
 // as a backend's cache. A root that does not exist yet passes.
 func CheckRoot(root string) error {
-	_, err := checkRoot(root)
+	_, _, err := checkRoot(root)
 	return err
 }
 
@@ -240,27 +233,24 @@ func checkStateDir(path string) error {
 }
 
 // trustRoot checks the state root (checkRoot), creating it 0700 when it
-// does not exist yet and checking it again once made.
-func trustRoot(root string) error {
-	abs, err := rootPath(root)
+// does not exist yet and checking it again once made. abs is the root
+// checked, below which the caller names its files.
+func trustRoot(root string) (abs string, err error) {
+	abs, err = rootPath(root)
 	if err != nil {
-		return err
+		return "", err
 	}
 	missing, err := checkPath(abs)
 	if err != nil || !missing {
-		return err
+		return abs, err
 	}
-	// The path checked, not RootDir(root) as written: after a link, the
-	// kernel takes ".." from the link's target, the check (and every file
-	// opened below the root) from the text, so "link/../state" as written
-	// would make a directory nobody checked.
 	if err := os.MkdirAll(abs, 0o700); err != nil {
-		return fmt.Errorf("state directory: %w", err)
+		return "", fmt.Errorf("state directory: %w", err)
 	}
 	// Again: someone may have made a directory on the way first (in a
 	// sticky one such as /tmp), and MkdirAll takes what it finds.
 	if missing, err = checkPath(abs); err == nil && missing {
 		err = fmt.Errorf("state directory %s: it is gone right after it was made", abs)
 	}
-	return err
+	return abs, err
 }
