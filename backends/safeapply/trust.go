@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/portwarden/portwarden/internal/pathtrust"
 )
 
@@ -38,15 +40,14 @@ func (e *untrustedError) Is(target error) bool { return target == ErrUntrustedSt
 // root from it, never from root as given, so that what is checked is what
 // is opened. missing says that the root does not exist yet; the
 // directories on the way to it that exist were checked, so creating it is
-// safe (check again afterwards: in a sticky directory someone else may
-// create it first).
+// safe (trustRoot).
 func checkRoot(root string) (abs string, missing bool, err error) {
 	abs, err = rootPath(root)
 	if err != nil {
 		return "", false, err
 	}
-	missing, err = checkPath(abs)
-	return abs, missing, err
+	create, err := checkPath(abs)
+	return abs, create != "", err
 }
 
 // CheckRoot reports whether the state root root ("" for the default) may
@@ -59,14 +60,20 @@ func CheckRoot(root string) error {
 
 // checkPath walks abs (absolute) from "/" as the kernel resolves it,
 // checking each directory it passes and each link it follows; the last
-// directory is the state root.
-func checkPath(abs string) (missing bool, err error) {
+// directory is the state root. When a name is missing, create is the
+// directory abs would resolve to once made: the last directory the walk
+// found (no link in it: each of its names was a directory), and the names
+// still to walk, which are made as directories and so hold no link either
+// (a ".." among them, from a link's target, is taken from the text, which
+// is then where the kernel would take it). create is "" when the root
+// exists.
+func checkPath(abs string) (create string, err error) {
 	fi, err := os.Stat("/")
 	if err != nil {
-		return false, fmt.Errorf("state directory: %w", err)
+		return "", fmt.Errorf("state directory: %w", err)
 	}
 	if err := checkEntry("/", abs, fi, abs == "/"); err != nil {
-		return false, err
+		return "", err
 	}
 	cur := "/"
 	rest := pathtrust.Split(abs)
@@ -84,23 +91,23 @@ func checkPath(abs string) (missing bool, err error) {
 		next := filepath.Join(cur, c)
 		fi, err := os.Lstat(next)
 		if errors.Is(err, fs.ErrNotExist) {
-			return true, nil
+			return filepath.Join(append([]string{next}, rest...)...), nil
 		}
 		if err != nil {
-			return false, fmt.Errorf("check the state directory %s: %w", abs, err)
+			return "", fmt.Errorf("check the state directory %s: %w", abs, err)
 		}
 		if fi.Mode()&fs.ModeSymlink != 0 {
 			if links++; links > pathtrust.MaxLinks {
-				return false, fmt.Errorf("check the state directory %s: too many levels of symbolic links", abs)
+				return "", fmt.Errorf("check the state directory %s: too many levels of symbolic links", abs)
 			}
 			// A link in a sticky directory can be replaced by its owner.
 			if uid, ok := ownerOf(fi); ok && !trustedUID(uid) {
-				return false, untrusted(next, abs, fi, false, fmt.Sprintf("it belongs to uid %d, neither root nor uid %d that runs portwarden", uid, os.Geteuid()),
+				return "", untrusted(next, abs, fi, false, fmt.Sprintf("it belongs to uid %d, neither root nor uid %d that runs portwarden", uid, os.Geteuid()),
 					"make it root's (chown -h 0 "+next+")")
 			}
 			target, err := os.Readlink(next)
 			if err != nil {
-				return false, fmt.Errorf("check the state directory %s: %w", abs, err)
+				return "", fmt.Errorf("check the state directory %s: %w", abs, err)
 			}
 			if filepath.IsAbs(target) {
 				cur = "/"
@@ -109,7 +116,7 @@ func checkPath(abs string) (missing bool, err error) {
 			continue
 		}
 		if err := checkEntry(next, abs, fi, len(rest) == 0); err != nil {
-			return false, err
+			return "", err
 		}
 		judged = len(rest) == 0
 		cur = next
@@ -120,13 +127,13 @@ func checkPath(abs string) (missing bool, err error) {
 		// everyone was fine (/tmp); as the state root it is not.
 		fi, err := os.Lstat(cur)
 		if err != nil {
-			return false, fmt.Errorf("check the state directory %s: %w", abs, err)
+			return "", fmt.Errorf("check the state directory %s: %w", abs, err)
 		}
 		if err := checkEntry(cur, abs, fi, true); err != nil {
-			return false, err
+			return "", err
 		}
 	}
-	return false, nil
+	return "", nil
 }
 
 // checkEntry checks one directory on the way to the state root root, or
@@ -232,25 +239,107 @@ func checkStateDir(path string) error {
 	return checkEntry(path, path, fi, true)
 }
 
-// trustRoot checks the state root (checkRoot), creating it 0700 when it
-// does not exist yet and checking it again once made. abs is the root
-// checked, below which the caller names its files.
+// trustRoot checks the state root (checkRoot), creating it 0700 where
+// the check's walk led when it does not exist yet (makeRoot), and checking
+// it again once made. abs is
+// the root checked, below which the caller names its files.
 func trustRoot(root string) (abs string, err error) {
 	abs, err = rootPath(root)
 	if err != nil {
 		return "", err
 	}
-	missing, err := checkPath(abs)
-	if err != nil || !missing {
+	create, err := checkPath(abs)
+	if err != nil || create == "" {
 		return abs, err
 	}
-	if err := os.MkdirAll(abs, 0o700); err != nil {
-		return "", fmt.Errorf("state directory: %w", err)
+	if beforeMakeRoot != nil {
+		beforeMakeRoot(abs)
 	}
-	// Again: someone may have made a directory on the way first (in a
-	// sticky one such as /tmp), and MkdirAll takes what it finds.
-	if missing, err = checkPath(abs); err == nil && missing {
+	if err := makeRoot(abs, create); err != nil {
+		return "", err
+	}
+	// Again, by the path every later open resolves: through the links on
+	// the way, which makeRoot took as resolved by the first check.
+	if create, err = checkPath(abs); err == nil && create != "" {
 		err = fmt.Errorf("state directory %s: it is gone right after it was made", abs)
 	}
 	return abs, err
+}
+
+// beforeMakeRoot, when set (by tests), runs between the check that found
+// the state root abs missing and its making: when someone else could
+// plant a link or a directory in a sticky directory on the way.
+var beforeMakeRoot func(abs string)
+
+// makeRoot makes dir, the directory the check of the state root root
+// found missing (checkPath's create: no link in it), and each missing
+// directory on the way, 0700, following no symbolic link. Each name is
+// opened from the directory before it with O_NOFOLLOW and made with
+// mkdirat where missing; a name someone else made meanwhile (EEXIST) is
+// opened the same way. Each directory entered is held to the rules of
+// the check (checkEntry) before anything is made in it.
+//
+// Why not os.MkdirAll of the root: it resolves the path again, following
+// whatever it finds. Between the check and the making, anyone can create
+// the missing name in a sticky directory on the way (/tmp) as a link, and
+// MkdirAll would make directories at the link's target (anywhere root
+// can write) before the check after it refused the link. The links that
+// lead to the root were judged by the check, which resolved them into
+// dir; so a link met here was planted after the check, and is refused.
+func makeRoot(root, dir string) error {
+	parent, err := os.Open("/")
+	if err != nil {
+		return fmt.Errorf("make the state directory %s: %w", root, err)
+	}
+	defer func() { parent.Close() }()
+	names := pathtrust.Split(dir)
+	for i, name := range names {
+		path := filepath.Join(parent.Name(), name)
+		pfd := int(parent.Fd())
+		fd, err := openDirNoFollow(pfd, name)
+		if errors.Is(err, unix.ENOENT) {
+			if err := unix.Mkdirat(pfd, name, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
+				return fmt.Errorf("make the state directory %s: mkdir %s: %w", root, path, err)
+			}
+			fd, err = openDirNoFollow(pfd, name)
+		}
+		if err != nil {
+			return notDirectory(path, root, err)
+		}
+		parent.Close()
+		parent = os.NewFile(uintptr(fd), path)
+		fi, err := parent.Stat()
+		if err != nil {
+			return fmt.Errorf("make the state directory %s: %w", root, err)
+		}
+		if err := checkEntry(path, root, fi, i == len(names)-1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// openDirNoFollow opens the directory name in the directory dirfd, not
+// through a link.
+func openDirNoFollow(dirfd int, name string) (int, error) {
+	return unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+}
+
+// notDirectory is makeRoot's refusal of path, which could not be opened as
+// a directory without following a link (err): a link planted there is
+// untrusted, anything else is no directory. The Lstat only names what is
+// there; the refusal stands whatever it finds.
+func notDirectory(path, root string, err error) error {
+	fi, lerr := os.Lstat(path)
+	switch {
+	case lerr != nil || fi.IsDir():
+		return fmt.Errorf("make the state directory %s: open %s: %w", root, path, err)
+	case fi.Mode()&fs.ModeSymlink != 0:
+		uid, _ := ownerOf(fi)
+		return &untrustedError{path: path, msg: fmt.Sprintf(
+			"the symbolic link %s (owner uid %d) appeared on the way to the state directory %s while portwarden was making it, so someone else may have planted it; nothing was made through it. "+
+				"Either remove it (rm %s) and run the command again, or point PORTWARDEN_STATE_DIR at a directory only you can write (the default is %s)",
+			path, uid, root, path, DefaultRoot)}
+	}
+	return checkEntry(path, root, fi, false)
 }

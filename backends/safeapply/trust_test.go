@@ -170,3 +170,114 @@ func TestStateFilesBelowCheckedRoot(t *testing.T) {
 		}
 	}
 }
+
+// Making a missing state root follows no link. Between the check that
+// found it missing and its making, anyone can create the missing name in
+// a sticky directory on the way (/tmp): as a link, os.MkdirAll followed
+// it and made directories at its target before the check after it
+// refused the link; as someone else's directory, it made the root in it.
+func TestMakeRootFollowsNoPlantedLink(t *testing.T) {
+	netnstest.RequireRoot(t)
+	const nobody = 65534
+	base := t.TempDir()
+	pub := filepath.Join(base, "pub")
+	if err := os.Mkdir(pub, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(pub, 0o777|os.ModeSticky); err != nil {
+		t.Fatal(err)
+	}
+	victim := filepath.Join(base, "victim")
+	if err := os.Mkdir(victim, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	plant := func(f func(path string) error) {
+		t.Helper()
+		beforeMakeRoot = func(string) {
+			if err := f(filepath.Join(pub, "x")); err != nil {
+				t.Error(err)
+			}
+		}
+		t.Cleanup(func() { beforeMakeRoot = nil; os.RemoveAll(filepath.Join(pub, "x")) })
+	}
+	root := filepath.Join(pub, "x", "state")
+
+	// A link, someone else's, to a directory root can write.
+	plant(func(path string) error {
+		if err := os.Symlink(victim, path); err != nil {
+			return err
+		}
+		return os.Lchown(path, nobody, nobody)
+	})
+	_, err := trustRoot(root)
+	x := filepath.Join(pub, "x")
+	wantErr(t, err, ErrUntrustedState, "the symbolic link "+x+" (owner uid 65534) appeared on the way to the state directory "+root,
+		"nothing was made through it", "rm "+x, "PORTWARDEN_STATE_DIR")
+	if entries, _ := os.ReadDir(victim); len(entries) > 0 {
+		t.Errorf("a directory was made through the planted link %s -> %s: %v", x, victim, entries)
+	}
+	os.Remove(x)
+
+	// Someone else's directory: refused before the root is made in it.
+	plant(func(path string) error {
+		if err := os.Mkdir(path, 0o777); err != nil {
+			return err
+		}
+		if err := os.Chmod(path, 0o777); err != nil {
+			return err
+		}
+		return os.Chown(path, nobody, nobody)
+	})
+	_, err = trustRoot(root)
+	wantErr(t, err, ErrUntrustedState, x+" (owner uid 65534, mode 0777), a directory on the way to the state directory "+root+", is not safe", "chown 0 "+x)
+	if _, err := os.Lstat(root); err == nil {
+		t.Errorf("the state root %s was made in someone else's directory", root)
+	}
+	os.RemoveAll(x)
+
+	// A file: not a directory.
+	plant(func(path string) error { return os.WriteFile(path, nil, 0o600) })
+	_, err = trustRoot(root)
+	wantErr(t, err, nil, "the state directory "+root+": "+x+" is not a directory")
+	beforeMakeRoot = nil
+	os.Remove(x)
+
+	// Nothing planted: made, 0700.
+	if _, err := trustRoot(root); err != nil {
+		t.Fatalf("trustRoot(%s): %v", root, err)
+	}
+	if fi, err := os.Lstat(root); err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o700 {
+		t.Errorf("the new root %s: %v, %v", root, fi, err)
+	}
+}
+
+// Links the check accepts on the way to the root are still taken when the
+// root is made: the check resolved them, and the root is made where it
+// led, including at the missing target of a link of root's.
+func TestMakeRootThroughTrustedLinks(t *testing.T) {
+	base := t.TempDir()
+	dest := filepath.Join(base, "real")
+	if err := os.Mkdir(dest, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for name, target := range map[string]string{"abs": dest, "rel": "real", "dangling": "later"} {
+		link := filepath.Join(base, name)
+		if err := os.Symlink(target, link); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for root, made := range map[string]string{
+		filepath.Join(base, "abs", "a", "state"):      filepath.Join(dest, "a", "state"),
+		filepath.Join(base, "rel", "b", "state"):      filepath.Join(dest, "b", "state"),
+		filepath.Join(base, "dangling", "c", "state"): filepath.Join(base, "later", "c", "state"),
+	} {
+		abs, err := trustRoot(root)
+		if err != nil || abs != root {
+			t.Errorf("trustRoot(%s) = %s, %v", root, abs, err)
+			continue
+		}
+		if fi, err := os.Lstat(made); err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o700 {
+			t.Errorf("%s: %s not made 0700: %v, %v", root, made, fi, err)
+		}
+	}
+}
