@@ -87,7 +87,7 @@ plan): give it those apply had.`,
 			}
 			if warnUnused != "" {
 				st := &backends.State{Installed: s.Installed, Ruleset: s.Ruleset, Drift: s.Drift}
-				if s.Usage, _, err = g.usageReport(v, b, st, unusedSince); err != nil {
+				if s.Usage, _, err = usageReport(v, b, st, unusedSince); err != nil {
 					return unknown(explainKernelError(err))
 				}
 				o.WarnUnused, o.UnusedWindow = true, warnUnused

@@ -43,7 +43,7 @@ whether it does, and with which variables.`,
 			// Per allow block packets, where the backend keeps them, by
 			// the blocks of the policy when the kernel holds it.
 			st := &backends.State{Installed: s.Installed, Ruleset: s.Ruleset, Drift: s.Drift}
-			if r, _, err := g.usageReport(v, b, st, 0); err == nil {
+			if r, _, err := usageReport(v, b, st, 0); err == nil {
 				s.Usage = r
 			}
 			if m, _ := v.Match(b.Name(), s.Ruleset, s.Drift); m != nil {

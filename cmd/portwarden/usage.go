@@ -65,7 +65,7 @@ otherwise from what the kernel holds.`,
 			v := g.newPolicyView(cmd, opts)
 			changes, _ := v.DriftSinceApply(b.Name(), st, time.Now())
 			st = &backends.State{Installed: st.Installed, Ruleset: st.Ruleset, Drift: append(slices.Clip(st.Drift), changes...)}
-			r, match, err := g.usageReport(v, b, st, d)
+			r, match, err := usageReport(v, b, st, d)
 			if err != nil {
 				return withCode(exitError1, explainKernelError(err))
 			}
@@ -87,7 +87,7 @@ otherwise from what the kernel holds.`,
 // with the command's variables), or onto the kernel's own sources when no
 // known policy matches. st.Drift is all that differs from what
 // portwarden wrote (PolicyView.DriftSinceApply included).
-func (g *globals) usageReport(v *monitor.PolicyView, b backends.Backend, st *backends.State, since time.Duration) (*usage.Report, *monitor.PolicyComparison, error) {
+func usageReport(v *monitor.PolicyView, b backends.Backend, st *backends.State, since time.Duration) (*usage.Report, *monitor.PolicyComparison, error) {
 	ur, ok := b.(backends.UsageReader)
 	if !ok {
 		return nil, nil, fmt.Errorf("the %s backend cannot report usage yet: it keeps no per-source records", b.Name())

@@ -24,9 +24,9 @@ type Snapshot struct {
 	// which counters are refusals).
 	Ruleset *rules.Ruleset
 	// Drift says how the kernel differs from what portwarden wrote: owned
-	// objects changed by hand (the backend's word), and, added by the
-	// command, rules added or removed outside portwarden since the last
-	// apply (ChangedSinceApply).
+	// objects changed by hand (Take: the backend's word), and, once
+	// PolicyView.AddDriftSinceApply has run, access, ports and exposures
+	// changed outside portwarden since the last apply (DriftSinceApply).
 	Drift []string
 	// DriftUnverified, when set, says that the kernel differs from the
 	// last apply in a way that may be access that expired as applied or a

@@ -70,7 +70,10 @@ type PolicyViewConfig struct {
 // them, and knows the last apply: what the kernel should hold whatever
 // the variables (the journal records its fingerprint).
 type PolicyView struct {
-	c       PolicyViewConfig
+	c PolicyViewConfig
+	// dir is the state directory as NewPolicyView opened it, nil when
+	// there is none; applied is its last apply.
+	dir     *safeapply.Dir
 	applied *safeapply.Applied
 	loaded  map[string]*loadedPolicy
 }
@@ -88,6 +91,7 @@ type loadedPolicy struct {
 func NewPolicyView(c PolicyViewConfig) *PolicyView {
 	v := &PolicyView{c: c, loaded: map[string]*loadedPolicy{}}
 	if dir, err := safeapply.OpenExisting(c.StateRoot); err == nil && dir != nil {
+		v.dir = dir
 		v.applied, _ = dir.LastApplied()
 	}
 	return v
@@ -223,7 +227,7 @@ func (v *PolicyView) DriftSinceApply(backend string, st *backends.State, now tim
 	if !a.RolledBack && a.Policy != "" {
 		pol = v.load(a.Policy).pol
 	}
-	if !mayHaveExpired(v.c.StateRoot, a, backend, now, pol) {
+	if !mayHaveExpired(v.dir, a, backend, now, pol) {
 		return []string{differ + "; " + hint}, ""
 	}
 	return nil, differ + " and access granted until a deadline may have expired since, which cannot be told from a change by hand without what was applied; " + hint
@@ -243,15 +247,16 @@ func (v *PolicyView) AddDriftSinceApply(s *Snapshot) {
 // expired since and left the kernel by itself. iptables keeps an expired
 // grant's rule (inert) until the next apply, so there it never did. On
 // nftables the record of the apply's compile (in the state directory
-// under root) says when its first grant ended, when it is that apply's;
-// else the policy of the apply (pol, nil when it does not load) grants
-// nothing until a deadline, whatever its variables, when none of its
-// allow blocks and list file lines has expires.
-func mayHaveExpired(root string, a *safeapply.Applied, backend string, now time.Time, pol *policies.Policy) bool {
+// dir, the one the view read the apply from) says when its first grant
+// ended, when it is that apply's; else the policy of the apply (pol, nil
+// when it does not load) grants nothing until a deadline, whatever its
+// variables, when none of its allow blocks and list file lines has
+// expires.
+func mayHaveExpired(dir *safeapply.Dir, a *safeapply.Applied, backend string, now time.Time, pol *policies.Policy) bool {
 	if backend == "iptables" {
 		return false
 	}
-	if dir, err := safeapply.OpenExisting(root); err == nil && dir != nil {
+	if dir != nil {
 		if c, _ := dir.LastCompiled(); c != nil && c.Fingerprint == a.Fingerprint && c.Backend == backend {
 			return !c.NextExpiry.IsZero() && !c.NextExpiry.After(now)
 		}

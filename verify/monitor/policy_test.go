@@ -215,7 +215,6 @@ func TestDriftSinceApply(t *testing.T) {
 
 func TestMayHaveExpired(t *testing.T) {
 	now := time.Now()
-	none := filepath.Join(t.TempDir(), "none")
 	a := &safeapply.Applied{Fingerprint: "fp", Backend: "nftables"}
 	plain, diags := policies.Load(writePolicy(t, testPolicy), policies.Options{Trust: policies.TrustWarn})
 	if diags.HasErrors() {
@@ -229,23 +228,33 @@ func TestMayHaveExpired(t *testing.T) {
 	if grantsUntilDeadline(plain) || !grantsUntilDeadline(until) {
 		t.Fatalf("grantsUntilDeadline: %v %v", grantsUntilDeadline(plain), grantsUntilDeadline(until))
 	}
-	if mayHaveExpired(none, a, "iptables", now, nil) {
+	if mayHaveExpired(nil, a, "iptables", now, nil) {
 		t.Error("iptables keeps expired grants until the next apply")
 	}
-	if !mayHaveExpired(none, a, "nftables", now, nil) {
+	if !mayHaveExpired(nil, a, "nftables", now, nil) {
 		t.Error("a policy that does not load may have granted until a deadline")
 	}
-	if mayHaveExpired(none, a, "nftables", now, plain) || !mayHaveExpired(none, a, "nftables", now, until) {
+	if mayHaveExpired(nil, a, "nftables", now, plain) || !mayHaveExpired(nil, a, "nftables", now, until) {
 		t.Error("by the policy's expires")
 	}
-	root := stateRoot(t, *a, &safeapply.Compiled{Fingerprint: "fp", Backend: "nftables", NextExpiry: now.Add(time.Hour)})
-	if mayHaveExpired(root, a, "nftables", now, until) {
+	dir := stateDir(t, stateRoot(t, *a, &safeapply.Compiled{Fingerprint: "fp", Backend: "nftables", NextExpiry: now.Add(time.Hour)}))
+	if mayHaveExpired(dir, a, "nftables", now, until) {
 		t.Error("the compile record says the first grant ends later")
 	}
-	root = stateRoot(t, *a, &safeapply.Compiled{Fingerprint: "other", Backend: "nftables"})
-	if !mayHaveExpired(root, a, "nftables", now, until) {
+	dir = stateDir(t, stateRoot(t, *a, &safeapply.Compiled{Fingerprint: "other", Backend: "nftables"}))
+	if !mayHaveExpired(dir, a, "nftables", now, until) {
 		t.Error("another compile's record says nothing of this apply")
 	}
+}
+
+// stateDir opens the state directory under root, which exists.
+func stateDir(t *testing.T, root string) *safeapply.Dir {
+	t.Helper()
+	dir, err := safeapply.OpenExisting(root)
+	if err != nil || dir == nil {
+		t.Fatalf("%v %v", dir, err)
+	}
+	return dir
 }
 
 // TestCheckPolicy: check --verify runs the policy's tests against the
