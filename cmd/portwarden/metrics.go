@@ -46,9 +46,7 @@ whether it does, and with which variables.`,
 			if r, _, err := usageReport(v, b, st, 0); err == nil {
 				s.Usage = r
 			}
-			if m, _ := v.Match(b.Name(), s.Ruleset, s.Drift); m != nil {
-				s.Policy = &monitor.PolicyMatch{Path: m.Path, Matches: m.Matches, Variables: m.Variables()}
-			}
+			s.Policy, _ = v.Match(b.Name(), s.Ruleset, s.Drift)
 			if out == "" {
 				return monitor.WriteMetrics(cmd.OutOrStdout(), s)
 			}

@@ -51,20 +51,11 @@ type Snapshot struct {
 	// when the backend keeps no such records.
 	Usage *usage.Report
 	// Policy is the policy the command compared the kernel with
-	// (--policy, else the one last applied), nil when none is known.
-	Policy *PolicyMatch
+	// (--policy, else the one last applied: PolicyView.Match), nil when
+	// none is known.
+	Policy *PolicyComparison
 	// Taken is when the snapshot was read.
 	Taken time.Time
-}
-
-// PolicyMatch says whether a policy, loaded with the variables the
-// command was given, compiles to what the kernel holds.
-type PolicyMatch struct {
-	Path    string
-	Matches bool
-	// Variables says which inputs it was loaded with ("--var-file F",
-	// "office at its default"); empty when the policy declares none.
-	Variables string
 }
 
 // RuleCounter is a backend's counters summed per exposure and rule.
@@ -157,7 +148,7 @@ func WriteMetrics(w io.Writer, s *Snapshot) error {
 	fmt.Fprintf(bw, "portwarden_policy_info{%s,%s,%s} 1\n", backend, label("fingerprint", s.Fingerprint), label("applied_fingerprint", s.AppliedFingerprint))
 	if p := s.Policy; p != nil {
 		family("portwarden_policy_matches", "gauge", `Whether the policy (--policy, else the one last applied), loaded with the variables this run was given (variables="..."), compiles to what the kernel holds (1) or not (0). Allow block series carry its file:line only when it does.`)
-		fmt.Fprintf(bw, "portwarden_policy_matches{%s,%s,%s} %d\n", backend, label("policy", p.Path), label("variables", p.Variables), b2i(p.Matches))
+		fmt.Fprintf(bw, "portwarden_policy_matches{%s,%s,%s} %d\n", backend, label("policy", p.Path), label("variables", p.Variables()), b2i(p.Matches))
 	}
 	if !s.LastApply.IsZero() {
 		family("portwarden_last_apply_timestamp_seconds", "gauge", "When the policy was last applied, in seconds since the Unix epoch.")

@@ -208,7 +208,7 @@ func TestCheckDriftSinceApply(t *testing.T) {
 		t.Errorf("unverified: %+v", r)
 	}
 	buf.Reset()
-	s.Policy = &PolicyMatch{Path: "/etc/portwarden", Variables: "office at its default"}
+	s.Policy = &PolicyComparison{Path: "/etc/portwarden", Defaults: []string{"office"}}
 	WriteMetrics(&buf, s)
 	for _, want := range []string{`portwarden_drift_unverified{backend="nftables"} 1` + "\n", `portwarden_drift{backend="nftables"} 0` + "\n",
 		`portwarden_policy_matches{backend="nftables",policy="/etc/portwarden",variables="office at its default"} 0` + "\n"} {
@@ -250,5 +250,24 @@ func TestAllowedPackets(t *testing.T) {
 	Check(s, CheckOptions{}).Write(&buf)
 	if !strings.Contains(buf.String(), " allowed_packets=63c ") {
 		t.Errorf("allowed packets must be 63: %q", buf.String())
+	}
+}
+
+// TestMetricsPolicy: portwarden_policy_matches says the policy's path and,
+// in words, the variables it was loaded with (PolicyComparison.Variables).
+func TestMetricsPolicy(t *testing.T) {
+	s := snapshot()
+	s.Policy = &PolicyComparison{Path: `/etc/port"warden`, Matches: true, Inputs: []string{"--var office", "--var-file v.json"}, Defaults: []string{"vendor"}}
+	var buf bytes.Buffer
+	WriteMetrics(&buf, s)
+	want := `portwarden_policy_matches{backend="nftables",policy="/etc/port\"warden",variables="--var office; --var-file v.json; vendor at its default"} 1` + "\n"
+	if !strings.Contains(buf.String(), want) {
+		t.Errorf("metrics lack %q:\n%s", want, buf.String())
+	}
+	buf.Reset()
+	s.Policy = nil
+	WriteMetrics(&buf, s)
+	if strings.Contains(buf.String(), "portwarden_policy_matches") {
+		t.Errorf("no policy known, yet:\n%s", buf.String())
 	}
 }

@@ -14,7 +14,8 @@ import (
 )
 
 // PolicyComparison says whether the kernel holds a policy, loaded with
-// the variables the command was given; status and usage print it as JSON.
+// the variables the command was given; status and usage print it as JSON,
+// metrics as portwarden_policy_matches (Snapshot.Policy).
 type PolicyComparison struct {
 	Path    string `json:"path"`
 	Matches bool   `json:"matches"`
