@@ -12,7 +12,6 @@ import (
 
 	"github.com/portwarden/portwarden/backends"
 	"github.com/portwarden/portwarden/backends/safeapply"
-	"github.com/portwarden/portwarden/policies"
 	"github.com/portwarden/portwarden/rules"
 	"github.com/portwarden/portwarden/verify/monitor"
 	"github.com/spf13/cobra"
@@ -98,47 +97,25 @@ func newStatusCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx := context.Background()
-			st, err := b.Current(ctx)
+			snap, err := monitor.Take(context.Background(), b, "")
 			if err != nil {
 				return withCode(exitError1, explainKernelError(err))
 			}
-			counters, err := b.Counters(ctx)
-			if err != nil {
-				return withCode(exitError1, explainKernelError(err))
-			}
-			s := statusJSON{FormatVersion: formatVersion, Backend: b.Name(), Installed: st.Installed, Fingerprint: st.Ruleset.Fingerprint(),
-				Exposures: len(st.Ruleset.Exposures), Drift: st.Drift, Counters: counters, Access: []accessJSON{}}
-			if s.Drift == nil {
-				s.Drift = []string{}
-			}
-			if s.Counters == nil {
-				s.Counters = []backends.Counter{}
-			}
-			if dir, err := safeapply.OpenExisting(""); err == nil && dir != nil {
-				s.Applied, _ = dir.LastApplied()
-				s.Pending, _ = dir.GetPending()
-			}
-			s.LastEvent, _ = safeapply.LastEvent("")
 			// Access opened or closed outside portwarden since the last
 			// apply is drift as much as an owned object changed by hand.
 			v := g.newPolicyView(cmd, opts)
-			changes, unverified := v.DriftSinceApply(b.Name(), st, time.Now())
-			s.Drift = append(s.Drift, changes...)
-			s.DriftUnverified = unverified
-			s.changedSinceApply = len(changes) > 0 || unverified != ""
+			changed := v.AddDriftSinceApply(snap)
 			// The policy to compare with and to take the blocks from: the
 			// one named with --policy, else the one last applied, loaded
 			// with the variables this command was given.
 			var desired *rules.Ruleset
-			s.Policy, desired = v.Match(b.Name(), st.Ruleset, s.Drift)
-			for i := range st.Ruleset.Exposures {
-				s.Access = append(s.Access, access(&st.Ruleset.Exposures[i], desired))
-			}
+			snap.Policy, desired = v.Match(snap.Backend, snap.Ruleset, snap.Drift)
+			s := newStatusJSON(snap, desired)
+			s.changedSinceApply = changed
 			if in := g.unfinishedApply(b); in != nil {
 				s.Unfinished = in.String()
 			}
-			s.ExpiringSoon = st.Ruleset.ExpiringWithin(time.Now(), safeapply.ExpiryWindow)
+			s.ExpiringSoon = snap.Ruleset.ExpiringWithin(time.Now(), safeapply.ExpiryWindow)
 			w := cmd.OutOrStdout()
 			if g.json {
 				return printJSON(w, s)
@@ -149,8 +126,29 @@ func newStatusCmd(g *globals) *cobra.Command {
 	}
 }
 
+// newStatusJSON is what status prints of a snapshot (monitor.Take, with
+// the drift since the last apply and the policy compared with); desired
+// is the ruleset of that policy when the kernel holds it.
+func newStatusJSON(snap *monitor.Snapshot, desired *rules.Ruleset) statusJSON {
+	s := statusJSON{FormatVersion: formatVersion, Backend: snap.Backend, Installed: snap.Installed, Fingerprint: snap.Fingerprint,
+		Exposures: len(snap.Ruleset.Exposures), Drift: snap.Drift, DriftUnverified: snap.DriftUnverified,
+		Applied: snap.Applied, LastEvent: snap.LastEvent, Pending: snap.Pending, Counters: snap.Counters,
+		Access: []accessJSON{}, Policy: snap.Policy}
+	if s.Drift == nil {
+		s.Drift = []string{}
+	}
+	if s.Counters == nil {
+		s.Counters = []backends.Counter{}
+	}
+	for i := range snap.Ruleset.Exposures {
+		s.Access = append(s.Access, access(&snap.Ruleset.Exposures[i], desired))
+	}
+	return s
+}
+
 // access describes one installed exposure; with the policy that matches
-// the kernel, its sources come grouped by the blocks that wrote them.
+// the kernel, its sources come grouped by the blocks that wrote them
+// (monitor.SourceGroups).
 func access(e *rules.Exposure, desired *rules.Ruleset) accessJSON {
 	a := accessJSON{Expose: e.Name, Protocol: e.Protocol, Default: e.Default, Log: e.Log, Loopback: e.Loopback,
 		Interfaces: append([]string{}, e.Interfaces...), Destinations: prefixStrings(e.Destinations.All()),
@@ -162,67 +160,22 @@ func access(e *rules.Exposure, desired *rules.Ruleset) accessJSON {
 			a.Ports = append(a.Ports, fmt.Sprintf("%d-%d", p.First, p.Last))
 		}
 	}
-	if desired != nil {
-		for i := range desired.Exposures {
-			d := &desired.Exposures[i]
-			if d.Name != e.Name {
-				continue
-			}
-			for j := range d.Origins {
-				o := &d.Origins[j]
-				if o.Kind != rules.OriginAllow && o.Kind != rules.OriginDeny {
-					continue
-				}
-				r := policies.RangeOf(o.Range)
-				b := block(o.Kind, &r, o.Comment, o.Prefixes)
-				b.Expires = o.Expires
-				if o.Kind == rules.OriginAllow && len(e.Expiring) > 0 {
-					for i, p := range o.Prefixes[:len(b.Sources)] {
-						if g := e.GrantFor(p.Addr()); g != nil && g.Source.Bits() <= p.Bits() {
-							if b.Until == nil {
-								b.Until = map[string]time.Time{}
-							}
-							b.Until[b.Sources[i]] = g.Until
-						}
-					}
-				}
-				a.Blocks = append(a.Blocks, b)
-			}
-		}
-		if len(a.Blocks) > 0 {
-			return a
-		}
-	}
-	if e.Deny.Len() > 0 {
-		a.Blocks = append(a.Blocks, block(rules.OriginDeny, nil, "", e.Deny.All()))
-	}
-	if e.Allow.Len() > 0 {
-		a.Blocks = append(a.Blocks, block(rules.OriginAllow, nil, "", e.Allow.All()))
-	}
-	// Grants, one block per deadline, soonest first.
-	byUntil := map[time.Time][]netip.Prefix{}
-	var untils []time.Time
-	for _, g := range e.Expiring {
-		if _, ok := byUntil[g.Until]; !ok {
-			untils = append(untils, g.Until)
-		}
-		byUntil[g.Until] = append(byUntil[g.Until], g.Source)
-	}
-	slices.SortFunc(untils, time.Time.Compare)
-	for _, u := range untils {
-		b := block(rules.OriginAllow, nil, "", byUntil[u])
-		b.Expires = u
-		a.Blocks = append(a.Blocks, b)
+	for _, g := range monitor.SourceGroups(e, desired, statusListMax) {
+		a.Blocks = append(a.Blocks, block(g))
 	}
 	return a
 }
 
-func block(kind string, r *rules.SourceRange, comment string, prefixes []netip.Prefix) accessBlock {
-	b := accessBlock{Kind: kind, Range: r, Comment: comment, Count: len(prefixes)}
-	if len(prefixes) > statusListMax {
-		prefixes = prefixes[:statusListMax]
+func block(g monitor.SourceGroup) accessBlock {
+	b := accessBlock{Kind: g.Kind, Range: g.Range, Comment: g.Comment, Count: g.Count, Sources: prefixStrings(g.Sources), Expires: g.Expires}
+	for i, u := range g.Until {
+		if !u.IsZero() {
+			if b.Until == nil {
+				b.Until = map[string]time.Time{}
+			}
+			b.Until[b.Sources[i]] = u
+		}
 	}
-	b.Sources = prefixStrings(prefixes)
 	return b
 }
 

@@ -3,9 +3,12 @@
 // collector) and a Nagios/Icinga plugin result (one status line,
 // performance data after '|', exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).
 //
-// Both are computed from one Snapshot, which the command fills from a
-// backend (Current, Counters) and the state directory (the last apply);
-// nothing here talks to the kernel, so the formats are tested without one.
+// Both are computed from one Snapshot, which Take reads from a backend
+// (Current, Counters) and the state directory (the last apply, the change
+// awaiting confirmation, the history); status prints the same snapshot,
+// its sources grouped by the policy's blocks (SourceGroups). Only Take
+// talks to the kernel, through a backends.Backend, so the rest is tested
+// without one.
 //
 // A PolicyView is what status, usage, metrics and check compare the
 // kernel with: the policy named with --policy, else the one last applied,

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/portwarden/portwarden/backends"
+	"github.com/portwarden/portwarden/backends/safeapply"
 	"github.com/portwarden/portwarden/rules"
 	"github.com/portwarden/portwarden/verify/usage"
 )
@@ -47,6 +48,15 @@ type Snapshot struct {
 	// PendingUntil is when an unconfirmed change rolls back; zero when
 	// none waits.
 	PendingUntil time.Time
+	// Applied, Pending and LastEvent are the records as Take read them:
+	// the last apply whatever its backend (LastApply and
+	// AppliedFingerprint are of an apply with this backend only), the
+	// change awaiting confirmation, and the newest event of the history,
+	// which outlives the destroy that removes the state directory; nil
+	// when there is none or it cannot be read.
+	Applied   *safeapply.Applied
+	Pending   *safeapply.Pending
+	LastEvent *safeapply.Event
 	// Usage is what the kernel recorded per allow block and entry; nil
 	// when the backend keeps no such records.
 	Usage *usage.Report

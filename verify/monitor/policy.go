@@ -236,12 +236,15 @@ func (v *PolicyView) DriftSinceApply(backend string, st *backends.State, now tim
 
 // AddDriftSinceApply adds to the snapshot how the kernel differs from the
 // last apply (DriftSinceApply, as of s.Taken): access opened or closed
-// outside portwarden is drift, as an owned object changed by hand is.
-func (v *PolicyView) AddDriftSinceApply(s *Snapshot) {
+// outside portwarden is drift, as an owned object changed by hand is. It
+// reports whether the kernel differs from the last apply by more than
+// access that expired as applied, or may (s.DriftUnverified).
+func (v *PolicyView) AddDriftSinceApply(s *Snapshot) (changed bool) {
 	st := &backends.State{Installed: s.Installed, Ruleset: s.Ruleset, Drift: s.Drift}
 	changes, unverified := v.DriftSinceApply(s.Backend, st, s.Taken)
 	s.Drift = append(s.Drift, changes...)
 	s.DriftUnverified = unverified
+	return len(changes) > 0 || unverified != ""
 }
 
 // mayHaveExpired reports whether access of the last apply may have

@@ -207,9 +207,19 @@ func TestDriftSinceApply(t *testing.T) {
 	}
 
 	s := &Snapshot{Backend: "nftables", Installed: true, Ruleset: opened, Drift: []string{"by hand"}, Taken: now}
-	NewPolicyView(PolicyViewConfig{Policy: ".", Options: opts, StateRoot: root}).AddDriftSinceApply(s)
-	if len(s.Drift) != 2 || s.Drift[1] != want || s.DriftUnverified != "" {
+	if !NewPolicyView(PolicyViewConfig{Policy: ".", Options: opts, StateRoot: root}).AddDriftSinceApply(s) ||
+		len(s.Drift) != 2 || s.Drift[1] != want || s.DriftUnverified != "" {
 		t.Errorf("snapshot: %q %q", s.Drift, s.DriftUnverified)
+	}
+	// Changed since the last apply: drift found, or that may be (status's
+	// "see Drift"); an owned object changed by hand alone is not.
+	s = &Snapshot{Backend: "nftables", Installed: true, Ruleset: opened, Taken: now}
+	if !NewPolicyView(PolicyViewConfig{Policy: ".", Options: other, StateRoot: root}).AddDriftSinceApply(s) || s.DriftUnverified == "" || s.Drift != nil {
+		t.Errorf("unverified: %q %q", s.Drift, s.DriftUnverified)
+	}
+	s = &Snapshot{Backend: "nftables", Installed: true, Ruleset: applied, Drift: []string{"by hand"}, Taken: now}
+	if NewPolicyView(PolicyViewConfig{Policy: ".", Options: opts, StateRoot: root}).AddDriftSinceApply(s) || len(s.Drift) != 1 || s.DriftUnverified != "" {
+		t.Errorf("as applied: %q %q", s.Drift, s.DriftUnverified)
 	}
 }
 

@@ -9,8 +9,10 @@ import (
 )
 
 // Take reads a snapshot: the backend's owned state and counters in the
-// caller's network namespace, and the last apply from the state directory
-// under root ("" for the default, PORTWARDEN_STATE_DIR).
+// caller's network namespace, and from the state directory under root
+// ("" for the default, PORTWARDEN_STATE_DIR) the last apply, the change
+// awaiting confirmation and the newest event of the history. status,
+// check and metrics read the kernel through it.
 func Take(ctx context.Context, b backends.Backend, root string) (*Snapshot, error) {
 	st, err := b.Current(ctx)
 	if err != nil {
@@ -24,19 +26,20 @@ func Take(ctx context.Context, b backends.Backend, root string) (*Snapshot, erro
 		Counters: counters, Fingerprint: st.Ruleset.Fingerprint(), Taken: time.Now()}
 	// The state directory is a record, not a requirement: without one
 	// there is no last apply to report.
-	dir, err := safeapply.OpenExisting(root)
-	if err != nil || dir == nil {
-		return s, nil
+	if dir, err := safeapply.OpenExisting(root); err == nil && dir != nil {
+		if s.Pending, _ = dir.GetPending(); s.Pending != nil {
+			s.PendingUntil = s.Pending.Deadline
+		}
+		s.Applied, _ = dir.LastApplied()
 	}
-	if p, _ := dir.GetPending(); p != nil {
-		s.PendingUntil = p.Deadline
-	}
-	a, _ := dir.LastApplied()
+	// The history outlives destroy, which removes the directory.
+	s.LastEvent, _ = safeapply.LastEvent(root)
+	a := s.Applied
 	if a == nil || a.Backend != b.Name() {
 		return s, nil
 	}
 	s.LastApply, s.AppliedFingerprint = a.When, a.Fingerprint
-	ev, _ := safeapply.LastEvent(root)
+	ev := s.LastEvent
 	destroyed := ev != nil && ev.Action == "destroy" && ev.When.After(a.When)
 	// A rollback to nothing installed records no fingerprint: nothing is
 	// missing then.
