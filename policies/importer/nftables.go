@@ -185,6 +185,7 @@ func (p *nftParser) run() {
 		}
 		p.walk(c, nil, 0, fams)
 	}
+	reachedFrom := p.reachingBases()
 	for _, k := range p.order {
 		c := p.chains[k]
 		if c.reached || len(c.rules) == 0 && c.Hook == "" {
@@ -195,6 +196,12 @@ func (p *nftParser) run() {
 		}
 		why := "it is not reached from the input chain imported"
 		switch {
+		case c.Hook == "" && len(reachedFrom[c]) > 0:
+			names := make([]string, len(reachedFrom[c]))
+			for i, b := range reachedFrom[c] {
+				names[i] = b.key()
+			}
+			why = "it is reached from " + strings.Join(names, ", ") + ", which is not imported"
 		case c.Hook == "input" && c.Type == "filter":
 			why = "a second input chain (a packet must pass both; a policy is one chain)"
 		case c.Hook != "":
@@ -202,12 +209,18 @@ func (p *nftParser) run() {
 			switch {
 			case !known:
 				why = "a policy decides only traffic to this host (hook input)"
-			case reach == "":
-				// It sees no packet of an inbound connection to this
-				// host, so it changes nothing the policy decides.
+			case reach == "" && len(c.rules) == 0:
+				// A drop policy that sees no packet of an inbound
+				// connection changes nothing the policy decides; as the
+				// iptables import says nothing of FORWARD's policy.
 				continue
 			case c.Type == "nat":
-				why = "it sees " + reach + " and can redirect or drop it; a policy does neither"
+				why = "a policy decides only who reaches this host's ports; nat stays the administrator's"
+				if reach != "" {
+					why = "it sees " + reach + " and can redirect or drop it; a policy does neither"
+				}
+			case reach == "":
+				why = "a policy decides only traffic to this host"
 			case c.Policy == "drop":
 				why = "it drops " + reach + dropUnless(len(c.rules)) + "; the imported policy does not, so it opens connections the original refused"
 			default:
@@ -222,9 +235,12 @@ func (p *nftParser) run() {
 // base chain on a hook other than input sees, "" when none, as dropReach
 // does for iptables' built-in chains: prerouting (and a netdev ingress)
 // sees the packets to this host, output and postrouting the replies it
-// sends, forward only packets routed through it; a nat chain sees a
-// connection's first packet only, so never a reply. known is false for a
-// family or hook this reasoning does not cover (bridge, arp).
+// sends (and a netdev egress), forward only packets routed through it;
+// a nat chain sees a connection's first packet only, so never a reply.
+// (nat's output sees the first packet of a connection this host makes to
+// itself, which a policy decides with loopback; import leaves that out,
+// as the iptables import does.) known is false for a family or hook this
+// reasoning does not cover (bridge, arp).
 func hookReach(c *nftChain) (reach string, known bool) {
 	switch c.Family {
 	case "inet", "ip", "ip6", "netdev":
@@ -240,10 +256,59 @@ func hookReach(c *nftChain) (reach string, known bool) {
 		return "", true
 	case c.Hook == "prerouting" || c.Hook == "ingress":
 		return "every packet to this host before the input chain", true
-	case c.Hook == "output" || c.Hook == "postrouting":
+	case c.Hook == "output" || c.Hook == "postrouting" || c.Hook == "egress":
 		return "every packet this host sends (the replies to inbound connections too)", true
 	}
 	return "", false
+}
+
+// reachingBases maps each chain to the base chains whose jumps and gotos
+// lead to it, in the order of the ruleset.
+func (p *nftParser) reachingBases() map[*nftChain][]*nftChain {
+	from := map[*nftChain][]*nftChain{}
+	for _, k := range p.order {
+		base := p.chains[k]
+		if base.Hook == "" {
+			continue
+		}
+		seen := map[*nftChain]bool{base: true} // ends cycles
+		for todo := []*nftChain{base}; len(todo) > 0; {
+			c := todo[len(todo)-1]
+			todo = todo[:len(todo)-1]
+			for _, t := range p.jumpTargets(c) {
+				if !seen[t] {
+					seen[t] = true
+					from[t] = append(from[t], base)
+					todo = append(todo, t)
+				}
+			}
+		}
+	}
+	return from
+}
+
+// jumpTargets are the chains of c's table that its rules jump or go to.
+func (p *nftParser) jumpTargets(c *nftChain) []*nftChain {
+	var out []*nftChain
+	for _, r := range c.rules {
+		for _, e := range r.Expr {
+			for _, kind := range []string{"jump", "goto"} {
+				raw, ok := e[kind]
+				if !ok {
+					continue
+				}
+				var j struct {
+					Target string `json:"target"`
+				}
+				if json.Unmarshal(raw, &j) == nil {
+					if t := p.chains[c.Family+" "+c.Table+" "+j.Target]; t != nil {
+						out = append(out, t)
+					}
+				}
+			}
+		}
+	}
+	return out
 }
 
 // dropUnless qualifies a drop policy by the rules before it.
