@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"fmt"
 	"net/netip"
 	"testing"
 
@@ -121,6 +122,33 @@ func BenchmarkDecideRange100k(b *testing.B) {
 	for b.Loop() {
 		if r := rs.DecideRange(Packet{Protocol: TCP, Port: 27}, from); len(r) < 60000 {
 			b.Fatalf("%d ranges", len(r))
+		}
+	}
+}
+
+// BenchmarkShadows: the shadow check runs in every command that loads a
+// policy. n exposes on one port, each with its own destination (none
+// shadowed), and n on one port each behind an interface of its own.
+func BenchmarkShadows(b *testing.B) {
+	for _, n := range []int{100, 2000} {
+		for _, shape := range []string{"destinations", "interfaces"} {
+			rs := &Ruleset{}
+			for i := range n {
+				e := Exposure{Name: fmt.Sprintf("e%05d", i), Protocol: TCP, Ports: []PortRange{{First: 27, Last: 27}}}
+				if shape == "destinations" {
+					e.Destinations = Prefixes{V4: []netip.Prefix{netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}), 32)}}
+				} else {
+					e.Interfaces = []string{fmt.Sprintf("eth%d", i)}
+				}
+				rs.Exposures = append(rs.Exposures, e)
+			}
+			b.Run(fmt.Sprintf("%s/%d", shape, n), func(b *testing.B) {
+				for b.Loop() {
+					if s := rs.Shadows(); len(s) != 0 {
+						b.Fatalf("shadows: %v", s)
+					}
+				}
+			})
 		}
 	}
 }

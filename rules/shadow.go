@@ -58,188 +58,163 @@ type Shadow struct {
 }
 
 // Shadows lists the ports that exposures manage but never decide, because
-// earlier exposures match all their packets there: the first one that
-// does alone is named, else the earlier exposures on the port that do
-// together. A partial overlap (the earlier exposures take fewer
-// interfaces or destinations, so the later one still decides some
-// packets on the port) is not a shadow. rs is normalised (sorted by name,
-// as Compile makes it).
+// earlier exposures match all their packets there: one alone, or several
+// between them (one per interface, say). Each shadow names the earlier
+// exposures that do decide some of those packets, in name order. A
+// partial overlap (the earlier exposures take fewer interfaces or
+// destinations, so the later one still decides some packets on the port)
+// is not a shadow. rs is normalised (sorted by name, as Compile makes it).
 func (rs *Ruleset) Shadows() []Shadow {
 	var out []Shadow
+	dests := map[*Exposure]*netipx.IPSet{}
 	for j := range rs.Exposures {
 		b := &rs.Exposures[j]
-		left := b.Ports // ports of b no earlier exposure has shadowed yet
-		for i := 0; i < j && len(left) > 0; i++ {
+		// The earlier exposures that might share a packet with b: same
+		// protocol, and a port, an interface and a destination in common.
+		var earlier []*Exposure
+		cuts := []int{}
+		for i := 0; i < j; i++ {
 			a := &rs.Exposures[i]
-			if a.Protocol != b.Protocol || !a.takesIn(b) {
+			if a.Protocol != b.Protocol || !shareInterface(a, b) || len(intersectPorts(b.Ports, a.Ports)) == 0 || !destinationSet(dests, a).Overlaps(destinationSet(dests, b)) {
 				continue
 			}
-			both := intersectPorts(left, a.Ports)
-			if len(both) == 0 {
-				continue
-			}
-			out = append(out, Shadow{Exposure: b.Name, By: []string{a.Name}, Protocol: b.Protocol, Ports: both, Range: b.declRange(), ByRanges: []hcl.Range{a.declRange()}})
-			left = subtractPorts(left, both)
-		}
-		out = append(out, rs.sharedShadows(j, left)...)
-	}
-	return out
-}
-
-// sharedShadows finds, on the ports left of exposure j, where several
-// earlier exposures take it in between them. The ports are cut wherever
-// the set of earlier exposures managing them changes; adjacent pieces
-// shadowed by the same exposures are one Shadow.
-func (rs *Ruleset) sharedShadows(j int, left []PortRange) []Shadow {
-	b := &rs.Exposures[j]
-	var earlier []*Exposure
-	cuts := []int{}
-	for i := 0; i < j; i++ {
-		if a := &rs.Exposures[i]; a.Protocol == b.Protocol && len(intersectPorts(left, a.Ports)) > 0 {
 			earlier = append(earlier, a)
 			for _, r := range a.Ports {
 				cuts = append(cuts, int(r.First), int(r.Last)+1)
 			}
 		}
-	}
-	if len(earlier) < 2 {
-		return nil
-	}
-	var out []Shadow
-	for _, r := range left {
-		pieces := []int{int(r.First), int(r.Last) + 1}
-		for _, c := range cuts {
-			if c > int(r.First) && c <= int(r.Last) {
-				pieces = append(pieces, c)
-			}
+		if len(earlier) == 0 {
+			continue
 		}
-		slices.Sort(pieces)
-		pieces = slices.Compact(pieces)
-		for k := 0; k+1 < len(pieces); k++ {
-			piece := PortRange{First: uint16(pieces[k]), Last: uint16(pieces[k+1] - 1)}
-			var on []*Exposure
-			for _, a := range earlier {
-				if ContainsPort(a.Ports, piece.First) {
-					on = append(on, a)
+		// b's ports cut wherever the earlier exposures managing them
+		// change; shadowed pieces with the same deciders are one Shadow.
+		first := map[string]int{} // deciders' names -> index in out
+		for _, r := range b.Ports {
+			pieces := []int{int(r.First), int(r.Last) + 1}
+			for _, c := range cuts {
+				if c > int(r.First) && c <= int(r.Last) {
+					pieces = append(pieces, c)
 				}
 			}
-			if len(on) < 2 || !takeInTogether(on, b) {
-				continue
-			}
-			on = needed(on, b)
-			names := make([]string, len(on))
-			for i, a := range on {
-				names[i] = a.Name
-			}
-			if n := len(out); n > 0 && slices.Equal(out[n-1].By, names) {
-				ports := &out[n-1].Ports
-				if last := &(*ports)[len(*ports)-1]; int(last.Last)+1 == int(piece.First) {
-					last.Last = piece.Last
-				} else {
-					*ports = append(*ports, piece)
+			slices.Sort(pieces)
+			pieces = slices.Compact(pieces)
+			for k := 0; k+1 < len(pieces); k++ {
+				piece := PortRange{First: uint16(pieces[k]), Last: uint16(pieces[k+1] - 1)}
+				var on []*Exposure
+				for _, a := range earlier {
+					if ContainsPort(a.Ports, piece.First) {
+						on = append(on, a)
+					}
 				}
-				continue
+				by := deciders(dests, on, b)
+				if by == nil {
+					continue
+				}
+				names := make([]string, len(by))
+				for i, a := range by {
+					names[i] = a.Name
+				}
+				key := strings.Join(names, "\x00")
+				if n, ok := first[key]; ok {
+					out[n].Ports = normalizePorts(append(out[n].Ports, piece))
+					continue
+				}
+				ranges := make([]hcl.Range, len(by))
+				for i, a := range by {
+					ranges[i] = a.declRange()
+				}
+				first[key] = len(out)
+				out = append(out, Shadow{Exposure: b.Name, By: names, Protocol: b.Protocol, Ports: []PortRange{piece}, Range: b.declRange(), ByRanges: ranges})
 			}
-			ranges := make([]hcl.Range, len(on))
-			for i, a := range on {
-				ranges[i] = a.declRange()
-			}
-			out = append(out, Shadow{Exposure: b.Name, By: names, Protocol: b.Protocol, Ports: []PortRange{piece}, Range: b.declRange(), ByRanges: ranges})
 		}
 	}
 	return out
 }
 
-// needed drops, last first, each exposure without which the others still
-// take b in: only the exposures that decide are named.
-func needed(on []*Exposure, b *Exposure) []*Exposure {
-	for i := len(on) - 1; i >= 0 && len(on) > 1; i-- {
-		rest := slices.Delete(slices.Clone(on), i, i+1)
-		if takeInTogether(rest, b) {
-			on = rest
-		}
-	}
-	return on
-}
-
-// takeInTogether reports whether every packet b matches (on a port all of
-// es manage) matches one of es: for each interface b names (or for any
-// interface, when it names none), the exposures that take that interface
-// in have between them no destinations or all of b's.
-func takeInTogether(es []*Exposure, b *Exposure) bool {
+// deciders returns, when the exposures on (in name order, all managing
+// the port) match every packet b matches, those of them that decide some
+// of those packets: each that matches a packet of b none before it does.
+// nil when some packet of b is left to b. For each interface b names the
+// destinations of b are taken away by each exposure that takes that
+// interface in, in turn. When b names none it matches on any interface:
+// one nobody names ("", which only exposures that name none take in)
+// decides whether b is shadowed, and each interface the others name says
+// who decides there.
+func deciders(dests map[*Exposure]*netipx.IPSet, on []*Exposure, b *Exposure) []*Exposure {
 	ifaces := b.Interfaces
 	if len(ifaces) == 0 {
-		ifaces = []string{""} // any interface: only exposures that name none take it in
+		ifaces = []string{""}
+		for _, e := range on {
+			for _, name := range e.Interfaces {
+				if !slices.Contains(ifaces, name) {
+					ifaces = append(ifaces, name)
+				}
+			}
+		}
 	}
+	decides := make([]bool, len(on))
 	for _, name := range ifaces {
-		var sb netipx.IPSetBuilder
-		covered := false
-		for _, e := range es {
+		left := destinationSet(dests, b)
+		for i, e := range on {
 			if len(e.Interfaces) > 0 && (name == "" || !slices.Contains(e.Interfaces, name)) {
 				continue
 			}
-			if e.Destinations.Empty() {
-				covered = true
-				break
+			ed := destinationSet(dests, e)
+			if !left.Overlaps(ed) {
+				continue
 			}
-			for _, p := range e.Destinations.All() {
-				sb.AddPrefix(p)
+			decides[i] = true
+			var sb netipx.IPSetBuilder
+			sb.AddSet(left)
+			sb.RemoveSet(ed)
+			next, err := sb.IPSet()
+			if err != nil {
+				return nil
 			}
+			left = next
 		}
-		if covered {
-			continue
-		}
-		set, err := sb.IPSet()
-		if err != nil {
-			return false
-		}
-		want := b.Destinations.All()
-		if len(want) == 0 {
-			want = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}
-		}
-		for _, p := range want {
-			if !set.ContainsPrefix(p) {
-				return false
-			}
+		if len(left.Ranges()) > 0 {
+			return nil
 		}
 	}
-	return true
+	var out []*Exposure
+	for i, e := range on {
+		if decides[i] {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
-// takesIn reports whether every packet b matches on a port both manage
-// matches e too: e has no interfaces or all of b's, and no destinations or
-// all of b's.
-func (e *Exposure) takesIn(b *Exposure) bool {
-	if len(e.Interfaces) > 0 {
-		if len(b.Interfaces) == 0 {
-			return false
-		}
-		for _, name := range b.Interfaces {
-			if !slices.Contains(e.Interfaces, name) {
-				return false
-			}
-		}
-	}
-	if e.Destinations.Empty() {
+// shareInterface reports whether a packet can arrive on an interface both
+// exposures match: one of them names none, or they name one in common.
+func shareInterface(a, b *Exposure) bool {
+	if len(a.Interfaces) == 0 || len(b.Interfaces) == 0 {
 		return true
 	}
-	if b.Destinations.Empty() {
-		return false
+	return slices.ContainsFunc(a.Interfaces, func(name string) bool { return slices.Contains(b.Interfaces, name) })
+}
+
+// destinationSet is e's destinations as a set, every address of both
+// families when it has none, built once per exposure.
+func destinationSet(cache map[*Exposure]*netipx.IPSet, e *Exposure) *netipx.IPSet {
+	if set, ok := cache[e]; ok {
+		return set
 	}
 	var sb netipx.IPSetBuilder
-	for _, p := range e.Destinations.All() {
+	all := e.Destinations.All()
+	if len(all) == 0 {
+		all = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}
+	}
+	for _, p := range all {
 		sb.AddPrefix(p)
 	}
 	set, err := sb.IPSet()
 	if err != nil {
-		return false
+		set = &netipx.IPSet{}
 	}
-	for _, p := range b.Destinations.All() {
-		if !set.ContainsPrefix(p) {
-			return false
-		}
-	}
-	return true
+	cache[e] = set
+	return set
 }
 
 // declRange is where the expose block is written: the range of its
@@ -263,32 +238,6 @@ func intersectPorts(a, b []PortRange) []PortRange {
 				out = append(out, PortRange{First: first, Last: last})
 			}
 		}
-	}
-	return normalizePorts(out)
-}
-
-// subtractPorts is the ports of a not in b.
-func subtractPorts(a, b []PortRange) []PortRange {
-	var out []PortRange
-	for _, x := range a {
-		rest := []PortRange{x}
-		for _, y := range b {
-			var next []PortRange
-			for _, r := range rest {
-				if y.Last < r.First || y.First > r.Last {
-					next = append(next, r)
-					continue
-				}
-				if y.First > r.First {
-					next = append(next, PortRange{First: r.First, Last: y.First - 1})
-				}
-				if y.Last < r.Last {
-					next = append(next, PortRange{First: y.Last + 1, Last: r.Last})
-				}
-			}
-			rest = next
-		}
-		out = append(out, rest...)
 	}
 	return normalizePorts(out)
 }

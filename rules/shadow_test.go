@@ -100,6 +100,14 @@ func TestShadows(t *testing.T) {
 				exposeText("c", "tcp", `["25-26", 28]`, `interfaces = ["eth0"]`) +
 				exposeText("d", "tcp", `["10-50"]`, `interfaces = ["eth0", "eth1"]`),
 			[]string{"c by a: tcp/25-26, tcp/28", "d by a+b: tcp/25-30"}},
+		{"every exposure that decides a packet is named, one on an interface too",
+			exposeText("a", "tcp", `["1-4"]`, `destinations = ["::/0"]`) + exposeText("b", "tcp", `["4-6"]`, `interfaces = ["eth1"]`) +
+				exposeText("c", "tcp", `["4-6"]`, `destinations = ["0.0.0.0/0", "2001:db8::/32"]`) + exposeText("d", "tcp", `["4-6"]`, ""),
+			[]string{"d by a+b+c: tcp/4"}},
+		{"an earlier exposure that decides part is named with the one that takes it in",
+			exposeText("a", "tcp", "[27]", `interfaces = ["eth0"]`) + exposeText("b", "tcp", "[27]", "") +
+				exposeText("c", "tcp", "[27]", `interfaces = ["eth0", "eth1"]`),
+			[]string{"c by a+b: tcp/27"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rs := compileText(t, tc.policy, nil, time.Time{})
@@ -117,7 +125,11 @@ func TestShadows(t *testing.T) {
 				e := rs.Exposure(s.Exposure)
 				ifaces := e.Interfaces
 				if len(ifaces) == 0 {
+					// Any interface: one nobody names, and each named.
 					ifaces = []string{""}
+					for _, x := range rs.Exposures {
+						ifaces = append(ifaces, x.Interfaces...)
+					}
 				}
 				dests := []netip.Addr{{}}
 				for _, p := range e.Destinations.All() {
