@@ -137,17 +137,23 @@ func ApplyThroughSignals(ctx context.Context, d *Dir, b backends.Backend, plan *
 	}
 }
 
-// PollDecline takes, without waiting, one signal that is already waiting
-// in sigs, and returns it when it is a SIGINT or SIGTERM: one last look,
+// PollDecline takes, without waiting, every signal already waiting in
+// sigs, and returns the first SIGINT or SIGTERM among them: one last look,
 // for an apply that leaves its change pending, at a no that came since
-// ApplyThroughSignals returned.
+// ApplyThroughSignals returned. Why all of them: a no queued behind a
+// signal that is not one (a SIGHUP as the session drops, then a SIGTERM
+// as it ends the job) is still a no; looking at the first alone left the
+// change pending.
 func PollDecline(sigs <-chan os.Signal) os.Signal {
-	select {
-	case sig := <-sigs:
-		if declines(sig) {
-			return sig
+	var declined os.Signal
+	for {
+		select {
+		case sig := <-sigs:
+			if declined == nil && declines(sig) {
+				declined = sig
+			}
+		default:
+			return declined
 		}
-	default:
 	}
-	return nil
 }

@@ -46,19 +46,32 @@ func TestApplyThroughSignals(t *testing.T) {
 	})
 }
 
-// PollDecline takes one waiting signal at most, and only a SIGINT or
-// SIGTERM is a no.
+// PollDecline looks at every signal already waiting: a SIGINT or SIGTERM
+// queued behind signals that are no answer (SIGHUP, SIGPIPE) still
+// declines, the first no among them is the one returned, and nothing is
+// left waiting. SIGHUP and SIGPIPE alone are no answer.
 func TestPollDecline(t *testing.T) {
-	sigs := make(chan os.Signal, 2)
-	if sig := PollDecline(sigs); sig != nil {
-		t.Errorf("nothing waiting: %v", sig)
-	}
-	sigs <- syscall.SIGHUP
-	sigs <- syscall.SIGTERM
-	if sig := PollDecline(sigs); sig != nil {
-		t.Errorf("SIGHUP taken as %v", sig)
-	}
-	if sig := PollDecline(sigs); sig != syscall.SIGTERM {
-		t.Errorf("got %v, want SIGTERM", sig)
+	for _, tc := range []struct {
+		name    string
+		waiting []os.Signal
+		want    os.Signal
+	}{
+		{"nothing", nil, nil},
+		{"hup then term", []os.Signal{syscall.SIGHUP, syscall.SIGTERM}, syscall.SIGTERM},
+		{"pipe, hup then int", []os.Signal{syscall.SIGPIPE, syscall.SIGHUP, syscall.SIGINT}, syscall.SIGINT},
+		{"term then int", []os.Signal{syscall.SIGTERM, syscall.SIGINT}, syscall.SIGTERM},
+		{"term then hup", []os.Signal{syscall.SIGTERM, syscall.SIGHUP}, syscall.SIGTERM},
+		{"hup and pipe", []os.Signal{syscall.SIGHUP, syscall.SIGPIPE}, nil},
+	} {
+		sigs := make(chan os.Signal, 8)
+		for _, sig := range tc.waiting {
+			sigs <- sig
+		}
+		if got := PollDecline(sigs); got != tc.want {
+			t.Errorf("%s: got %v, want %v", tc.name, got, tc.want)
+		}
+		if len(sigs) != 0 {
+			t.Errorf("%s: %d signal(s) left waiting", tc.name, len(sigs))
+		}
 	}
 }
