@@ -3,6 +3,7 @@ package safeapply
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -33,11 +34,17 @@ func TestStateRootThroughLinkJudgedAsRoot(t *testing.T) {
 		if err := os.Symlink(target, link); err != nil {
 			t.Fatal(err)
 		}
+		before := dirNames(t, pub)
 		_, err := trustRoot(link)
 		wantErr(t, err, ErrUntrustedState, pub+" (owner uid", "mode 1777), where the state directory "+link+" leads, is not safe: everyone can write it", "chmod go-w "+pub, "PORTWARDEN_STATE_DIR")
 		wantErr(t, CheckRoot(link), ErrUntrustedState, "everyone can write it")
-		if _, err := os.Stat(filepath.Join(pub, "history.jsonl")); err == nil {
-			t.Fatalf("%s -> %s: something was written in %s", link, target, pub)
+		// The refusal is what keeps state out of pub: a writer given the
+		// link (here the history's) must write nothing there. trustRoot
+		// alone never writes in an existing root, so asking it proves
+		// nothing; the writer is what could go wrong.
+		wantErr(t, RecordEvent(link, Event{Namespace: 1, Action: "apply", By: "tester"}), ErrUntrustedState, "everyone can write it")
+		if after := dirNames(t, pub); !slices.Equal(after, before) {
+			t.Fatalf("%s -> %s: something was written in %s: %v, was %v", link, target, pub, after, before)
 		}
 	}
 
@@ -280,4 +287,18 @@ func TestMakeRootThroughTrustedLinks(t *testing.T) {
 			t.Errorf("%s: %s not made 0700: %v, %v", root, made, fi, err)
 		}
 	}
+}
+
+// dirNames lists the names in dir, sorted.
+func dirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
 }
