@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 
@@ -11,11 +12,13 @@ import (
 
 // checkUsage turns a usage error cobra found before check ran into check's
 // own UNKNOWN (exit 3): Nagios reads exit 1 as WARNING, and the plugin
-// contract allows no other failure. Cobra finds the command by taking an
-// unknown flag to hold the next word as its value, so in
-// "portwarden --bogus check" it never reaches check and fails at the root;
-// check's flag error function alone cannot catch that. Any other error,
-// and every error of other commands, is returned unchanged.
+// contract allows no other failure. Cobra never reaches check when it
+// fails at the root: it takes an unknown flag to hold the next word as its
+// value ("portwarden --bogus check"), and the first bare word for the
+// command, so a word before check ("portwarden --json true check": a
+// boolean flag takes no separate value) is an unknown command. check's
+// flag error function alone cannot catch either. Any other error, and
+// every error of other commands, is returned unchanged.
 func checkUsage(root *cobra.Command, args []string, err error) error {
 	var ee *exitError
 	if errors.As(err, &ee) {
@@ -27,7 +30,9 @@ func checkUsage(root *cobra.Command, args []string, err error) error {
 	}
 	// Parse the line as check would have, to name the first thing wrong
 	// with it rather than what cobra made of it ("unknown command" for
-	// the word after a misread flag).
+	// the word after a misread flag, or for a word before check): a flag
+	// that does not parse, else a word that is not check's name, as check
+	// itself reports the arguments it takes none of.
 	fs := pflag.NewFlagSet(cmd.Name(), pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	cmd.InitDefaultHelpFlag()
@@ -35,13 +40,41 @@ func checkUsage(root *cobra.Command, args []string, err error) error {
 	fs.AddFlagSet(cmd.InheritedFlags())
 	if perr := fs.Parse(args); perr != nil {
 		err = perr
+	} else if word := strayWord(cmd, fs.Args()); word != "" {
+		err = fmt.Errorf("check takes no arguments, got %q", word)
 	}
 	return cmd.FlagErrorFunc()(cmd, err)
 }
 
-// namedCommand is the subcommand of root that args name when every flag
-// root does not know stands alone: "portwarden --bogus check" names check.
-// Known flags take their value as cobra does; nil when the line names none.
+// strayWord is the first of the line's bare words (flags and their values
+// taken out) other than the one naming cmd; "" when there is none.
+func strayWord(cmd *cobra.Command, words []string) string {
+	named := false
+	for _, w := range words {
+		if !named && (w == cmd.Name() || cmd.HasAlias(w)) {
+			named = true
+			continue
+		}
+		return w
+	}
+	return ""
+}
+
+// namedCommand is the subcommand of root that args name: the first bare
+// word that is one of root's commands, when every flag root does not know
+// stands alone ("portwarden --bogus check" names check). Known flags take
+// their value as cobra does; nil when the line names none.
+//
+// Why scan past a bare word that is no command, where cobra stops: the
+// line was written for the first command it names, and a stray word
+// before it does not make it some other command's. "portwarden --json
+// true check" is check's line with a misplaced value (a boolean flag
+// takes its value only after "=", so "true" stands alone), and Nagios
+// must get UNKNOWN for it as for any of check's mistakes. Skipping only a
+// boolean word after a boolean flag would still hand cobra's exit 1 to
+// Nagios for "--json yes check" or any other stray word. No other
+// command's line is taken for check's: the scan still ends at the first
+// command named, so "portwarden foo status check" remains status's.
 func namedCommand(root *cobra.Command, args []string) *cobra.Command {
 	lookup := func(name string) *pflag.Flag {
 		if f := root.Flags().Lookup(name); f != nil {
@@ -76,7 +109,7 @@ func namedCommand(root *cobra.Command, args []string) *cobra.Command {
 					return c
 				}
 			}
-			return nil
+			continue // a stray word: see above
 		}
 		if f != nil && f.NoOptDefVal == "" {
 			i++ // its value
