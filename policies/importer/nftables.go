@@ -197,11 +197,22 @@ func (p *nftParser) run() {
 		why := "it is not reached from the input chain imported"
 		switch {
 		case c.Hook == "" && len(reachedFrom[c]) > 0:
-			names := make([]string, len(reachedFrom[c]))
-			for i, b := range reachedFrom[c] {
-				names[i] = b.key()
+			var imported, others []string
+			for _, b := range reachedFrom[c] {
+				if b.reached {
+					imported = append(imported, b.key())
+				} else {
+					others = append(others, b.key())
+				}
 			}
-			why = "it is reached from " + strings.Join(names, ", ") + ", which is not imported"
+			why = "it is reached from " + strings.Join(others, ", ") + ", which is not imported"
+			if len(others) == 0 {
+				// The input chain imported leads here only through a
+				// jump the import left out (a goto, a verdict map, a
+				// jump in a rule it could not convert, or one nested
+				// too deep), reported where it stands.
+				why = "the jump or goto to it from " + strings.Join(imported, ", ") + " was not imported (see above)"
+			}
 		case c.Hook == "input" && c.Type == "filter":
 			why = "a second input chain (a packet must pass both; a policy is one chain)"
 		case c.Hook != "":
@@ -287,25 +298,45 @@ func (p *nftParser) reachingBases() map[*nftChain][]*nftChain {
 	return from
 }
 
-// jumpTargets are the chains of c's table that its rules jump or go to.
+// jumpTargets are the chains of c's table that its rules jump or go to,
+// wherever the verdict stands: a statement of its own or inside a verdict
+// map.
 func (p *nftParser) jumpTargets(c *nftChain) []*nftChain {
-	var out []*nftChain
-	for _, r := range c.rules {
-		for _, e := range r.Expr {
+	var names []string
+	var find func(v any)
+	find = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
 			for _, kind := range []string{"jump", "goto"} {
-				raw, ok := e[kind]
-				if !ok {
-					continue
-				}
-				var j struct {
-					Target string `json:"target"`
-				}
-				if json.Unmarshal(raw, &j) == nil {
-					if t := p.chains[c.Family+" "+c.Table+" "+j.Target]; t != nil {
-						out = append(out, t)
+				if j, ok := v[kind].(map[string]any); ok {
+					if t, ok := j["target"].(string); ok {
+						names = append(names, t)
 					}
 				}
 			}
+			for _, x := range v {
+				find(x)
+			}
+		case []any:
+			for _, x := range v {
+				find(x)
+			}
+		}
+	}
+	for _, r := range c.rules {
+		for _, e := range r.Expr {
+			for kind, raw := range e {
+				var v any
+				if json.Unmarshal(raw, &v) == nil {
+					find(map[string]any{kind: v})
+				}
+			}
+		}
+	}
+	var out []*nftChain
+	for _, name := range names {
+		if t := p.chains[c.Family+" "+c.Table+" "+name]; t != nil {
+			out = append(out, t)
 		}
 	}
 	return out

@@ -243,3 +243,36 @@ table ip nat {
 		}
 	}
 }
+
+// TestNftJumpNotImported: a chain the imported input chain reaches only
+// through a jump the import left out (a goto, a verdict map) is said to
+// be so, not to be reached from a chain "which is not imported", nor to be
+// unreachable.
+func TestNftJumpNotImported(t *testing.T) {
+	im, err := ParseNftables([]File{{Name: "vmap.json", Data: []byte(vmapRuleset)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	report := ReportText(im)
+	for _, want := range []string{
+		"vmap.json: inet t ssh: chain (1 rule(s), policy -) not imported: the jump or goto to it from inet t input was not imported (see above)",
+		"vmap.json: inet t web: chain (1 rule(s), policy -) not imported: the jump or goto to it from inet t input was not imported (see above)",
+	} {
+		if !strings.Contains(report, want) {
+			t.Errorf("want %q in the report:\n%s", want, report)
+		}
+	}
+}
+
+// vmapRuleset is nft -j list ruleset of:
+//
+//	table inet t {
+//		chain ssh { tcp dport 22 accept }
+//		chain web { ip saddr 198.18.1.0/24 accept }
+//		chain input {
+//			type filter hook input priority filter; policy accept;
+//			tcp dport vmap { 80 : jump web }
+//			goto ssh
+//		}
+//	}
+const vmapRuleset = `{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}, {"table": {"family": "inet", "name": "t", "handle": 1}}, {"chain": {"family": "inet", "table": "t", "name": "ssh", "handle": 1}}, {"chain": {"family": "inet", "table": "t", "name": "web", "handle": 2}}, {"chain": {"family": "inet", "table": "t", "name": "input", "handle": 3, "type": "filter", "hook": "input", "prio": 0, "policy": "accept"}}, {"rule": {"family": "inet", "table": "t", "chain": "ssh", "handle": 4, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 22}}, {"accept": null}]}}, {"rule": {"family": "inet", "table": "t", "chain": "web", "handle": 5, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": {"prefix": {"addr": "198.18.1.0", "len": 24}}}}, {"accept": null}]}}, {"rule": {"family": "inet", "table": "t", "chain": "input", "handle": 7, "expr": [{"vmap": {"key": {"payload": {"protocol": "tcp", "field": "dport"}}, "data": {"set": [[80, {"jump": {"target": "web"}}]]}}}]}}, {"rule": {"family": "inet", "table": "t", "chain": "input", "handle": 8, "expr": [{"goto": {"target": "ssh"}}]}}]}`
