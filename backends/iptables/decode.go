@@ -247,6 +247,17 @@ type decoder struct {
 	exposures map[string]*exposureBuilder
 	drift     []string
 	reported  map[string]bool // "IPv4 PW-X": chains already explained by drift
+	// unreferenced are the exposure chains no rule of their family's
+	// topChain jumps to, judged by judgeUnreferenced once the model is
+	// known.
+	unreferenced []unreferencedChain
+}
+
+// unreferencedChain is an owned exposure chain nothing jumps to.
+type unreferencedChain struct {
+	fam   family
+	chain string
+	empty bool
 }
 
 func (d *decoder) builder(name string) *exposureBuilder {
@@ -282,6 +293,7 @@ func decode(owned [2]ownedFamily) *backends.State {
 	}
 	d.decodeSets(owned)
 	rs := d.ruleset()
+	d.judgeUnreferenced(rs)
 	d.compareRendered(rs, owned)
 	st := &backends.State{Installed: installed, Ruleset: rs, Drift: d.drift, Fingerprint: fingerprint(owned)}
 	return st
@@ -335,9 +347,8 @@ func (d *decoder) decodeFamily(o ownedFamily) {
 }
 
 func (d *decoder) decodeExposureChain(fam family, chain string, rs []savedRule, referenced bool) {
-	if !referenced && len(rs) == 0 {
-		d.driftf(fam, chain, "chain %s is empty and unused; apply removes it", chain)
-		return
+	if !referenced {
+		d.unreferenced = append(d.unreferenced, unreferencedChain{fam: fam, chain: chain, empty: len(rs) == 0})
 	}
 	for i, r := range rs {
 		spec, err := parseRule(r.args)
@@ -347,9 +358,6 @@ func (d *decoder) decodeExposureChain(fam family, chain string, rs []savedRule, 
 			continue
 		}
 		b := d.builder(name)
-		if !referenced && i == 0 {
-			d.driftf(fam, chain, "chain %s (exposure %s) is not used by %s; apply fixes it", chain, name, topChain)
-		}
 		switch kind {
 		case kindLoopback:
 			b.e.Loopback = b.e.Loopback || (spec.iface == "lo" && spec.target == "ACCEPT")
@@ -370,6 +378,40 @@ func (d *decoder) decodeExposureChain(fam family, chain string, rs []savedRule, 
 			d.setDefault(b, fam, chain, spec)
 		default:
 			d.driftf(fam, chain, "chain %s rule %d has an unknown kind %q; apply removes it", chain, i+1, kind)
+		}
+	}
+}
+
+// judgeUnreferenced reports the exposure chains nothing jumps to, except
+// those portwarden leaves unused on purpose: an exposure whose
+// destinations are all of the other family has no match rule in this
+// family, but its chain is written all the same (it and this family's
+// sets carry the sources and grants of this family, which are part of the
+// model). A chain is unused on purpose exactly when rendering the decoded
+// exposure gives no match rule in its family; compareRendered then checks
+// its rules like any other chain's. The exposure must have been matched
+// in some family, or nothing uses it at all.
+func (d *decoder) judgeUnreferenced(rs *rules.Ruleset) {
+	byChain := map[string]*rules.Exposure{}
+	for i := range rs.Exposures {
+		byChain[exposureChain(rs.Exposures[i].Name)] = &rs.Exposures[i]
+	}
+	for _, u := range d.unreferenced {
+		e := byChain[u.chain]
+		if e != nil && d.exposures[e.Name].matched {
+			if match, err := matchRules(e, u.fam, u.chain); err == nil && len(match) == 0 {
+				continue
+			}
+		}
+		switch {
+		case e == nil && u.empty:
+			d.driftf(u.fam, u.chain, "chain %s is empty and unused; apply removes it", u.chain)
+		case e == nil:
+			// Every rule is foreign, each already reported.
+		case u.empty:
+			d.driftf(u.fam, u.chain, "chain %s (exposure %s) is empty and not used by %s; apply fixes it", u.chain, e.Name, topChain)
+		default:
+			d.driftf(u.fam, u.chain, "chain %s (exposure %s) is not used by %s; apply fixes it", u.chain, e.Name, topChain)
 		}
 	}
 }

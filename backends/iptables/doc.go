@@ -27,6 +27,11 @@
 //	               element commented "deny", "also allowed" or "deny; also
 //	               allowed", so that both lists read back exactly
 //
+// An exposure whose destinations are all of one family has no match rule
+// in the other family's PORTWARDEN, but its chain and sets are written
+// there all the same: they carry that family's sources and grants, which
+// are part of the model, so the chain is left unused on purpose.
+//
 // Deny and the default refuse alike (same verdict, same log), so the deny
 // rule only counts and names deny hits apart. /0 is held as two /1 (hash:net
 // cannot hold /0).
@@ -105,8 +110,11 @@
 // cannot carry is reported in State.Drift: a missing, duplicated, moved or
 // edited INPUT jump; rules in owned chains without portwarden's comment
 // (added by hand); owned chains not in the order portwarden writes; unused
-// leftover chains. Any drift makes the plan non-empty and Apply rewrites
-// the chains concerned.
+// leftover chains. An exposure chain nothing jumps to is drift unless
+// rendering the decoded exposure gives it no match rule in that family
+// (its destinations are all of the other family); its rules are then
+// compared with what portwarden writes like any other chain's. Any drift
+// makes the plan non-empty and Apply rewrites the chains concerned.
 //
 // # Sets
 //

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"go4.org/netipx"
 
@@ -389,4 +390,119 @@ func randomPrefixes(r *rand.Rand, n int) []netip.Prefix {
 		ps = append(ps, netip.PrefixFrom(a, 22+r.IntN(11)).Masked())
 	}
 	return prefixSet(ps).Prefixes()
+}
+
+// singleFamilyRuleset has exposures whose destinations are all of one
+// family, with and without interfaces, so that the other family's
+// PORTWARDEN chain never jumps to their chains. Sources and grants of
+// both families are kept: the unused chain and sets still carry them.
+func singleFamilyRuleset() *rules.Ruleset {
+	until := time.Date(2099, 1, 2, 3, 4, 5, 0, time.UTC)
+	rs := &rules.Ruleset{Exposures: []rules.Exposure{
+		{
+			Name: "v4only", Protocol: rules.TCP,
+			Ports:        []rules.PortRange{{First: 27, Last: 27}},
+			Destinations: pfx("198.18.0.1/32"),
+			Default:      rules.Reject, Log: true, Loopback: true,
+			Deny:     pfx("198.18.1.66/32", "2001:2:0:1::66/128"),
+			Allow:    pfx("198.18.1.0/24", "2001:2:0:1::/64"),
+			Expiring: []rules.Grant{{Source: netip.MustParsePrefix("2001:2:0:9::9/128"), Until: until}},
+		},
+		{
+			Name: "v4only-iface", Protocol: rules.UDP,
+			Ports:        []rules.PortRange{{First: 514, Last: 514}},
+			Interfaces:   []string{"pw0", "pw1"},
+			Destinations: pfx("198.18.0.1/32", "198.18.0.2/32"),
+			Default:      rules.Drop,
+			Allow:        pfx("198.18.2.0/24"),
+		},
+		{
+			Name: "v6only", Protocol: rules.TCP,
+			Ports:        []rules.PortRange{{First: 27, Last: 27}},
+			Destinations: pfx("2001:2::1/128"),
+			Default:      rules.Drop, Loopback: true,
+			Allow:    pfx("198.18.1.0/24", "2001:2:0:1::/64"),
+			Expiring: []rules.Grant{{Source: netip.MustParsePrefix("198.18.9.9/32"), Until: until}},
+		},
+		{
+			Name: "v6only-iface", Protocol: rules.TCP,
+			Ports:        []rules.PortRange{{First: 22, Last: 22}},
+			Interfaces:   []string{"pw0"},
+			Destinations: pfx("2001:2::1/128"),
+			Default:      rules.Reject, RejectWith: rules.ICMPAdminProhibited,
+			Allow: pfx("2001:2:0:1::/64"),
+		},
+	}}
+	rs.Normalize()
+	return rs
+}
+
+// An exposure whose destinations are all of one family has a chain in the
+// other family that nothing jumps to, as written: that is no drift, and
+// the model reads back exactly.
+func TestDecodeSingleFamilyDestinations(t *testing.T) {
+	rs := singleFamilyRuleset()
+	owned := savedFromRuleset(t, rs)
+	for _, c := range []struct {
+		fam  family
+		name string
+	}{{ipv6, "v4only"}, {ipv6, "v4only-iface"}, {ipv4, "v6only"}, {ipv4, "v6only-iface"}} {
+		for _, r := range owned[c.fam].chains[topChain] {
+			if jumpTarget(r.args) == exposureChain(c.name) {
+				t.Fatalf("%s PORTWARDEN jumps to %s: %s", c.fam, c.name, r.line)
+			}
+		}
+		if len(owned[c.fam].chains[exposureChain(c.name)]) == 0 {
+			t.Fatalf("%s has no chain for %s", c.fam, c.name)
+		}
+	}
+	st := decode(owned)
+	if len(st.Drift) != 0 {
+		t.Fatalf("drift after a clean write: %q", st.Drift)
+	}
+	if d := rules.Compare(st.Ruleset, rs); !d.Empty() || st.Ruleset.Fingerprint() != rs.Fingerprint() {
+		t.Fatalf("read back\n%+v\nwant\n%+v", st.Ruleset, rs)
+	}
+}
+
+// Hand edits around an intentionally unused chain are still drift.
+func TestDecodeSingleFamilyDestinationsDamage(t *testing.T) {
+	v4only, v6only := exposureChain("v4only"), exposureChain("v6only")
+	cases := map[string]func(t *testing.T, o *[2]ownedFamily){
+		"rule added to the unused chain": func(t *testing.T, o *[2]ownedFamily) {
+			o[ipv6].chains[v4only] = append([]savedRule{mustRule(t, "-A "+v4only+" -s 2001:2:0:9::1/128 -j ACCEPT")}, o[ipv6].chains[v4only]...)
+		},
+		"owned rule removed from the unused chain": func(t *testing.T, o *[2]ownedFamily) {
+			rs := o[ipv6].chains[v4only]
+			o[ipv6].chains[v4only] = rs[:len(rs)-1]
+		},
+		"unused chain flushed": func(t *testing.T, o *[2]ownedFamily) {
+			o[ipv4].chains[v6only] = nil
+		},
+		"unused chain deleted": func(t *testing.T, o *[2]ownedFamily) {
+			delete(o[ipv4].chains, v6only)
+			o[ipv4].chainOrder = slices.DeleteFunc(o[ipv4].chainOrder, func(c string) bool { return c == v6only })
+		},
+		"used chain's match rules deleted": func(t *testing.T, o *[2]ownedFamily) {
+			o[ipv4].chains[topChain] = slices.DeleteFunc(o[ipv4].chains[topChain], func(r savedRule) bool { return jumpTarget(r.args) == v4only })
+		},
+		"jump added to the unused chain": func(t *testing.T, o *[2]ownedFamily) {
+			o[ipv6].chains[topChain] = append(o[ipv6].chains[topChain], mustRule(t, "-A "+topChain+" -p tcp -m multiport --dports 27 -m comment --comment \"portwarden expose=v4only match\" -j "+v4only))
+		},
+	}
+	for name, damage := range cases {
+		t.Run(name, func(t *testing.T) {
+			rs := singleFamilyRuleset()
+			owned := savedFromRuleset(t, rs)
+			clean := fingerprint(owned)
+			damage(t, &owned)
+			st := decode(owned)
+			if len(st.Drift) == 0 {
+				t.Fatalf("no drift reported (model diff %+v)", rules.Compare(st.Ruleset, rs))
+			}
+			if st.Fingerprint == clean {
+				t.Fatal("fingerprint unchanged by damage")
+			}
+		})
+	}
 }
