@@ -22,6 +22,7 @@ func Run(t *testing.T, h Hooks) {
 	netnstest.RequireRoot(t)
 	t.Run("Connectivity", func(t *testing.T) { testConnectivity(t, h) })
 	t.Run("InterfacesAndDestinations", func(t *testing.T) { testInterfacesAndDestinations(t, h) })
+	t.Run("SingleFamilyDestinations", func(t *testing.T) { testSingleFamilyDestinations(t, h) })
 	t.Run("ReapplyWritesNothing", func(t *testing.T) { testReapplyWritesNothing(t, h) })
 	t.Run("ForeignUntouched", func(t *testing.T) { testForeignUntouched(t, h) })
 	t.Run("DamageRepaired", func(t *testing.T) { testDamageRepaired(t, h) })
@@ -209,6 +210,85 @@ func testInterfacesAndDestinations(t *testing.T, h Hooks) {
 	l.Apply(t, rs)
 	if got := l.Probe(t, l.Client, OtherV4, ServerV4, ManagedPort); got != Closed {
 		t.Errorf("managed interface: %s, want closed (a TCP reset)", got)
+	}
+}
+
+// testSingleFamilyDestinations applies exposures whose destinations are
+// all IPv4 or all IPv6, with and without interfaces: the other family's
+// packets never match them, yet the backend must read back exactly what
+// it wrote, sources and grants of both families included, with no drift,
+// so that a re-plan is empty, a re-apply writes nothing and a backend
+// opened afresh (a later `portwarden check`) agrees.
+func testSingleFamilyDestinations(t *testing.T, h Hooks) {
+	l := NewLab(t, h)
+	ctx := context.Background()
+	const otherPort = 29
+	l.Listen(t, "tcp4", ServerV4, otherPort)
+	l.Listen(t, "tcp6", ServerV6, otherPort)
+	until := time.Now().UTC().Truncate(time.Second).Add(time.Hour)
+	grants := []rules.Grant{{Source: netip.PrefixFrom(OtherV4, 32), Until: until}, {Source: netip.PrefixFrom(OtherV6, 128), Until: until}}
+	single := func(name string, port uint16, dst netip.Addr, ifaces ...string) rules.Exposure {
+		e := LabRuleset(rules.Reject).Exposures[0]
+		e.Name, e.Ports, e.Interfaces = name, []rules.PortRange{{First: port, Last: port}}, ifaces
+		e.Destinations = rules.NewPrefixes(netip.PrefixFrom(dst, dst.BitLen()))
+		return e
+	}
+	for _, c := range []struct {
+		name      string
+		exposures []rules.Exposure
+	}{
+		{"ipv4-only", []rules.Exposure{single("nscp", ManagedPort, ServerV4)}},
+		{"ipv6-only", []rules.Exposure{single("nscp", ManagedPort, ServerV6)}},
+		{"ipv4-only-interface", []rules.Exposure{single("nscp", ManagedPort, ServerV4, "pw0")}},
+		{"ipv6-only-interface", []rules.Exposure{single("nscp", ManagedPort, ServerV6, "pw0", "pw9")}},
+		{"ipv4-only-and-ipv6-only", []rules.Exposure{single("web4", ManagedPort, ServerV4), single("web6", otherPort, ServerV6, "pw0")}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rs := &rules.Ruleset{Exposures: c.exposures}
+			// Grants of both families, so the family no packet reaches
+			// still carries something of the model.
+			rs.Exposures[0].Expiring = grants
+			rs.Normalize()
+			l.Apply(t, rs)
+			for i, b := range []backends.Backend{l.Backend, h.Open(t, l.Server.Path())} {
+				st, err := b.Current(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d := rules.Compare(st.Ruleset, rs); !d.Empty() || len(st.Drift) > 0 {
+					t.Fatalf("backend %d reads back: diff %+v drift %q", i+1, d, st.Drift)
+				}
+				p, err := b.Plan(ctx, rs)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !p.Empty() {
+					t.Fatalf("backend %d: plan after apply is not empty: %+v drift %q", i+1, p.Diff, p.Current.Drift)
+				}
+			}
+			writes := h.Writes(t)
+			if p := l.Apply(t, rs); !p.Empty() {
+				t.Fatalf("re-apply planned %+v drift %q", p.Diff, p.Current.Drift)
+			}
+			if h.Writes(t) != writes {
+				t.Fatal("re-applying an unchanged policy wrote to the kernel")
+			}
+			// The denied peer of the family with destinations is refused,
+			// the other family's passes by.
+			outcomes := map[string]bool{}
+			for _, src := range []netip.Addr{AllowedV4, DeniedV4, AllowedV6, DeniedV6} {
+				for _, port := range []int{ManagedPort, otherPort} {
+					want := Expected(rs, src, serverFor(src), port)
+					outcomes[want] = true
+					if got := l.Probe(t, l.Client, src, serverFor(src), port); got != want {
+						t.Errorf("%s -> port %d = %s, the model says %s", src, port, got, want)
+					}
+				}
+			}
+			if !outcomes[Open] || !outcomes[Closed] {
+				t.Fatalf("the scenario probes no refused or no admitted packet: %v", outcomes)
+			}
+		})
 	}
 }
 
