@@ -287,10 +287,11 @@ var beforeMakeRoot func(abs string)
 // lead to the root were judged by the check, which resolved them into
 // dir; so a link met here was planted after the check, and is refused.
 func makeRoot(root, dir string) error {
-	parent, err := os.Open("/")
+	slash, err := unix.Open("/", dirFlags, 0)
 	if err != nil {
-		return fmt.Errorf("make the state directory %s: %w", root, err)
+		return fmt.Errorf("make the state directory %s: open /: %w", root, err)
 	}
+	parent := os.NewFile(uintptr(slash), "/")
 	defer func() { parent.Close() }()
 	names := pathtrust.Split(dir)
 	for i, name := range names {
@@ -319,10 +320,22 @@ func makeRoot(root, dir string) error {
 	return nil
 }
 
+// dirFlags open a directory makeRoot walks through. O_PATH: the walk
+// only looks names up in it (openat), makes names in it (mkdirat) and
+// checks its owner and mode (fstat), all of which an O_PATH descriptor
+// allows, and opening one needs search permission alone, as resolving a
+// path (os.MkdirAll) does. O_RDONLY needs read permission too, so a user
+// other than root (with CAP_NET_ADMIN but not CAP_DAC_OVERRIDE) was
+// refused at a root-owned 0711 directory on the way that the path
+// resolves through.
+const dirFlags = unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC
+
 // openDirNoFollow opens the directory name in the directory dirfd, not
-// through a link.
+// through a link. With O_PATH, O_NOFOLLOW alone would open a link itself
+// (as a descriptor of the link); O_DIRECTORY refuses it (ENOTDIR), and
+// notDirectory then tells a link from a file.
 func openDirNoFollow(dirfd int, name string) (int, error) {
-	return unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	return unix.Openat(dirfd, name, dirFlags|unix.O_NOFOLLOW, 0)
 }
 
 // notDirectory is makeRoot's refusal of path, which could not be opened as

@@ -2,9 +2,11 @@ package safeapply
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -301,4 +303,75 @@ func dirNames(t *testing.T, dir string) []string {
 		names = append(names, e.Name())
 	}
 	return names
+}
+
+// makeRootAsEnv names the state root that this test binary, run again as
+// another user by TestMakeRootAsAnotherUser, makes.
+const makeRootAsEnv = "PORTWARDEN_TEST_MAKE_ROOT_AS"
+
+// A user other than root (one given CAP_NET_ADMIN, not CAP_DAC_OVERRIDE)
+// makes a state root below a root-owned 0711 directory, which it may pass
+// through (search) but not list (read): as os.MkdirAll did, and as the
+// kernel resolves the path. makeRoot opened each directory on the way to
+// read it (O_RDONLY), and so failed there with EACCES.
+func TestMakeRootAsAnotherUser(t *testing.T) {
+	if root := os.Getenv(makeRootAsEnv); root != "" {
+		// The run as the other user: make the root and say how it went.
+		if _, err := trustRoot(root); err != nil {
+			t.Fatalf("as uid %d: %v", os.Geteuid(), err)
+		}
+		return
+	}
+	netnstest.RequireRoot(t)
+	const nobody = 65534
+	// The other user must reach this binary and the root: t.TempDir is
+	// 0700, so the test makes its own directory, which it removes.
+	base, err := os.MkdirTemp("", "portwarden-makeroot-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	if err := os.Chmod(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(base, "safeapply.test")
+	if data, err := os.ReadFile(self); err != nil || os.WriteFile(bin, data, 0o755) != nil {
+		t.Fatalf("copy the test binary %s to %s: %v", self, bin, err)
+	}
+	locked := filepath.Join(base, "locked") // root's: others pass, but cannot list it
+	if err := os.Mkdir(locked, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(locked, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	home := filepath.Join(locked, "home")
+	if err := os.Mkdir(home, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(home, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(home, "run", "state")
+
+	cmd := exec.Command(bin, "-test.run=^TestMakeRootAsAnotherUser$", "-test.count=1")
+	cmd.Dir = base
+	cmd.Env = append(os.Environ(), makeRootAsEnv+"="+root)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("making the state root %s as uid %d, through the root-owned 0711 %s: %v\n%s", root, nobody, locked, err, out)
+	}
+	for _, dir := range []string{filepath.Dir(root), root} {
+		fi, err := os.Lstat(dir)
+		if err != nil {
+			t.Fatalf("%s was not made: %v", dir, err)
+		}
+		if uid, _ := ownerOf(fi); !fi.IsDir() || fi.Mode().Perm() != 0o700 || uid != nobody {
+			t.Errorf("%s is %v, owner uid %d; want a directory, 0700, of uid %d", dir, fi.Mode(), uid, nobody)
+		}
+	}
 }
