@@ -6,9 +6,9 @@ import (
 	"errors"
 	"hash/crc32"
 	"io"
+	"io/fs"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"slices"
 
 	"github.com/portwarden/portwarden/backends/safeapply"
@@ -63,11 +63,21 @@ type cacheHeader struct {
 	Bare *rules.Ruleset // prefix sets empty; they follow packed
 }
 
-func (b *Backend) cachePath(cookie uint64) string {
+// openCache opens the cache of the namespace cookie to read, through
+// safeapply.OpenCache: the state root and the namespace's directory are
+// checked now, on every read, not only when the backend was opened, and
+// the file must be one nobody else could have written (not a link, not a
+// FIFO). nil when there is none or it may not be trusted: the caller
+// reads the kernel instead.
+func (b *Backend) openCache(cookie uint64) (*os.File, fs.FileInfo) {
 	if b.stateDir == "" || cookie == 0 {
-		return ""
+		return nil, nil
 	}
-	return filepath.Join(safeapply.NamespaceDir(b.stateDir, cookie), cacheFileName)
+	f, fi, err := safeapply.OpenCache(b.stateDir, cookie, cacheFileName)
+	if err != nil {
+		return nil, nil
+	}
+	return f, fi
 }
 
 // prefixLists are the prefix sets of an exposure in the cache's order.
@@ -88,9 +98,17 @@ func (b *Backend) saveCacheLater(s *snapshot) {
 
 // saveCache records s, read or written at generation s.gen, for later
 // processes. Failing to write it costs only speed, so errors are dropped.
+//
+// The backend never makes the state root or the namespace's directory:
+// safeapply.ReplaceCache writes only into a directory that exists and
+// passes the state directory's checks at the moment of writing (a command
+// that writes state made it, through safeapply.Open). A save runs in the
+// background of commands that only read, long after New, and os.MkdirAll
+// of a root missing then follows whatever link someone planted in its
+// place meanwhile (in /tmp, say), and made the root for a read-only
+// command, which safeapply.OpenExisting promises never to do.
 func (b *Backend) saveCache(s *snapshot) {
-	path := b.cachePath(s.cookie)
-	if path == "" || s.table == nil || len(s.drift) > 0 || !s.canonical {
+	if b.stateDir == "" || s.cookie == 0 || s.table == nil || len(s.drift) > 0 || !s.canonical {
 		return
 	}
 	st := s.state()
@@ -137,9 +155,6 @@ func (b *Backend) saveCache(s *snapshot) {
 		}
 	}
 	out = binary.BigEndian.AppendUint32(out, crc32.ChecksumIEEE(out))
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return
-	}
 	// Saves run beside the command (saveCacheLater), so a plan's read and
 	// the apply after it may both be saving: one at a time, and never the
 	// older over the newer.
@@ -148,19 +163,8 @@ func (b *Backend) saveCache(s *snapshot) {
 	if b.saved.cookie == s.cookie && int32(s.gen-b.saved.gen) < 0 {
 		return
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), cacheFileName+".tmp*")
-	if err != nil {
-		return
-	}
-	_, err = f.Write(out)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path) // readers see the old or the new file
-	}
-	if err != nil {
-		os.Remove(f.Name())
+	// Replaced by rename: readers see the old or the new file.
+	if safeapply.ReplaceCache(b.stateDir, s.cookie, cacheFileName, out) != nil {
 		return
 	}
 	b.saved.cookie, b.saved.gen = s.cookie, s.gen
@@ -169,12 +173,8 @@ func (b *Backend) saveCache(s *snapshot) {
 // loadCache returns the cached snapshot when it was taken at exactly this
 // generation of this namespace in this boot, else nil.
 func (b *Backend) loadCache(cookie uint64, gen uint32) *snapshot {
-	path := b.cachePath(cookie)
-	if path == "" {
-		return nil
-	}
-	f, err := os.Open(path)
-	if err != nil {
+	f, info := b.openCache(cookie)
+	if f == nil {
 		return nil
 	}
 	defer f.Close()
@@ -184,8 +184,7 @@ func (b *Backend) loadCache(cookie uint64, gen uint32) *snapshot {
 	if !ok || !k.current(cookie, gen) {
 		return nil
 	}
-	info, err := f.Stat()
-	if err != nil || info.Size() < int64(len(head)) || info.Size() > maxCacheBytes {
+	if info.Size() < int64(len(head)) || info.Size() > maxCacheBytes {
 		return nil
 	}
 	data := make([]byte, info.Size())
@@ -265,12 +264,11 @@ func (b *Backend) Holds(fingerprint string) bool {
 		return false
 	}
 	gen, err := nfgen.Generation(b.netns)
-	path := b.cachePath(cookie)
-	if err != nil || path == "" {
+	if err != nil {
 		return false
 	}
-	f, err := os.Open(path)
-	if err != nil {
+	f, _ := b.openCache(cookie)
+	if f == nil {
 		return false
 	}
 	defer f.Close()

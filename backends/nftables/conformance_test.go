@@ -27,6 +27,11 @@ type hooks struct{ nsPath, stateDir string }
 
 func (h *hooks) Open(t *testing.T, nsPath string) backends.Backend {
 	h.nsPath = nsPath
+	if h.stateDir != "" {
+		// The backend writes its cache only where the namespace's
+		// directory exists, as safeapply.Open makes it for the CLI.
+		makeNamespaceDir(t, h.stateDir, nsPath)
+	}
 	b, err := New(backends.Config{NetNS: nsPath, StateDir: h.stateDir})
 	if err != nil {
 		t.Fatal(err)

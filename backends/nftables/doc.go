@@ -93,13 +93,16 @@
 // or wrote with the namespace's cookie and the generation; while both are
 // unchanged it answers from memory, because dumping large interval sets is
 // slow in the kernel. With Config.StateDir it also keeps that state in a
-// file, nftables.cache, in the namespace's state directory (cache.go), so
-// a fresh process trusts it while the cookie, the generation and the boot
-// are the same, and dumps nothing. Only drift-free states are cached; a
-// damaged file (CRC) is ignored. Holds answers from the file's header
-// alone, which is how `portwarden plan` and `apply` on an unchanged policy
-// and kernel finish in milliseconds. A stale plan is refused by comparing
-// fingerprints of the freshly read (or provably unchanged) state.
+// file, nftables.cache, in the namespace's state directory (cache.go),
+// when that directory exists and may be trusted at that moment (the
+// backend never makes it: commands that write state do, through
+// safeapply.Open), so a fresh process trusts it while the cookie, the
+// generation and the boot are the same, and dumps nothing. Only
+// drift-free states are cached; a damaged file (CRC) is ignored. Holds
+// answers from the file's header alone, which is how `portwarden plan`
+// and `apply` on an unchanged policy and kernel finish in milliseconds. A
+// stale plan is refused by comparing fingerprints of the freshly read (or
+// provably unchanged) state.
 //
 // When the generation moved (any program wrote anything), the next command
 // reads the owned table once, and the set dumps are the cost: the kernel

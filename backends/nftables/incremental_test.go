@@ -79,7 +79,7 @@ func sameInterval(a, b interval) bool {
 func TestIncrementalAppliesFromTheCache(t *testing.T) {
 	ns := netnstest.New(t, "incr")
 	ctx := context.Background()
-	stateDir := t.TempDir()
+	stateDir := cacheRoot(t, ns.Path())
 	cached := func() *Backend {
 		b, _ := New(backends.Config{NetNS: ns.Path(), StateDir: stateDir})
 		return b.(*Backend)

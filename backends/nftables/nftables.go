@@ -14,7 +14,6 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/portwarden/portwarden/backends"
-	"github.com/portwarden/portwarden/backends/safeapply"
 	"github.com/portwarden/portwarden/internal/nfgen"
 	"github.com/portwarden/portwarden/rules"
 	"golang.org/x/sys/unix"
@@ -43,12 +42,11 @@ type Backend struct {
 func New(cfg backends.Config) (backends.Backend, error) {
 	// The cache says what the kernel holds, and a command that trusts it
 	// reads no set: one in a state root someone else could write would let
-	// them make plan see what is not there. Such a root is not used.
-	stateDir := cfg.StateDir
-	if stateDir != "" && safeapply.CheckRoot(safeapply.RootDir(stateDir)) != nil {
-		stateDir = ""
-	}
-	return &Backend{netns: cfg.NetNS, stateDir: stateDir, later: cfg.Later}, nil
+	// them make plan see what is not there. The root is not checked here
+	// but each time the cache is read or written (safeapply.OpenCache,
+	// ReplaceCache): a check now would say nothing about a root made,
+	// removed or replaced by the time the save, in the background, runs.
+	return &Backend{netns: cfg.NetNS, stateDir: cfg.StateDir, later: cfg.Later}, nil
 }
 
 // Name is "nftables".

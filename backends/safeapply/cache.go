@@ -3,6 +3,7 @@ package safeapply
 import (
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -56,6 +57,85 @@ func rootPath(root string) (string, error) {
 // own namespace.
 func NamespaceDir(root string, cookie uint64) string {
 	return filepath.Join(RootDir(root), "netns-"+strconv.FormatUint(cookie, 10))
+}
+
+// A backend's cache (the nftables backend's nftables.cache) lives in the
+// directory of the namespace it works in, which may not be the caller's,
+// and is read and written by commands that only read (status, check,
+// metrics, plan), in the background of the command. So it is used only
+// where the state stands already, as it stands at that moment: OpenCache
+// and ReplaceCache check the state root and the namespace's directory
+// each time they are called (a check when the backend was opened proves
+// nothing about a root made, removed or replaced since), and never make
+// either. The file is then opened by its path, which resolves as checked:
+// every directory and link on the way belongs to root or the effective
+// user, and nobody else may write those directories or, in a sticky one,
+// rename or remove what is in it. Only Open makes them, for the caller's own namespace, through
+// trustRoot and makeRoot, which follow no link planted after the check:
+// os.MkdirAll of a missing root in a sticky directory (/tmp) would
+// follow one planted meanwhile and write the cache wherever it leads.
+// Failing to find or trust the directory costs only speed: the backend
+// reads the kernel instead.
+
+// cacheFile names a backend's cache in openOwnFile's refusals.
+var cacheFile = ownFile{
+	what:  "the cache",
+	forge: "what the kernel holds, which commands then trust instead of reading the kernel",
+	redo:  "the next command that reads the kernel writes a new one",
+}
+
+// existingNamespaceDir is the state directory of the namespace cookie
+// below root when the root (checkRoot) and the directory (statStateDir)
+// exist and may be trusted now; fs.ErrNotExist when either is missing.
+// The check is one lstat per name on the way (no more than the check
+// when the backend was opened) and one for the directory.
+func existingNamespaceDir(root string, cookie uint64) (string, error) {
+	abs, missing, err := checkRoot(root)
+	if err != nil {
+		return "", err
+	}
+	if missing {
+		return "", fmt.Errorf("state directory %s: %w (only a command that writes state makes it)", abs, fs.ErrNotExist)
+	}
+	dir := NamespaceDir(abs, cookie)
+	exists, err := statStateDir(dir)
+	if err != nil {
+		return "", err
+	}
+	if !exists {
+		return "", fmt.Errorf("state directory %s: %w (only a command that writes state makes it)", dir, fs.ErrNotExist)
+	}
+	return dir, nil
+}
+
+// OpenCache opens the file name in the state directory of the namespace
+// cookie below root ("" for the default) to read it, when the root and
+// the directory exist and may be trusted now (existingNamespaceDir), and
+// the file is one nobody else could have written (openOwnFile: not a
+// link, not a FIFO, a regular file of root's or the effective user's
+// that group and others cannot write). fi is the file as checked.
+// fs.ErrNotExist when there is none.
+func OpenCache(root string, cookie uint64, name string) (f *os.File, fi fs.FileInfo, err error) {
+	dir, err := existingNamespaceDir(root, cookie)
+	if err != nil {
+		return nil, nil, err
+	}
+	return openOwnFile(filepath.Join(dir, name), os.O_RDONLY, cacheFile)
+}
+
+// ReplaceCache replaces the file name in the state directory of the
+// namespace cookie below root ("" for the default) with data, when the
+// root and the directory exist and may be trusted now
+// (existingNamespaceDir); it makes neither: fs.ErrNotExist when one is
+// missing. The data goes to a new temporary file (O_CREAT|O_EXCL, which
+// follows no link either) renamed over name, which replaces whatever is
+// there, a link included, and never writes through it.
+func ReplaceCache(root string, cookie uint64, name string, data []byte) error {
+	dir, err := existingNamespaceDir(root, cookie)
+	if err != nil {
+		return err
+	}
+	return replaceFile(filepath.Join(dir, name), data)
 }
 
 // BootID identifies this boot of the kernel: namespace cookies and

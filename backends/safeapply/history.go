@@ -155,28 +155,51 @@ func LastEvent(root string) (*Event, error) {
 	return last, sc.Err()
 }
 
+// historyFile names the history in the refusals of openOwnFile.
+var historyFile = ownFile{
+	what:  "the history",
+	forge: "who applied or destroyed the rules (a forged destroy hides rules missing from the kernel from status and check)",
+	redo:  "the next apply or destroy starts a new history",
+}
+
 // openHistory opens the history at path (with flag: to read, or to append,
-// creating it 0600), trusting it only as the plan-signing key is trusted:
-// a regular file, not a link, owned by root or the effective user, that
-// group and others cannot write. The checks are of the file opened. The
-// caller checks the state root above it.
+// creating it 0600), trusting it only as the plan-signing key is trusted
+// (openOwnFile). The caller checks the state root above it.
 func openHistory(path string, flag int) (*os.File, error) {
-	// O_NONBLOCK: a FIFO planted there must not hang the command.
-	f, err := os.OpenFile(path, flag|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o600)
+	f, _, err := openOwnFile(path, flag, historyFile)
+	return f, err
+}
+
+// ownFile names a state file in openOwnFile's refusals: what it is, what
+// someone else could forge by writing it, and what removing it costs.
+type ownFile struct{ what, forge, redo string }
+
+// openOwnFile opens the state file at path (with flag: to read, or to
+// write, creating it 0600) only as a file nobody but root or the
+// effective user could have written: not through a link at its name
+// (O_NOFOLLOW: O_APPEND would write through a planted link into any
+// file, a read would trust any file), without waiting for a writer
+// (O_NONBLOCK: a FIFO planted there must not hang the command), and only
+// when what was opened is a regular file owned by root or the effective
+// user that group and others cannot write. The checks are of the file
+// opened, so nothing can be swapped in after them; fi is what they saw.
+// The caller checks the directories above it.
+func openOwnFile(path string, flag int, name ownFile) (f *os.File, fi fs.FileInfo, err error) {
+	f, err = os.OpenFile(path, flag|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o600)
 	if errors.Is(err, syscall.ELOOP) {
-		return nil, &untrustedError{path: path, msg: fmt.Sprintf("the history %s is a symbolic link, which portwarden never makes: it was not used. Remove it (rm %s); the next apply or destroy starts a new history", path, path)}
+		return nil, nil, &untrustedError{path: path, msg: fmt.Sprintf("%s %s is a symbolic link, which portwarden never makes: it was not used. Remove it (rm %s); %s", name.what, path, path, name.redo)}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("open the history: %w", err)
+		return nil, nil, fmt.Errorf("open %s: %w", name.what, err)
 	}
-	fi, err := f.Stat()
+	fi, err = f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("open the history: %w", err)
+		return nil, nil, fmt.Errorf("open %s: %w", name.what, err)
 	}
 	if !fi.Mode().IsRegular() {
 		f.Close()
-		return nil, fmt.Errorf("the history %s is not a regular file (%s): remove it (rm %s); the next apply or destroy starts a new history", path, fileKind(fi.Mode()), path)
+		return nil, nil, fmt.Errorf("%s %s is not a regular file (%s): remove it (rm %s); %s", name.what, path, fileKind(fi.Mode()), path, name.redo)
 	}
 	uid, _ := ownerOf(fi)
 	var why string
@@ -188,10 +211,10 @@ func openHistory(path string, flag int) (*os.File, error) {
 	}
 	if why != "" {
 		f.Close()
-		return nil, &untrustedError{path: path, msg: fmt.Sprintf(
-			"the history %s (owner uid %d, mode %04o) is not safe: %s, so someone else could forge who applied or destroyed the rules (a forged destroy hides rules missing from the kernel from status and check); it was not used. "+
-				"Either remove it (rm %s; the next apply or destroy starts a new history), or point PORTWARDEN_STATE_DIR at a directory only you can write (the default is %s)",
-			path, uid, fileMode(fi), why, path, DefaultRoot)}
+		return nil, nil, &untrustedError{path: path, msg: fmt.Sprintf(
+			"%s %s (owner uid %d, mode %04o) is not safe: %s, so someone else could forge %s; it was not used. "+
+				"Either remove it (rm %s; %s), or point PORTWARDEN_STATE_DIR at a directory only you can write (the default is %s)",
+			name.what, path, uid, fileMode(fi), why, name.forge, path, name.redo, DefaultRoot)}
 	}
-	return f, nil
+	return f, fi, nil
 }

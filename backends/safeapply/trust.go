@@ -51,8 +51,10 @@ func checkRoot(root string) (abs string, missing bool, err error) {
 }
 
 // CheckRoot reports whether the state root root ("" for the default) may
-// be trusted (checkRoot): for code that reads below it without Open, such
-// as a backend's cache. A root that does not exist yet passes.
+// be trusted now (checkRoot). A root that does not exist yet passes, so
+// this says nothing about a root made later: a backend's cache goes
+// through OpenCache and ReplaceCache, which check the root each time and
+// use only one that exists.
 func CheckRoot(root string) error {
 	_, _, err := checkRoot(root)
 	return err
@@ -226,17 +228,24 @@ func trustedUID(uid uint32) bool { return pathtrust.RootOrSelf(uid) }
 // a directory, not a link, owned by root or the effective user, writable
 // by nobody else. Missing is fine: it is created 0700.
 func checkStateDir(path string) error {
+	_, err := statStateDir(path)
+	return err
+}
+
+// statStateDir checks the directory path as checkStateDir does, in one
+// lstat, and says whether it exists.
+func statStateDir(path string) (exists bool, err error) {
 	fi, err := os.Lstat(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return fmt.Errorf("state directory: %w", err)
+		return false, fmt.Errorf("state directory: %w", err)
 	}
 	if fi.Mode()&fs.ModeSymlink != 0 {
-		return &untrustedError{path: path, msg: fmt.Sprintf("the state directory %s is a symbolic link, which portwarden never makes: nothing in it was used. Remove it (rm %s)", path, path)}
+		return true, &untrustedError{path: path, msg: fmt.Sprintf("the state directory %s is a symbolic link, which portwarden never makes: nothing in it was used. Remove it (rm %s)", path, path)}
 	}
-	return checkEntry(path, path, fi, true)
+	return true, checkEntry(path, path, fi, true)
 }
 
 // trustRoot checks the state root (checkRoot), creating it 0700 where
