@@ -408,8 +408,10 @@ func confirm(in io.Reader, w io.Writer, what string) error {
 // machine stopped) before it finished, for plan and status; nil when there
 // is none or the state directory cannot be read.
 func (g *globals) unfinishedApply(b backends.Backend) *safeapply.Interruption {
-	dir, err := g.stateDir()
-	if err != nil {
+	// Only a directory that exists can record an apply in flight, and
+	// status, which only reads, must not make one just to look.
+	dir, err := g.existingStateDir()
+	if err != nil || dir == nil {
 		return nil
 	}
 	if a, err := dir.Unfinished(); err != nil || a == nil {

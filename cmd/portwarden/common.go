@@ -278,6 +278,16 @@ func (g *globals) stateDir() (*safeapply.Dir, error) {
 	return g.state.dir, g.state.err
 }
 
+// existingStateDir is this namespace's state directory when it exists
+// already (safeapply.OpenExisting), nil otherwise, for what only looks:
+// it makes no directory. The one stateDir opened, if any, is reused.
+func (g *globals) existingStateDir() (*safeapply.Dir, error) {
+	if g.state != nil {
+		return g.state.dir, g.state.err
+	}
+	return safeapply.OpenExisting("")
+}
+
 // lastApplied is the journal entry of the last apply here, nil when there
 // is none or it cannot be read.
 func (g *globals) lastApplied() *safeapply.Applied {
