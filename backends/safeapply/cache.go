@@ -18,8 +18,8 @@ func RootDir(root string) string {
 	abs, err := rootPath(root)
 	if err != nil {
 		// Only a relative root when the working directory is gone: the
-		// check (checkRoot, CheckRoot) fails with this error before
-		// anything below it is opened.
+		// check (checkRoot) fails with this error before anything below
+		// it is opened.
 		return filepath.Clean(rootSetting(root))
 	}
 	return abs

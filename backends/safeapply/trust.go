@@ -50,16 +50,6 @@ func checkRoot(root string) (abs string, missing bool, err error) {
 	return abs, create != "", err
 }
 
-// CheckRoot reports whether the state root root ("" for the default) may
-// be trusted now (checkRoot). A root that does not exist yet passes, so
-// this says nothing about a root made later: a backend's cache goes
-// through OpenCache and ReplaceCache, which check the root each time and
-// use only one that exists.
-func CheckRoot(root string) error {
-	_, _, err := checkRoot(root)
-	return err
-}
-
 // checkPath walks abs (absolute) from "/" as the kernel resolves it,
 // checking each directory it passes and each link it follows; the last
 // directory is the state root. When a name is missing, create is the

@@ -39,7 +39,8 @@ func TestStateRootThroughLinkJudgedAsRoot(t *testing.T) {
 		before := dirNames(t, pub)
 		_, err := trustRoot(link)
 		wantErr(t, err, ErrUntrustedState, pub+" (owner uid", "mode 1777), where the state directory "+link+" leads, is not safe: everyone can write it", "chmod go-w "+pub, "PORTWARDEN_STATE_DIR")
-		wantErr(t, CheckRoot(link), ErrUntrustedState, "everyone can write it")
+		_, _, err = checkRoot(link)
+		wantErr(t, err, ErrUntrustedState, "everyone can write it")
 		// The refusal is what keeps state out of pub: a writer given the
 		// link (here the history's) must write nothing there. trustRoot
 		// alone never writes in an existing root, so asking it proves
