@@ -258,6 +258,8 @@ type unreferencedChain struct {
 	fam   family
 	chain string
 	empty bool
+	// marked: the chain holds its exposure's kindUnused rule.
+	marked bool
 }
 
 func (d *decoder) builder(name string) *exposureBuilder {
@@ -347,9 +349,7 @@ func (d *decoder) decodeFamily(o ownedFamily) {
 }
 
 func (d *decoder) decodeExposureChain(fam family, chain string, rs []savedRule, referenced bool) {
-	if !referenced {
-		d.unreferenced = append(d.unreferenced, unreferencedChain{fam: fam, chain: chain, empty: len(rs) == 0})
-	}
+	marked := false
 	for i, r := range rs {
 		spec, err := parseRule(r.args)
 		name, kind, ok := splitComment(spec.comment)
@@ -376,9 +376,16 @@ func (d *decoder) decodeExposureChain(fam family, chain string, rs []savedRule, 
 		case kindDefault:
 			b.sawDefault = true
 			d.setDefault(b, fam, chain, spec)
+		case kindUnused:
+			// Carries nothing of the model. Where the exposure does have
+			// a match rule in this family, compareRendered reports it.
+			marked = marked || spec.target == ""
 		default:
 			d.driftf(fam, chain, "chain %s rule %d has an unknown kind %q; apply removes it", chain, i+1, kind)
 		}
+	}
+	if !referenced {
+		d.unreferenced = append(d.unreferenced, unreferencedChain{fam: fam, chain: chain, empty: len(rs) == 0, marked: marked})
 	}
 }
 
@@ -387,10 +394,14 @@ func (d *decoder) decodeExposureChain(fam family, chain string, rs []savedRule, 
 // destinations are all of the other family has no match rule in this
 // family, but its chain is written all the same (it and this family's
 // sets carry the sources and grants of this family, which are part of the
-// model). A chain is unused on purpose exactly when rendering the decoded
-// exposure gives no match rule in its family; compareRendered then checks
-// its rules like any other chain's. The exposure must have been matched
-// in some family, or nothing uses it at all.
+// model), headed by the kindUnused marker. A chain is unused on purpose
+// exactly when it holds that marker and rendering the decoded exposure
+// gives no match rule in its family; compareRendered then checks its rules
+// like any other chain's. The marker is what the kernel says, not what is
+// inferred: the decoded destinations come only from the match rules left,
+// so with a family's match rules deleted by hand the decoded exposure
+// would look meant for the other family alone. The exposure must have
+// been matched in some family, or nothing uses it at all.
 func (d *decoder) judgeUnreferenced(rs *rules.Ruleset) {
 	byChain := map[string]*rules.Exposure{}
 	for i := range rs.Exposures {
@@ -398,7 +409,7 @@ func (d *decoder) judgeUnreferenced(rs *rules.Ruleset) {
 	}
 	for _, u := range d.unreferenced {
 		e := byChain[u.chain]
-		if e != nil && d.exposures[e.Name].matched {
+		if e != nil && u.marked && d.exposures[e.Name].matched {
 			if match, err := matchRules(e, u.fam, u.chain); err == nil && len(match) == 0 {
 				continue
 			}
@@ -410,6 +421,8 @@ func (d *decoder) judgeUnreferenced(rs *rules.Ruleset) {
 			// Every rule is foreign, each already reported.
 		case u.empty:
 			d.driftf(u.fam, u.chain, "chain %s (exposure %s) is empty and not used by %s; apply fixes it", u.chain, e.Name, topChain)
+		case !u.marked:
+			d.driftf(u.fam, u.chain, "chain %s (exposure %s) is not used by %s and is not marked as having no destination in this family (match rules deleted by hand?); apply fixes it", u.chain, e.Name, topChain)
 		default:
 			d.driftf(u.fam, u.chain, "chain %s (exposure %s) is not used by %s; apply fixes it", u.chain, e.Name, topChain)
 		}

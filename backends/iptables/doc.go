@@ -30,14 +30,21 @@
 // An exposure whose destinations are all of one family has no match rule
 // in the other family's PORTWARDEN, but its chain and sets are written
 // there all the same: they carry that family's sources and grants, which
-// are part of the model, so the chain is left unused on purpose.
+// are part of the model, so the chain is left unused on purpose. It then
+// starts with a marker rule without a target (it decides nothing):
+//
+//	-m comment --comment "portwarden expose=NAME no-destination-in-this-family"
+//
+// so that the kernel itself says the chain is unused on purpose, and a
+// family's match rules deleted by hand are not taken for it.
 //
 // Deny and the default refuse alike (same verdict, same log), so the deny
 // rule only counts and names deny hits apart. /0 is held as two /1 (hash:net
 // cannot hold /0).
 //
 // Every owned rule carries a comment "portwarden expose=NAME KIND" (KIND is
-// match, loopback, deny, deny-log, allow, log or default), which is how
+// match, loopback, deny, deny-log, allow, grant, log, default or
+// no-destination-in-this-family), which is how
 // Current decodes the chains back into the model and Counters names them.
 // LOG rules are limited to 10/min and their prefix names the exposure
 // (backends.LogPrefix, the same text as nftables writes). REJECT answers as
@@ -110,10 +117,15 @@
 // cannot carry is reported in State.Drift: a missing, duplicated, moved or
 // edited INPUT jump; rules in owned chains without portwarden's comment
 // (added by hand); owned chains not in the order portwarden writes; unused
-// leftover chains. An exposure chain nothing jumps to is drift unless
-// rendering the decoded exposure gives it no match rule in that family
-// (its destinations are all of the other family); its rules are then
-// compared with what portwarden writes like any other chain's. Any drift
+// leftover chains. An exposure chain nothing jumps to is drift unless it
+// holds the no-destination-in-this-family marker and rendering the decoded
+// exposure gives it no match rule in that family (its destinations are all
+// of the other family); its rules are then compared with what portwarden
+// writes like any other chain's, so the marker in a chain its exposure
+// does jump to is drift too. The decoded destinations come only from the
+// match rules left, which is why the marker, not the decoded model, says
+// whether a chain is unused on purpose: a chain written before the marker
+// existed is drift once, and one apply adds it. Any drift
 // makes the plan non-empty and Apply rewrites the chains concerned.
 //
 // # Sets

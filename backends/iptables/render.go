@@ -70,6 +70,13 @@ const (
 	kindGrant   = "grant"
 	kindLog     = "log"
 	kindDefault = "default"
+	// kindUnused heads an exposure's chain in a family where the
+	// exposure has no match rule (its destinations are all of the other
+	// family): a rule without a target, so it decides nothing, that says
+	// in the kernel that nothing jumps to the chain on purpose. Without
+	// it, deleting a family's match rules by hand would look the same as
+	// an exposure never meant for that family.
+	kindUnused = "no-destination-in-this-family"
 )
 
 // exposureChain is the deterministic chain name of an exposure: a prefix
@@ -215,6 +222,9 @@ func renderFamily(rs *rules.Ruleset, fam family, tolerant bool) (familyRules, er
 		if err != nil {
 			return familyRules{}, err
 		}
+		if len(match) == 0 {
+			body = append([]string{unusedMarker(e.Name, chain)}, body...)
+		}
 		chains = append(chains, chainRules{name: chain, rules: body})
 		allow, deny := exposureSets(e, fam)
 		sets = append(sets, allow, deny)
@@ -272,6 +282,13 @@ func matchRules(e *rules.Exposure, fam family, chain string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// unusedMarker is the kindUnused rule of an exposure's chain, as
+// iptables-save prints it: no target, so a packet that reached it would
+// go on to the next rule.
+func unusedMarker(name, chain string) string {
+	return "-A " + chain + " -m comment --comment " + quote(ruleComment(name, kindUnused))
 }
 
 // portGroups writes ports as multiport lists of at most multiportSlots.

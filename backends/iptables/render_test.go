@@ -432,6 +432,15 @@ func singleFamilyRuleset() *rules.Ruleset {
 			Default:      rules.Reject, RejectWith: rules.ICMPAdminProhibited,
 			Allow: pfx("2001:2:0:1::/64"),
 		},
+		{
+			// Destinations of both families: both PORTWARDEN chains
+			// jump to its chains, neither is unused on purpose.
+			Name: "both", Protocol: rules.TCP,
+			Ports:        []rules.PortRange{{First: 27, Last: 27}},
+			Destinations: pfx("198.18.0.1/32", "2001:2::1/128"),
+			Default:      rules.Reject,
+			Allow:        pfx("198.18.1.0/24", "2001:2:0:1::/64"),
+		},
 	}}
 	rs.Normalize()
 	return rs
@@ -467,7 +476,7 @@ func TestDecodeSingleFamilyDestinations(t *testing.T) {
 
 // Hand edits around an intentionally unused chain are still drift.
 func TestDecodeSingleFamilyDestinationsDamage(t *testing.T) {
-	v4only, v6only := exposureChain("v4only"), exposureChain("v6only")
+	v4only, v6only, both := exposureChain("v4only"), exposureChain("v6only"), exposureChain("both")
 	cases := map[string]func(t *testing.T, o *[2]ownedFamily){
 		"rule added to the unused chain": func(t *testing.T, o *[2]ownedFamily) {
 			o[ipv6].chains[v4only] = append([]savedRule{mustRule(t, "-A "+v4only+" -s 2001:2:0:9::1/128 -j ACCEPT")}, o[ipv6].chains[v4only]...)
@@ -485,6 +494,35 @@ func TestDecodeSingleFamilyDestinationsDamage(t *testing.T) {
 		},
 		"used chain's match rules deleted": func(t *testing.T, o *[2]ownedFamily) {
 			o[ipv4].chains[topChain] = slices.DeleteFunc(o[ipv4].chains[topChain], func(r savedRule) bool { return jumpTarget(r.args) == v4only })
+		},
+		// The decoded destinations come only from the match rules left:
+		// with one family's gone, "both" would look meant for the other
+		// family alone, and its chain there unused on purpose.
+		"IPv4 match rules of an exposure of both families deleted": func(t *testing.T, o *[2]ownedFamily) {
+			deleteMatch(t, o, ipv4, both)
+		},
+		"IPv6 match rules of an exposure of both families deleted": func(t *testing.T, o *[2]ownedFamily) {
+			deleteMatch(t, o, ipv6, both)
+		},
+		"marker removed from the unused chain": func(t *testing.T, o *[2]ownedFamily) {
+			rs := o[ipv6].chains[v4only]
+			if len(rs) == 0 || !strings.HasSuffix(rs[0].line, " no-destination-in-this-family\"") {
+				t.Fatalf("the unused chain does not start with its marker: %q", lines(rs))
+			}
+			o[ipv6].chains[v4only] = rs[1:]
+		},
+		"marker removed from the other unused chain": func(t *testing.T, o *[2]ownedFamily) {
+			rs := o[ipv4].chains[v6only]
+			if len(rs) == 0 || !strings.HasSuffix(rs[0].line, " no-destination-in-this-family\"") {
+				t.Fatalf("the unused chain does not start with its marker: %q", lines(rs))
+			}
+			o[ipv4].chains[v6only] = rs[1:]
+		},
+		"marker added to a chain of an exposure of both families": func(t *testing.T, o *[2]ownedFamily) {
+			o[ipv6].chains[both] = append([]savedRule{mustRule(t, "-A "+both+" -m comment --comment \"portwarden expose=both no-destination-in-this-family\"")}, o[ipv6].chains[both]...)
+		},
+		"marker added at the end of a chain of an exposure of both families": func(t *testing.T, o *[2]ownedFamily) {
+			o[ipv4].chains[both] = append(o[ipv4].chains[both], mustRule(t, "-A "+both+" -m comment --comment \"portwarden expose=both no-destination-in-this-family\""))
 		},
 		"jump added to the unused chain": func(t *testing.T, o *[2]ownedFamily) {
 			o[ipv6].chains[topChain] = append(o[ipv6].chains[topChain], mustRule(t, "-A "+topChain+" -p tcp -m multiport --dports 27 -m comment --comment \"portwarden expose=v4only match\" -j "+v4only))
@@ -504,5 +542,16 @@ func TestDecodeSingleFamilyDestinationsDamage(t *testing.T) {
 				t.Fatal("fingerprint unchanged by damage")
 			}
 		})
+	}
+}
+
+// deleteMatch deletes one family's match rules of a chain, as
+// `ip6tables -D PORTWARDEN N` does.
+func deleteMatch(t *testing.T, o *[2]ownedFamily, fam family, chain string) {
+	t.Helper()
+	top := o[fam].chains[topChain]
+	o[fam].chains[topChain] = slices.DeleteFunc(slices.Clone(top), func(r savedRule) bool { return jumpTarget(r.args) == chain })
+	if len(o[fam].chains[topChain]) == len(top) {
+		t.Fatalf("%s %s has no match rule jumping to %s", fam, topChain, chain)
 	}
 }
