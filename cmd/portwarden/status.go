@@ -40,6 +40,9 @@ type statusJSON struct {
 	Unfinished string `json:"unfinished_apply,omitempty"`
 	// ExpiringSoon: access the kernel holds that ends within 7 days.
 	ExpiringSoon []rules.Expiry `json:"expiring_soon"`
+	// StateError: why the state directory was not used (the last apply,
+	// the pending change and the history are then unknown, not absent).
+	StateError string `json:"state_error,omitempty"`
 
 	// changedSinceApply: the kernel differs from the last apply by more
 	// than access that expired (or status could not tell).
@@ -137,6 +140,9 @@ func newStatusJSON(snap *monitor.Snapshot, desired *rules.Ruleset) statusJSON {
 	if s.Drift == nil {
 		s.Drift = []string{}
 	}
+	if snap.StateErr != nil {
+		s.StateError = snap.StateErr.Error()
+	}
 	if s.Counters == nil {
 		s.Counters = []backends.Counter{}
 	}
@@ -196,6 +202,9 @@ func prefixStrings(ps []netip.Prefix) []string {
 func writeStatus(w io.Writer, s *statusJSON) {
 	if s.Unfinished != "" {
 		fmt.Fprintf(w, "%s\n\n", s.Unfinished)
+	}
+	if s.StateError != "" {
+		fmt.Fprintf(w, "State directory not used, so the last change and any pending one are unknown: %s\n\n", s.StateError)
 	}
 	if !s.Installed {
 		fmt.Fprintf(w, "Nothing installed: portwarden owns no %s objects here; every port is as the rest of the firewall leaves it.\n", s.Backend)

@@ -78,8 +78,8 @@ type CheckOptions struct {
 // the kernel does not hold and for failing test blocks; WARNING for a
 // difference from the last apply that may be expired access or a change
 // by hand (DriftUnverified), for a change that awaits confirmation (it
-// will roll back), and for what the options ask to warn about; OK
-// otherwise.
+// will roll back), for a state directory that could not be used
+// (StateErr), and for what the options ask to warn about; OK otherwise.
 func Check(s *Snapshot, o CheckOptions) Result {
 	r := Result{}
 	if len(s.Drift) > 0 {
@@ -87,6 +87,9 @@ func Check(s *Snapshot, o CheckOptions) Result {
 	}
 	if s.DriftUnverified != "" {
 		r.raise(Warning, s.DriftUnverified)
+	}
+	if s.StateErr != nil {
+		r.raise(Warning, fmt.Sprintf("the state directory was not used, so changes since the last apply are not judged: %s", oneLine(s.StateErr.Error())))
 	}
 	if s.Missing {
 		r.raise(Critical, "the rules last applied are missing from the kernel (no destroy recorded): run portwarden plan")

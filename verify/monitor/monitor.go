@@ -57,6 +57,10 @@ type Snapshot struct {
 	Applied   *safeapply.Applied
 	Pending   *safeapply.Pending
 	LastEvent *safeapply.Event
+	// StateErr is why the state directory, there, was not used (it may not
+	// be trusted, or a record is unreadable): the last apply, the pending
+	// change and the history are then unknown, not absent.
+	StateErr error
 	// Usage is what the kernel recorded per allow block and entry; nil
 	// when the backend keeps no such records.
 	Usage *usage.Report

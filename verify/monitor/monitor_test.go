@@ -77,6 +77,17 @@ func TestCheck(t *testing.T) {
 	if u.Code != Unknown {
 		t.Errorf("unknown: %+v", u)
 	}
+	// A state directory that could not be used warns, and does not hide
+	// worse.
+	s = snapshot()
+	s.StateErr = errors.New("state directory /x is not safe: everyone can write it")
+	if r := Check(s, CheckOptions{}); r.Code != Warning || !strings.Contains(r.Reasons[0], "everyone can write it") {
+		t.Errorf("untrusted state: %+v", r)
+	}
+	s.Drift = []string{"by hand"}
+	if r := Check(s, CheckOptions{}); r.Code != Critical || len(r.Reasons) != 2 {
+		t.Errorf("untrusted state and drift: %+v", r)
+	}
 }
 
 func usageReport(unused bool) *usage.Report {

@@ -25,15 +25,22 @@ func Take(ctx context.Context, b backends.Backend, root string) (*Snapshot, erro
 	s := &Snapshot{Backend: b.Name(), Installed: st.Installed, Ruleset: st.Ruleset, Drift: st.Drift,
 		Counters: counters, Fingerprint: st.Ruleset.Fingerprint(), Taken: time.Now()}
 	// The state directory is a record, not a requirement: without one
-	// there is no last apply to report.
-	if dir, err := safeapply.OpenExisting(root); err == nil && dir != nil {
-		if s.Pending, _ = dir.GetPending(); s.Pending != nil {
+	// there is no last apply to report. One that is there but cannot be
+	// trusted or read is said (StateErr) rather than taken for none.
+	dir, err := safeapply.OpenExisting(root)
+	s.stateError(err)
+	if dir != nil {
+		s.Pending, err = dir.GetPending()
+		s.stateError(err)
+		if s.Pending != nil {
 			s.PendingUntil = s.Pending.Deadline
 		}
-		s.Applied, _ = dir.LastApplied()
+		s.Applied, err = dir.LastApplied()
+		s.stateError(err)
 	}
 	// The history outlives destroy, which removes the directory.
-	s.LastEvent, _ = safeapply.LastEvent(root)
+	s.LastEvent, err = safeapply.LastEvent(root)
+	s.stateError(err)
 	a := s.Applied
 	if a == nil || a.Backend != b.Name() {
 		return s, nil
@@ -45,4 +52,11 @@ func Take(ctx context.Context, b backends.Backend, root string) (*Snapshot, erro
 	// missing then.
 	s.Missing = !destroyed && !st.Installed && !(a.RolledBack && a.Fingerprint == "")
 	return s, nil
+}
+
+// stateError keeps the first error met reading the state directory.
+func (s *Snapshot) stateError(err error) {
+	if err != nil && s.StateErr == nil {
+		s.StateErr = err
+	}
 }
