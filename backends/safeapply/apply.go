@@ -82,7 +82,10 @@ func SignalName(sig os.Signal) string {
 // Apply applies plan with the lock held, a watchdog armed when asked, and
 // verification when asked.
 func Apply(ctx context.Context, d *Dir, b backends.Backend, plan *backends.Plan, opts Options) error {
-	lock, err := d.Acquire(opts.LockTimeout, opts.Command)
+	lock, sig, err := d.acquireUnless(opts.LockTimeout, opts.Command, opts.Interrupted)
+	if sig != nil {
+		return &InterruptedError{Signal: sig}
+	}
 	if err != nil {
 		if errors.Is(err, ErrLocked) {
 			return err

@@ -31,16 +31,28 @@ var ErrLocked = errors.New("another portwarden command holds the lock")
 // Acquire takes the namespace's lock, waiting up to timeout. On time-out
 // the error names the holder.
 func (d *Dir) Acquire(timeout time.Duration, command string) (*Lock, error) {
+	l, _, err := d.acquireUnless(timeout, command, nil)
+	return l, err
+}
+
+// acquireUnless is Acquire that gives up the wait when a signal comes on
+// stop (nil: never), returning it: Ctrl-C while another command holds the
+// lock ends apply then, not when the lock is free or the wait times out.
+func (d *Dir) acquireUnless(timeout time.Duration, command string, stop <-chan os.Signal) (*Lock, os.Signal, error) {
 	deadline := time.Now().Add(timeout)
 	for {
 		l, err := d.tryAcquire(command, true)
 		if err != nil || l != nil {
-			return l, err
+			return l, nil, err
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("%w after waiting %s: %s; wait for it to finish or raise --lock-timeout", ErrLocked, timeout, d.holderText())
+			return nil, nil, fmt.Errorf("%w after waiting %s: %s; wait for it to finish or raise --lock-timeout", ErrLocked, timeout, d.holderText())
 		}
-		time.Sleep(50 * time.Millisecond)
+		select {
+		case sig := <-stop:
+			return nil, sig, nil
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 }
 

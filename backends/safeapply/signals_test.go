@@ -6,6 +6,7 @@ import (
 	"os"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // A signal that comes while the kernel changes waits until the change is
@@ -42,6 +43,31 @@ func TestApplyThroughSignals(t *testing.T) {
 		var ie *InterruptedError
 		if !errors.As(err, &ie) || ie.Signal != syscall.SIGINT || b.applied != 0 {
 			t.Fatalf("err %v, applied %d times; want interrupted by SIGINT, nothing applied", err, b.applied)
+		}
+	})
+	t.Run("while another command holds the lock", func(t *testing.T) {
+		d := testDir(t)
+		held, err := d.Acquire(time.Second, "another apply")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer held.Unlock()
+		sigs := make(chan os.Signal, 1)
+		time.AfterFunc(200*time.Millisecond, func() { sigs <- syscall.SIGINT })
+		b := &fakeBackend{}
+		done := make(chan error, 1)
+		go func() {
+			_, _, err := ApplyThroughSignals(ctx, d, b, testPlan(), Options{LockTimeout: time.Minute}, sigs)
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			var ie *InterruptedError
+			if !errors.As(err, &ie) || ie.Signal != syscall.SIGINT || b.applied != 0 {
+				t.Fatalf("err %v, applied %d times; want interrupted by SIGINT, nothing applied", err, b.applied)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("a SIGINT during the wait for the lock did not end it")
 		}
 	})
 }
