@@ -75,7 +75,7 @@ func (rs *Ruleset) Shadows() []Shadow {
 		cuts := []int{}
 		for i := 0; i < j; i++ {
 			a := &rs.Exposures[i]
-			if a.Protocol != b.Protocol || !shareInterface(a, b) || len(intersectPorts(b.Ports, a.Ports)) == 0 || !destinationSet(dests, a).Overlaps(destinationSet(dests, b)) {
+			if a.Protocol != b.Protocol || !shareInterface(a, b) || !portsOverlap(b.Ports, a.Ports) || !destinationSet(dests, a).Overlaps(destinationSet(dests, b)) {
 				continue
 			}
 			earlier = append(earlier, a)
@@ -228,18 +228,16 @@ func (e *Exposure) declRange() hcl.Range {
 	return hcl.Range{}
 }
 
-// intersectPorts is the ports in both sorted, merged lists.
-func intersectPorts(a, b []PortRange) []PortRange {
-	var out []PortRange
+// portsOverlap reports whether a port is in both lists.
+func portsOverlap(a, b []PortRange) bool {
 	for _, x := range a {
 		for _, y := range b {
-			first, last := max(x.First, y.First), min(x.Last, y.Last)
-			if first <= last {
-				out = append(out, PortRange{First: first, Last: last})
+			if max(x.First, y.First) <= min(x.Last, y.Last) {
+				return true
 			}
 		}
 	}
-	return normalizePorts(out)
+	return false
 }
 
 // PortsString writes ports as "tcp/27" or "tcp/22, tcp/8000-8010".

@@ -447,39 +447,24 @@ func planKey(create bool) ([]byte, error) {
 	return readKey(path)
 }
 
+// keyFile names the plan-signing key in openOwnFile's refusals.
+var keyFile = ownFile{
+	what:   "the plan-signing key",
+	forge:  "saved plans (whoever can read or write it can sign them)",
+	redo:   "the next plan --out makes a new key only you can read, and plans signed with the old one must be made again",
+	secret: true,
+}
+
 // readKey reads the plan-signing key at path: a regular file, not a
 // link, owned by root or the effective user, that group and others can
 // neither read nor write (whoever reads it can sign plans), of 32 bytes.
 // The checks are of the file opened.
 func readKey(path string) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
-	if errors.Is(err, syscall.ELOOP) {
-		return nil, &untrustedError{path: path, msg: fmt.Sprintf("the plan-signing key %s is a symbolic link, which portwarden never makes: nothing was trusted. Remove it (rm %s); the next plan makes a new key", path, path)}
-	}
+	f, fi, err := openOwnFile(path, os.O_RDONLY, keyFile)
 	if err != nil {
-		return nil, fmt.Errorf("read the plan-signing key: %w", err)
+		return nil, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("read the plan-signing key: %w", err)
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("the plan-signing key %s is not a regular file (%s): remove it; the next plan makes a new key", path, fileKind(fi.Mode()))
-	}
-	uid, _ := ownerOf(fi)
-	var why string
-	switch {
-	case !trustedUID(uid):
-		why = fmt.Sprintf("it belongs to uid %d, neither root nor uid %d that runs portwarden, so that user could sign plans", uid, os.Geteuid())
-	case fi.Mode().Perm()&0o077 != 0:
-		why = "its group or everyone can read or write it, so they could sign plans"
-	}
-	if why != "" {
-		return nil, &untrustedError{path: path, msg: fmt.Sprintf(
-			"the plan-signing key %s (owner uid %d, mode %04o) is not safe: %s; it was not used. Either remove it (rm %s: the next plan --out makes a new key only you can read, and plans signed with the old one must be made again), or point PORTWARDEN_STATE_DIR at a directory only you can write (the default is %s)",
-			path, uid, fileMode(fi), why, path, DefaultRoot)}
-	}
 	key := make([]byte, 33)
 	n, err := io.ReadFull(f, key)
 	if n != 32 || err != io.ErrUnexpectedEOF {

@@ -119,20 +119,29 @@ func ApplyThroughSignals(ctx context.Context, d *Dir, b backends.Backend, plan *
 	if err := Apply(ctx, d, b, plan, opts); err != nil {
 		return nil, nil, err
 	}
+	for _, sig := range waiting(sigs) {
+		if sig == syscall.SIGPIPE {
+			continue // the output broke: the report says so
+		}
+		if noted == nil {
+			noted = sig
+		}
+		if declined == nil && declines(sig) {
+			declined = sig
+		}
+	}
+	return noted, declined, nil
+}
+
+// waiting takes every signal already waiting in sigs, without waiting.
+func waiting(sigs <-chan os.Signal) []os.Signal {
+	var got []os.Signal
 	for {
 		select {
 		case sig := <-sigs:
-			if sig == syscall.SIGPIPE {
-				continue // the output broke: the report says so
-			}
-			if noted == nil {
-				noted = sig
-			}
-			if declined == nil && declines(sig) {
-				declined = sig
-			}
+			got = append(got, sig)
 		default:
-			return noted, declined, nil
+			return got
 		}
 	}
 }
@@ -146,14 +155,10 @@ func ApplyThroughSignals(ctx context.Context, d *Dir, b backends.Backend, plan *
 // change pending.
 func PollDecline(sigs <-chan os.Signal) os.Signal {
 	var declined os.Signal
-	for {
-		select {
-		case sig := <-sigs:
-			if declined == nil && declines(sig) {
-				declined = sig
-			}
-		default:
-			return declined
+	for _, sig := range waiting(sigs) {
+		if declined == nil && declines(sig) {
+			declined = sig
 		}
 	}
+	return declined
 }
