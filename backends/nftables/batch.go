@@ -79,27 +79,28 @@ func (bt *batch) sync() {
 // send ends the batch and sends it to the kernel of the namespace at
 // nsPath ("" for this one's). A batch that came to no message is not sent
 // (sent is false): a plan can, as when its only change is a grant about
-// to expire, which the kernel removes by itself.
-func (bt *batch) send(nsPath string) (sent bool, err error) {
+// to expire, which the kernel removes by itself. gen is the generation
+// right after a batch that went in, 0 when it is unknown.
+func (bt *batch) send(nsPath string) (sent bool, gen uint32, err error) {
 	bt.sync()
 	if bt.err != nil {
-		return false, bt.err
+		return false, 0, bt.err
 	}
 	if len(bt.starts) == 1 {
-		return false, nil
+		return false, 0, nil
 	}
 	bt.delimiter(unix.NFNL_MSG_BATCH_END)
-	err = nfgen.SendBatch(nsPath, bt.buf, len(bt.starts))
+	gen, err = nfgen.SendBatch(nsPath, bt.buf, len(bt.starts))
 	var be *nfgen.BatchError
 	if errors.As(err, &be) && int(be.Seq) < len(bt.starts)-1 {
 		what := fmt.Sprintf("%s (message %d of %d", bt.describe(be.Seq), be.Seq, len(bt.starts)-2)
 		if be.Seq == 1 {
 			what += ", or the commit of the whole batch" // the kernel names the first message then
 		}
-		return true, fmt.Errorf("the kernel refused the change, and nothing of it was applied: %s): %w; "+
+		return true, 0, fmt.Errorf("the kernel refused the change, and nothing of it was applied: %s): %w; "+
 			"run portwarden plan to see the change, and report it with the output of nft --version and uname -r if it persists", what, be)
 	}
-	return true, err
+	return true, gen, err
 }
 
 // messageKind is what a refusal of one kind of message says: the verb,

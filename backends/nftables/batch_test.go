@@ -43,7 +43,7 @@ func TestBatchRefusedWhole(t *testing.T) {
 	w = bt.elements(set, true)
 	w.add([]byte{198, 18, 7, 7}, []byte{198, 18, 7, 7}, 0)
 	w.close()
-	_, err := bt.send(ns.Path())
+	_, _, err := bt.send(ns.Path())
 	if err == nil {
 		t.Fatal("the kernel took a batch deleting a missing element")
 	}
@@ -67,7 +67,7 @@ func TestBatchEmptySendsNothing(t *testing.T) {
 	}
 	bt := newBatch(0)
 	writeIntervals(bt, &nftables.Set{Name: "s", Table: &nftables.Table{Name: "pwtest"}}, nil, true)
-	sent, err := bt.send(ns.Path())
+	sent, _, err := bt.send(ns.Path())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +88,7 @@ func TestBatchManyRefusals(t *testing.T) {
 		w.add([]byte{198, 18, byte(i >> 8), byte(i)}, []byte{198, 18, byte(i >> 8), byte(i)}, 0)
 		w.close()
 	}
-	_, err := bt.send(ns.Path())
+	_, _, err := bt.send(ns.Path())
 	if !errors.Is(err, unix.ENOENT) || !strings.Contains(err.Error(), "delete elements from set s (message 3 of 3002") {
 		t.Fatalf("error = %v, want the first refusal", err)
 	}
@@ -96,16 +96,25 @@ func TestBatchManyRefusals(t *testing.T) {
 
 // What the batch encodes is what the kernel then holds, read back by nft:
 // intervals, a single address, and an interval reaching the top of the
-// key space (no end element).
+// key space (no end element). send reports the generation the batch made,
+// read on its own socket.
 func TestBatchElementsAsWritten(t *testing.T) {
 	ns, bt, set := newTestBatch(t, nftables.TypeIPAddr)
+	before, err := nfgen.Generation(ns.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
 	w := bt.elements(set, false)
 	w.add([]byte{198, 18, 0, 0}, []byte{198, 18, 0, 255}, 0)
 	w.add([]byte{198, 19, 1, 1}, []byte{198, 19, 1, 1}, 0)
 	w.add([]byte{255, 255, 255, 0}, []byte{255, 255, 255, 255}, 0)
 	w.close()
-	if _, err := bt.send(ns.Path()); err != nil {
+	sent, gen, err := bt.send(ns.Path())
+	if err != nil {
 		t.Fatal(err)
+	}
+	if after, err := nfgen.Generation(ns.Path()); !sent || err != nil || gen != before+1 || after != gen {
+		t.Fatalf("sent %v, generation %d before, %d reported by send, %d read after (%v): want the one batch's", sent, before, gen, after, err)
 	}
 	out, err := ns.Run(context.Background(), "nft", "list", "set", "inet", "pwtest", "s")
 	if err != nil {
@@ -139,7 +148,7 @@ func TestBatchSplitsLongElementLists(t *testing.T) {
 	if messages < 2 {
 		t.Fatalf("%d elements went into %d message(s)", n, messages)
 	}
-	if _, err := bt.send(ns.Path()); err != nil {
+	if _, _, err := bt.send(ns.Path()); err != nil {
 		t.Fatal(err)
 	}
 	out, err := ns.Run(context.Background(), "nft", "list", "set", "inet", "pwtest", "s")

@@ -14,7 +14,6 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/portwarden/portwarden/backends"
-	"github.com/portwarden/portwarden/internal/nfgen"
 	"github.com/portwarden/portwarden/rules"
 	"golang.org/x/sys/unix"
 )
@@ -183,7 +182,7 @@ func (b *Backend) Apply(ctx context.Context, plan *backends.Plan) error {
 	if err != nil {
 		return err
 	}
-	sent, err := bt.send(b.netns)
+	sent, gen, err := bt.send(b.netns)
 	if err != nil {
 		b.forget()
 		return kernelErr("apply the nftables transaction", err)
@@ -192,14 +191,14 @@ func (b *Backend) Apply(ctx context.Context, plan *backends.Plan) error {
 	// the kernel now holds what was written, and the next read need not
 	// dump the sets again. If it did not move, the kernel took nothing,
 	// though it refused nothing either (it drops a malformed batch
-	// without a word): the change is not in.
-	gen, err := nfgen.Generation(b.netns)
-	if sent && err == nil && now.gen != 0 && gen == now.gen {
+	// without a word): the change is not in. gen is 0 (unknown) when the
+	// batch was not sent or the generation could not be read.
+	if sent && gen != 0 && now.gen != 0 && gen == now.gen {
 		b.forget()
 		return errors.New("apply the nftables transaction: the kernel took none of it (its ruleset generation did not move), so nothing was applied; " +
 			"run portwarden plan to see the change, and report it with the output of nft --version and uname -r")
 	}
-	if err == nil && now.cookie != 0 && gen == now.gen+1 {
+	if sent && gen != 0 && now.cookie != 0 && gen == now.gen+1 {
 		s := written(now, want, content, gen)
 		// Sets left alone keep what they held: canonical only if they were.
 		s.canonical = now.canonical || now.table == nil

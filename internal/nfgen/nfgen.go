@@ -20,29 +20,37 @@ import (
 )
 
 // Generation returns the generation in the namespace at nsPath ("" for the
-// caller's own).
+// caller's own). The kernel never gives 0 (it skips it when the counter
+// wraps), so 0 can stand for "unknown".
 func Generation(nsPath string) (uint32, error) {
 	var gen uint32
-	found := false
-	req := Request(unix.NFT_MSG_GETGEN, 0, unix.AF_UNSPEC)
-	err := Exchange(nsPath, req, func(typ uint16, _ byte, data []byte) error {
-		if typ != unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_NEWGEN {
-			return nil
-		}
-		return EachAttr(data, func(a uint16, v []byte) error {
-			if a == unix.NFTA_GEN_ID && len(v) >= 4 {
-				gen, found = binary.BigEndian.Uint32(v), true
-			}
-			return nil
-		})
+	err := Exchange(nsPath, Request(unix.NFT_MSG_GETGEN, 0, unix.AF_UNSPEC), func(typ uint16, _ byte, data []byte) error {
+		gen = generationIn(typ, data)
+		return nil
 	})
-	if err == nil && !found {
+	if err == nil && gen == 0 {
 		err = fmt.Errorf("no generation in the nf_tables answer")
 	}
 	if err != nil {
 		return 0, fmt.Errorf("read the nf_tables generation: %w", err)
 	}
 	return gen, nil
+}
+
+// generationIn is the generation an answer of type typ carries, 0 when it
+// carries none.
+func generationIn(typ uint16, data []byte) uint32 {
+	var gen uint32
+	if typ != unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_NEWGEN {
+		return 0
+	}
+	_ = EachAttr(data, func(a uint16, v []byte) error {
+		if a == unix.NFTA_GEN_ID && len(v) >= 4 {
+			gen = binary.BigEndian.Uint32(v)
+		}
+		return nil
+	})
+	return gen
 }
 
 // Table is one nf_tables table: its family (unix.NFPROTO_*) and name.
@@ -151,48 +159,53 @@ func Exchange(nsPath string, req []byte, fn func(typ uint16, family byte, attrs 
 			return err
 		}
 		defer unix.Close(fd)
-		if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return exchange(fd, req, fn)
+	})
+}
+
+// exchange is Exchange on the open socket fd.
+func exchange(fd int, req []byte, fn func(typ uint16, family byte, attrs []byte) error) error {
+	if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return err
+	}
+	dump := binary.NativeEndian.Uint16(req[6:8])&unix.NLM_F_DUMP != 0
+	buf := make([]byte, DumpBufferBytes)
+	for range 1 << 24 { // bounded: a dump of 2^24 answers is broken
+		n, _, err := unix.Recvfrom(fd, buf, 0)
+		if err != nil {
 			return err
 		}
-		dump := binary.NativeEndian.Uint16(req[6:8])&unix.NLM_F_DUMP != 0
-		buf := make([]byte, DumpBufferBytes)
-		for range 1 << 24 { // bounded: a dump of 2^24 answers is broken
-			n, _, err := unix.Recvfrom(fd, buf, 0)
-			if err != nil {
-				return err
+		msgs, err := syscall.ParseNetlinkMessage(buf[:n])
+		if err != nil {
+			return err
+		}
+		for _, m := range msgs {
+			if m.Header.Flags&unix.NLM_F_DUMP_INTR != 0 {
+				return ErrDumpInterrupted
 			}
-			msgs, err := syscall.ParseNetlinkMessage(buf[:n])
-			if err != nil {
-				return err
-			}
-			for _, m := range msgs {
-				if m.Header.Flags&unix.NLM_F_DUMP_INTR != 0 {
-					return ErrDumpInterrupted
-				}
-				switch m.Header.Type {
-				case unix.NLMSG_DONE, unix.NLMSG_ERROR:
-					// Both carry an errno: 0 for an acknowledgement or a
-					// dump that ended well.
-					if len(m.Data) >= 4 {
-						if errno := -int32(binary.NativeEndian.Uint32(m.Data)); errno != 0 {
-							return syscall.Errno(errno)
-						}
+			switch m.Header.Type {
+			case unix.NLMSG_DONE, unix.NLMSG_ERROR:
+				// Both carry an errno: 0 for an acknowledgement or a
+				// dump that ended well.
+				if len(m.Data) >= 4 {
+					if errno := -int32(binary.NativeEndian.Uint32(m.Data)); errno != 0 {
+						return syscall.Errno(errno)
 					}
-					return nil
 				}
-				if len(m.Data) < 4 {
-					continue
-				}
-				if err := fn(m.Header.Type, m.Data[0], m.Data[4:]); err != nil {
-					return err
-				}
+				return nil
 			}
-			if !dump {
-				return nil // one answer, and no acknowledgement was asked for
+			if len(m.Data) < 4 {
+				continue
+			}
+			if err := fn(m.Header.Type, m.Data[0], m.Data[4:]); err != nil {
+				return err
 			}
 		}
-		return fmt.Errorf("the dump did not end")
-	})
+		if !dump {
+			return nil // one answer, and no acknowledgement was asked for
+		}
+	}
+	return fmt.Errorf("the dump did not end")
 }
 
 // socket opens a bound nf_tables netlink socket in the calling thread's
@@ -283,13 +296,23 @@ func (e *BatchError) Unwrap() error { return e.Errno }
 // queued already; and as the messages ask no acknowledgement, a batch
 // that went in has none. One read that finds nothing waiting is the
 // success. An error is the first message the kernel refused (*BatchError).
-func SendBatch(nsPath string, batch []byte, messages int) error {
-	return netns.DoPath(nsPath, func() error {
+//
+// gen is the generation read on the same socket once the batch is in (0
+// when it could not be read). The socket is closed in the background: the
+// kernel frees what a commit replaced only after an RCU grace period, and
+// the release of any nf_tables socket waits for that (nft_rcv_nl_event
+// flushes the namespace's destroy work), some 10 ms on the machines
+// portwarden is measured on. Closed here, every command that writes would
+// wait for it before writing its state files; closed beside them, the
+// wait overlaps them. A netlink socket opened and closed afterwards in the
+// same process may still wait for what remains of it.
+func SendBatch(nsPath string, batch []byte, messages int) (gen uint32, err error) {
+	err = netns.DoPath(nsPath, func() error {
 		fd, err := socket()
 		if err != nil {
 			return err
 		}
-		defer unix.Close(fd)
+		defer func() { go unix.Close(fd) }()
 		// The send buffer must hold the whole batch. SO_SNDBUFFORCE needs
 		// CAP_NET_ADMIN over the host, which a container's root may lack
 		// while still managing its own namespace: SO_SNDBUF (up to
@@ -360,6 +383,11 @@ func SendBatch(nsPath string, batch []byte, messages int) error {
 		if overflow {
 			return fmt.Errorf("the kernel refused the batch, and its answers overflowed the socket: %w", unix.ENOBUFS)
 		}
+		_ = exchange(fd, Request(unix.NFT_MSG_GETGEN, 0, unix.AF_UNSPEC), func(typ uint16, _ byte, data []byte) error {
+			gen = generationIn(typ, data)
+			return nil
+		})
 		return nil
 	})
+	return gen, err
 }
