@@ -17,6 +17,7 @@ import (
 
 	"github.com/portwarden/portwarden/internal/netns"
 	"github.com/portwarden/portwarden/internal/netns/netnstest"
+	"github.com/portwarden/portwarden/internal/nfgen"
 )
 
 // BenchmarkCLI times the built binary as hooks and administrators run it:
@@ -33,8 +34,10 @@ import (
 //
 // with 1,000, 100,000 and 1,000,000 sources in a list file (the two cases
 // that dump the sets only up to 100,000), and first the floor under every
-// command: starting the process (portwarden --version vs nft --version). It prints the medians, the
-// ratios and portwarden's peak RSS. Run it with `make bench`
+// command: starting the process (portwarden --version vs nft --version).
+// It prints the medians, the ratios and portwarden's peak RSS, and fails
+// if an unchanged re-apply or plan moved the namespace's nf_tables
+// generation (wrote anything). Run it with `make bench`
 // (root). PORTWARDEN_BIN picks a built binary (default: built here);
 // PORTWARDEN_BENCH_SIZES picks sizes (e.g. "1000,100000").
 func BenchmarkCLI(b *testing.B) {
@@ -294,16 +297,19 @@ func benchCLISize(b *testing.B, bin string, n int) []cliRow {
 		re := cliRow{n: n, name: "unchanged re-apply", otherName: "nft -f"}
 		plan := cliRow{n: n, name: "plan, kernel unchanged", otherName: "nft list table"}
 		for range rounds {
+			before := generation(b, pwNS)
 			d, rss := pw(pwNS, f.policy, "apply", "--auto-approve")
 			re.pwRuns, re.pwRSS = append(re.pwRuns, d), append(re.pwRSS, rss)
 			re.oRuns = append(re.oRuns, nftFile(nftNS, f.script))
 			if !dumps {
+				requireNoWrite(b, pwNS, before, "an unchanged re-apply")
 				continue
 			}
 			d, rss = pw(pwNS, f.policy, "plan")
 			plan.pwRuns, plan.pwRSS = append(plan.pwRuns, d), append(plan.pwRSS, rss)
 			d, _ = cliRun(b, nftNS, state, "nft", "list", "table", "inet", "portwarden")
 			plan.oRuns = append(plan.oRuns, d)
+			requireNoWrite(b, pwNS, before, "an unchanged re-apply and a plan")
 		}
 		rows = append(rows, re.finished())
 		if dumps {
@@ -363,6 +369,23 @@ func foreignWrite(b *testing.B, pwNS, nftNS *netns.NS, rounds, n int,
 
 // benchNamespaces makes namespaces for one benchmark size: newNS a new
 // one, closeAll deletes every one made so far.
+// generation is the nf_tables generation in ns.
+func generation(b *testing.B, ns *netns.NS) uint32 {
+	g, err := nfgen.Generation(ns.Path())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return g
+}
+
+// requireNoWrite fails the benchmark when what ran since the generation
+// was before wrote to nf_tables: an unchanged re-apply must write nothing.
+func requireNoWrite(b *testing.B, ns *netns.NS, before uint32, what string) {
+	if after := generation(b, ns); after != before {
+		b.Fatalf("%s wrote to nf_tables (generation %d, then %d)", what, before, after)
+	}
+}
+
 func benchNamespaces(b *testing.B) (newNS func() *netns.NS, closeAll func()) {
 	var open []*netns.NS
 	newNS = func() *netns.NS {
