@@ -84,7 +84,10 @@
 // before its element list reaches the 64 KiB a netlink attribute holds.
 // The batch goes in one sendmsg with no acknowledgement asked per message
 // (internal/nfgen.SendBatch), as nft sends one: the kernel answers only a
-// refusal, which names the message refused.
+// refusal, which names the message refused. The new generation is asked
+// on the same socket, which is closed in the background: releasing an
+// nf_tables socket waits until the kernel has freed what the last commit
+// replaced, an RCU grace period later.
 //
 // # Knowing nothing changed
 //
