@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -41,7 +42,7 @@ func checkUsage(root *cobra.Command, args []string, err error) error {
 	if perr := fs.Parse(args); perr != nil {
 		err = perr
 	} else if word := strayWord(cmd, fs.Args()); word != "" {
-		err = fmt.Errorf("check takes no arguments, got %q", word)
+		err = fmt.Errorf("check takes no arguments, got %q%s", word, boolValueHint(root, args))
 	}
 	return cmd.FlagErrorFunc()(cmd, err)
 }
@@ -116,4 +117,36 @@ func namedCommand(root *cobra.Command, args []string) *cobra.Command {
 		}
 	}
 	return nil
+}
+
+// boolValueHint is a hint for a line where a boolean flag is followed by
+// a separate true or false ("--strict-modes false"): pflag takes a
+// boolean's value only after "=", so the word stands alone, and cobra
+// reads it as a command or an argument. "" when the line has none.
+func boolValueHint(root *cobra.Command, args []string) string {
+	cmd := namedCommand(root, args)
+	lookup := func(name string) *pflag.Flag {
+		if cmd != nil {
+			if f := cmd.Flags().Lookup(name); f != nil {
+				return f
+			}
+		}
+		if f := root.Flags().Lookup(name); f != nil {
+			return f
+		}
+		return root.PersistentFlags().Lookup(name)
+	}
+	for i := 1; i < len(args); i++ {
+		prev, word := args[i-1], args[i]
+		if prev == "--" {
+			return ""
+		}
+		if _, err := strconv.ParseBool(word); err != nil || !strings.HasPrefix(prev, "--") || strings.Contains(prev, "=") {
+			continue
+		}
+		if f := lookup(prev[2:]); f != nil && f.Value.Type() == "bool" {
+			return fmt.Sprintf(" (a boolean flag takes its value after \"=\": write %s=%s)", prev, word)
+		}
+	}
+	return ""
 }

@@ -45,6 +45,9 @@ func run(args []string) int {
 	if !errors.As(err, &ee) {
 		ee = &exitError{code: exitError1, err: err}
 	}
+	if hint := boolValueHint(root, args); hint != "" && ee.err != nil && !ee.reported && ee.code == exitError1 {
+		ee.err = fmt.Errorf("%w%s", ee.err, hint)
+	}
 	if ee.err != nil && !ee.reported {
 		fmt.Fprintf(os.Stderr, "Error: %v\n", ee.err)
 	}
