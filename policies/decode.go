@@ -1047,6 +1047,16 @@ func (d *decoder) decodeInterfaces(a *hcl.Attribute, out *[]string) hcl.Diagnost
 				Detail: fmt.Sprintf("%q is not a Linux interface name (1 to 15 characters, no spaces or slashes).", n), Subject: a.Expr.Range().Ptr()})
 			continue
 		}
+		// iptables reads a trailing "+" as "every interface whose name
+		// starts so", nft a "*" likewise, while the policy's own model
+		// (explain, test, the lockout guard) compares names whole: the
+		// guard would let through a change that cuts a session arriving
+		// on eth0 when the policy says "eth+".
+		if strings.ContainsAny(n, "+*") {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Interface wildcard",
+				Detail: fmt.Sprintf("%q: interfaces are matched by their whole name, and a \"+\" or \"*\" would be a wildcard to iptables or nft; list each interface, like [\"eth0\", \"eth1\"].", n), Subject: a.Expr.Range().Ptr()})
+			continue
+		}
 		*out = append(*out, n)
 	}
 	return diags
