@@ -193,6 +193,11 @@ func sshConnection(environ []string) (Session, bool) {
 	if err1 != nil || err2 != nil || err3 != nil {
 		return Session{}, false
 	}
+	// sshd writes a link-local address with its zone ("fe80::1%eth0"). A
+	// zoned address is in no prefix and differs from the socket table's
+	// copy of the same session, so it would be judged as refused by
+	// everything; the socket table says which interface it arrives on.
+	client, server = client.WithZone(""), server.WithZone("")
 	return Session{Client: client.Unmap(), Server: netip.AddrPortFrom(server.Unmap(), uint16(port))}, true
 }
 

@@ -125,17 +125,21 @@ func TestLinkLocalSessionOnItsInterface(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	err = srv.Do(func() error {
-		sessions, err := SSHSessions(nil)
+	// sshd names the same session with zones in SSH_CONNECTION: it is the
+	// same session, not a second one that no prefix holds.
+	for _, environ := range [][]string{nil, {"SSH_CONNECTION=fe80::b2%pwa2 40000 fe80::a2%pwa2 22"}} {
+		err = srv.Do(func() error {
+			sessions, err := SSHSessions(environ)
+			if err != nil {
+				return err
+			}
+			if len(sessions) != 1 || sessions[0].Client != netip.MustParseAddr("fe80::b2") || sessions[0].Interface != "pwa2" {
+				t.Errorf("environment %q: sessions %+v, want the one from fe80::b2 on pwa2", environ, sessions)
+			}
+			return nil
+		})
 		if err != nil {
-			return err
+			t.Fatal(err)
 		}
-		if len(sessions) != 1 || sessions[0].Client != netip.MustParseAddr("fe80::b2") || sessions[0].Interface != "pwa2" {
-			t.Errorf("sessions %+v, want the one from fe80::b2 on pwa2", sessions)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 }
