@@ -15,7 +15,16 @@ import (
 type Cut struct {
 	Session  Session        `json:"session"`
 	Decision rules.Decision `json:"decision"`
+	// GrantEnds is the deadline of the grant that would have admitted
+	// the session, had it not run out by the time the change is in.
+	GrantEnds time.Time `json:"grant_ends,omitzero"`
 }
+
+// grantMargin: a grant that ends within this of the check is taken as
+// ended. The kernel drops an element past its deadline at once, and an
+// apply (a million sources take seconds) must not let a session through
+// the check only for its grant to run out before the change is in.
+const grantMargin = 30 * time.Second
 
 // ErrLockout: applying would cut a live SSH session.
 var ErrLockout = errors.New("refusing to apply: it would cut live SSH sessions to this host")
@@ -23,7 +32,7 @@ var ErrLockout = errors.New("refusing to apply: it would cut live SSH sessions t
 // Cuts decides every session against rs and returns those it would
 // refuse. A session from this host itself arrives on loopback.
 func Cuts(rs *rules.Ruleset, sessions []Session) []Cut {
-	cuts, _ := judge(rs, sessions)
+	cuts, _ := judge(rs, sessions, time.Now())
 	return cuts
 }
 
@@ -31,7 +40,7 @@ func Cuts(rs *rules.Ruleset, sessions []Session) []Cut {
 // kernel will cut them then, with nothing of portwarden running, so the
 // person applying should hear it now.
 func Borrowed(rs *rules.Ruleset, sessions []Session) []Cut {
-	_, borrowed := judge(rs, sessions)
+	_, borrowed := judge(rs, sessions, time.Now())
 	return borrowed
 }
 
@@ -40,11 +49,14 @@ func Borrowed(rs *rules.Ruleset, sessions []Session) []Cut {
 // alone: which block decides is asked only of a session reported, for the
 // message, since finding the block indexes every source the first time (a
 // map of 100,000 entries in a one-source apply).
-func judge(rs *rules.Ruleset, sessions []Session) (cuts, borrowed []Cut) {
+func judge(rs *rules.Ruleset, sessions []Session, now time.Time) (cuts, borrowed []Cut) {
 	if len(sessions) == 0 {
 		return nil, nil
 	}
-	verdicts := &rules.Ruleset{Exposures: slices.Clone(rs.Exposures)}
+	// The sessions are judged by what the kernel will hold: without the
+	// grants that run out before the change is in.
+	live := withoutLapsedGrants(rs, now.Add(grantMargin))
+	verdicts := &rules.Ruleset{Exposures: slices.Clone(live.Exposures)}
 	for i := range verdicts.Exposures {
 		verdicts.Exposures[i].Origins = nil
 	}
@@ -55,10 +67,16 @@ func judge(rs *rules.Ruleset, sessions []Session) (cuts, borrowed []Cut) {
 			pkt := rules.Packet{Protocol: rules.TCP, Source: s.Client, Destination: s.Server.Addr(), Port: s.Server.Port(), Interface: iface}
 			switch d := verdicts.Decide(pkt); {
 			case d.Verdict == rules.Drop || d.Verdict == rules.Reject:
-				cuts = append(cuts, Cut{Session: s, Decision: rs.Decide(pkt)})
+				c := Cut{Session: s, Decision: live.Decide(pkt)}
+				if live != rs {
+					if was := rs.Decide(pkt); was.Verdict == rules.Accept && !was.Until.IsZero() {
+						c.GrantEnds = was.Until
+					}
+				}
+				cuts = append(cuts, c)
 				cut = true
 			case d.Verdict == rules.Accept && !d.Until.IsZero() && until == nil:
-				until = &Cut{Session: s, Decision: rs.Decide(pkt)}
+				until = &Cut{Session: s, Decision: live.Decide(pkt)}
 			}
 			if cut {
 				break
@@ -69,6 +87,26 @@ func judge(rs *rules.Ruleset, sessions []Session) (cuts, borrowed []Cut) {
 		}
 	}
 	return cuts, borrowed
+}
+
+// withoutLapsedGrants is rs without the grants that end by then; rs
+// itself when none does.
+func withoutLapsedGrants(rs *rules.Ruleset, by time.Time) *rules.Ruleset {
+	var out *rules.Ruleset
+	for i := range rs.Exposures {
+		active := rules.ActiveGrants(rs.Exposures[i].Expiring, by)
+		if len(active) == len(rs.Exposures[i].Expiring) {
+			continue
+		}
+		if out == nil {
+			out = &rules.Ruleset{Exposures: slices.Clone(rs.Exposures)}
+		}
+		out.Exposures[i].Expiring = active
+	}
+	if out == nil {
+		return rs
+	}
+	return out
 }
 
 // arrivals are the interfaces the guard judges a session on. An exposure
@@ -131,6 +169,9 @@ func LockoutError(cuts []Cut) error {
 		if c.Session.Interface != "" {
 			on = ", on " + c.Session.Interface
 		}
+		if !c.GrantEnds.IsZero() {
+			by += fmt.Sprintf("; the grant that admits it ends at %s, before this change would be in", c.GrantEnds.Format(time.RFC3339))
+		}
 		fmt.Fprintf(&b, "\n  %s to port %d (%s%s%s): expose %q gives %s by %s",
 			c.Session.Client, c.Session.Server.Port(), c.Session.Found, conns, on, c.Decision.Exposure, c.Decision.Verdict, by)
 	}
@@ -147,7 +188,7 @@ func CheckLockout(rs *rules.Ruleset, environ []string) (warnings []string, err e
 		return nil, fmt.Errorf("cannot tell which SSH sessions are alive, so cannot tell whether the new rules would cut them: %w\n"+
 			"Pass --force to apply without this check", err)
 	}
-	cuts, borrowed := judge(rs, sessions)
+	cuts, borrowed := judge(rs, sessions, time.Now())
 	if err := LockoutError(cuts); err != nil {
 		return nil, err
 	}

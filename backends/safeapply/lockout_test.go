@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/portwarden/portwarden/policies"
 	"github.com/portwarden/portwarden/rules"
@@ -81,6 +82,52 @@ func TestBorrowedSessionsWarned(t *testing.T) {
 	want := `the SSH session from 198.18.0.3 to port 22 is admitted only until 2099-01-01T00:00:00Z by expose "ssh" (allow block`
 	if len(w) != 1 || !strings.HasPrefix(w[0], want) || !strings.Contains(w[0], "the kernel cuts it then") {
 		t.Fatalf("warnings %q, want one starting %q", w, want)
+	}
+}
+
+// A grant that has run out, or runs out before the change is in, admits
+// nobody: the kernel leaves it out, so the session it admitted is cut,
+// and the refusal names the grant's deadline. (A saved plan applied after
+// its grant ran out cut a real session; the guard only warned.)
+func TestLapsedGrantCuts(t *testing.T) {
+	fsys := fstest.MapFS{"p.hcl": {Data: []byte(`expose "ssh" {
+  protocol = "tcp"
+  ports    = [22]
+  default  = "drop"
+  allow {
+    from    = ["198.18.0.3"]
+    expires = "2099-01-01T00:00:00Z"
+  }
+}
+`)}}
+	rs := compileFS(t, fsys)
+	deadline := time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)
+	sessions := []Session{{Client: netip.MustParseAddr("198.18.0.3"), Server: netip.MustParseAddrPort("198.18.0.1:22"), Found: "SSH_CONNECTION"}}
+	for _, c := range []struct {
+		now      time.Time
+		cut      bool
+		borrowed bool
+	}{
+		{deadline.Add(-time.Hour), false, true},
+		{deadline.Add(-grantMargin / 2), true, false},
+		{deadline.Add(time.Second), true, false},
+	} {
+		cuts, borrowed := judge(rs, sessions, c.now)
+		if (len(cuts) == 1) != c.cut || (len(borrowed) == 1) != c.borrowed {
+			t.Errorf("at %s: cuts %+v, borrowed %+v", c.now, cuts, borrowed)
+			continue
+		}
+		if !c.cut {
+			continue
+		}
+		err := LockoutError(cuts)
+		want := `; the grant that admits it ends at 2099-01-01T00:00:00Z, before this change would be in`
+		if !cuts[0].GrantEnds.Equal(deadline) || err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("at %s: grant ends %s, error %v; want it to say %q", c.now, cuts[0].GrantEnds, err, want)
+		}
+	}
+	if len(rs.Exposures[0].Expiring) != 1 {
+		t.Fatal("judging changed the ruleset's grants")
 	}
 }
 

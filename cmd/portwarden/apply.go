@@ -133,6 +133,13 @@ func newApplyCmd(g *globals) *cobra.Command {
 				if err := confirm(cmd.InOrStdin(), w, "apply"); err != nil {
 					return withCode(exitError1, err)
 				}
+				// The answer may come long after the check: sessions
+				// come and go, and grants run out.
+				if !plan.Empty() {
+					if err := lockoutGuard(io.Discard, plan.Desired, force); err != nil {
+						return withCode(exitError1, err)
+					}
+				}
 			}
 			if dirErr != nil {
 				return withCode(exitError1, fmt.Errorf("%w: %w", safeapply.ErrNotPrepared, dirErr))
