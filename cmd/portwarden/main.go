@@ -29,9 +29,20 @@ func main() {
 // memoryLimit is the soft heap limit of one command.
 const memoryLimit = 640 << 20
 
+// defaultPath is the search path when the environment has none: Debian's
+// for root, which sudo's secure_path also gives.
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
 // run executes the CLI and returns the process exit code; tests call it
 // through testscript.
 func run(args []string) int {
+	if os.Getenv("PATH") == "" {
+		// A hook started with an empty environment (env -i) has no PATH,
+		// and the iptables backend, doctor and import start the
+		// firewall's own binaries by name: search where sudo and cron
+		// would have them search.
+		os.Setenv("PATH", defaultPath)
+	}
 	defer safeapply.Settle()
 	root := newRootCmd()
 	root.SetArgs(args)
