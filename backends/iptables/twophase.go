@@ -161,20 +161,85 @@ func setTransition(have map[string]*ownedSet, want []setSpec) (pre, post []setOp
 			}
 			continue
 		}
+		if ok && len(del) == 0 && len(add) == 0 {
+			continue
+		}
+		// Before, the set shrinks to what both admit, have ∩ want; it
+		// must not lose more: an element merged or split by the change
+		// (198.18.0.100/32 and /31 for .100 and .101) is no revocation,
+		// and deleting it before its successor is in would refuse, for
+		// the length of the apply (and for good if it is killed), a source
+		// both policies admit. Elements of want inside have's space go in
+		// before; elements of have inside want's space leave only after.
+		haveSpace, wantSpace := elemSpace(h.elems), elemSpace(w.elems)
+		var preAdd, preDel, postAdd, postDel []setElem
+		for _, a := range add {
+			if haveSpace.ContainsPrefix(a.prefix) {
+				preAdd = append(preAdd, a)
+			} else {
+				postAdd = append(postAdd, a)
+			}
+		}
+		for _, d := range del {
+			if wantSpace.ContainsPrefix(d.prefix) {
+				postDel = append(postDel, d)
+			} else {
+				preDel = append(preDel, d)
+			}
+		}
+		// The same prefix leaving and coming back (with other flags) is
+		// one change, made at once by a swap.
+		replaced := sharePrefix(del, add)
+		between := withCounters(mergeElems(keep, postDel, preAdd), h.elems)
 		switch {
-		case !ok || len(del) > 1:
-			pre = append(pre, swapIn(w, keep)...)
-		case len(del) == 1:
-			pre = append(pre, setOp{kind: "del", name: w.name, elems: del})
+		case !ok || replaced || len(preAdd)+len(preDel) > 1:
+			pre = append(pre, swapIn(w, between)...)
+		case len(preAdd) == 1:
+			pre = append(pre, setOp{kind: "add", name: w.name, elems: preAdd})
+		case len(preDel) == 1:
+			pre = append(pre, setOp{kind: "del", name: w.name, elems: preDel})
 		}
 		switch {
-		case len(add) > 1:
+		case replaced || len(postAdd)+len(postDel) > 1:
 			post = append(post, swapIn(w, full())...)
-		case len(add) == 1:
-			post = append(post, setOp{kind: "add", name: w.name, elems: add})
+		case len(postAdd) == 1:
+			post = append(post, setOp{kind: "add", name: w.name, elems: postAdd})
+		case len(postDel) == 1:
+			post = append(post, setOp{kind: "del", name: w.name, elems: postDel})
 		}
 	}
 	return pre, post, nil
+}
+
+// elemSpace is the addresses elems hold.
+func elemSpace(elems []setElem) *netipx.IPSet {
+	var b netipx.IPSetBuilder
+	for _, e := range elems {
+		if !e.nomatch {
+			b.AddPrefix(e.prefix)
+		}
+	}
+	s, _ := b.IPSet()
+	return s
+}
+
+// sharePrefix reports whether some prefix is in both lists.
+func sharePrefix(a, b []setElem) bool {
+	in := make(map[netip.Prefix]bool, len(a))
+	for _, e := range a {
+		in[e.prefix] = true
+	}
+	return slices.ContainsFunc(b, func(e setElem) bool { return in[e.prefix] })
+}
+
+// mergeElems is the elements of the lists together, sorted.
+func mergeElems(lists ...[]setElem) []setElem {
+	var out []setElem
+	for _, l := range lists {
+		out = append(out, l...)
+	}
+	slices.SortFunc(out, cmpElem)
+	return out
 }
 
 // cmpElem orders elements as sortElems does, then by what else they
@@ -326,13 +391,15 @@ func intersect(old, new *rules.Ruleset) *rules.Ruleset {
 	out := &rules.Ruleset{}
 	add := func(e *rules.Exposure, name string) {
 		x := rules.Exposure{Name: name, Protocol: e.Protocol, Ports: slices.Clone(e.Ports), Interfaces: slices.Clone(e.Interfaces),
-			Destinations: e.Destinations, Default: e.Default, Log: e.Log, Loopback: true}
+			Destinations: e.Destinations, Default: e.Default, RejectWith: e.RejectWith, Log: e.Log, Loopback: true}
 		var allow, deny [2][]netip.Prefix
+		var overlapping []*rules.Exposure
 		first := true
 		for _, f := range all {
 			if !overlaps(e, f) {
 				continue
 			}
+			overlapping = append(overlapping, f)
 			x.Loopback = x.Loopback && f.Loopback
 			a := [2][]netip.Prefix{f.Allow.V4, f.Allow.V6}
 			d := [2][]netip.Prefix{f.Deny.V4, f.Deny.V6}
@@ -350,6 +417,7 @@ func intersect(old, new *rules.Ruleset) *rules.Ruleset {
 		}
 		x.Allow = rules.Prefixes{V4: slices.Clone(allow[0]), V6: slices.Clone(allow[1])}
 		x.Deny = rules.Prefixes{V4: slices.Clone(deny[0]), V6: slices.Clone(deny[1])}
+		x.Expiring = intersectGrants(overlapping)
 		out.Exposures = append(out.Exposures, x)
 	}
 	for i := range new.Exposures {
@@ -369,6 +437,59 @@ func intersect(old, new *rules.Ruleset) *rules.Ruleset {
 	}
 	out.Normalize()
 	return out
+}
+
+// intersectGrants are the grants of the intersection of exposures: a
+// source granted by any of them is kept when every one admits it whole,
+// in its allow set or by one grant, until the earliest of those
+// deadlines. A grant the others admit only in part is left out: the
+// intersection may admit less than both policies, never more. (Left out
+// altogether, every apply would refuse the holders of grants that both
+// policies admit for as long as it runs, and an apply killed between its
+// phases would leave them refused.)
+func intersectGrants(exposures []*rules.Exposure) []rules.Grant {
+	var out []rules.Grant
+	for _, e := range exposures {
+		for _, g := range e.Expiring {
+			until, kept := g.Until, true
+			for _, f := range exposures {
+				if coveredBy(f.Allow.Family(familyBits(g.Source)), g.Source) {
+					continue
+				}
+				h := f.GrantFor(g.Source.Addr())
+				if h == nil || h.Source.Bits() > g.Source.Bits() {
+					kept = false
+					break
+				}
+				if h.Until.Before(until) {
+					until = h.Until
+				}
+			}
+			if kept {
+				out = append(out, rules.Grant{Source: g.Source, Until: until})
+			}
+		}
+	}
+	return out
+}
+
+// familyBits is 4 or 6, the family of p as rules.Prefixes.Family takes it.
+func familyBits(p netip.Prefix) int {
+	if p.Addr().Unmap().Is4() {
+		return 4
+	}
+	return 6
+}
+
+// coveredBy reports whether p lies whole within the normalised (sorted,
+// merged) prefixes ps: an aligned block inside their union lies inside
+// the one of them that holds its first address.
+func coveredBy(ps []netip.Prefix, p netip.Prefix) bool {
+	i, found := slices.BinarySearchFunc(ps, p.Addr(), func(q netip.Prefix, a netip.Addr) int { return q.Addr().Compare(a) })
+	if !found {
+		i--
+	}
+	return i >= 0 && ps[i].Contains(p.Addr()) && ps[i].Bits() <= p.Bits()
 }
 
 // intersectPrefixes is the intersection of two normalised (sorted,

@@ -6,11 +6,19 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"go4.org/netipx"
 
 	"github.com/portwarden/portwarden/rules"
 )
+
+// grantDeadlines are the deadlines random grants take.
+var grantDeadlines = []time.Time{
+	time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC),
+	time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC),
+	time.Date(2032, 1, 1, 0, 0, 0, 0, time.UTC),
+}
 
 // randomRuleset draws a small Ruleset over a few ports, interfaces and
 // sources, so that exposures of two draws overlap in every way.
@@ -38,6 +46,14 @@ func randomRuleset(r *rand.Rand) *rules.Ruleset {
 			allow = append(allow, netip.MustParsePrefix("2001:2::/126"))
 		}
 		e.Allow, e.Deny = rules.NewPrefixes(allow...), rules.NewPrefixes(deny...)
+		for range r.IntN(3) {
+			bits := 30 + r.IntN(3)
+			src := netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, 0, byte(r.IntN(16))}), bits).Masked()
+			e.Expiring = append(e.Expiring, rules.Grant{Source: src, Until: grantDeadlines[r.IntN(len(grantDeadlines))]})
+		}
+		if r.IntN(2) == 0 {
+			e.Default, e.RejectWith = rules.Reject, []rules.RejectWith{rules.TCPReset, rules.ICMPAdminProhibited}[r.IntN(2)]
+		}
 		rs.Exposures = append(rs.Exposures, e)
 	}
 	rs.Normalize()
@@ -63,10 +79,16 @@ func TestIntersectAdmitsOnlyWhatBothAdmit(t *testing.T) {
 			for port := uint16(19); port <= 28; port++ {
 				for _, ifname := range []string{"eth0", "eth1", "eth2", "lo"} {
 					pkt := rules.Packet{Protocol: rules.TCP, Source: src, Port: port, Interface: ifname}
-					if mid.Decide(pkt).Verdict == rules.Accept || mid.Decide(pkt).Verdict == rules.Pass {
-						o, w := old.Decide(pkt).Verdict, new.Decide(pkt).Verdict
-						if (o != rules.Accept && o != rules.Pass) || (w != rules.Accept && w != rules.Pass) {
-							t.Fatalf("draw %d: %+v: intersection %s, old %s, new %s\nold %+v\nnew %+v\nmid %+v", n, pkt, mid.Decide(pkt).Verdict, o, w, old, new, mid)
+					m := mid.Decide(pkt)
+					if m.Verdict == rules.Accept || m.Verdict == rules.Pass {
+						for _, d := range []rules.Decision{old.Decide(pkt), new.Decide(pkt)} {
+							// Admitted as long: for good (no deadline), or
+							// by a grant that lasts no shorter.
+							longer := d.Verdict == rules.Pass || d.Verdict == rules.Accept &&
+								(d.Until.IsZero() || !m.Until.IsZero() && !d.Until.Before(m.Until))
+							if !longer {
+								t.Fatalf("draw %d: %+v: intersection %s until %s, old %s, new %s\nold %+v\nnew %+v\nmid %+v", n, pkt, m.Verdict, m.Until, old.Decide(pkt).Verdict, new.Decide(pkt).Verdict, old, new, mid)
+							}
 						}
 					}
 				}
@@ -94,6 +116,37 @@ func TestIntersectOfPureAdditionOrRevocation(t *testing.T) {
 	}
 	if got := intersect(big, small); got.Fingerprint() != small.Fingerprint() {
 		t.Errorf("revoking sources: intersection %+v, want the new rules", got)
+	}
+	// With grants and a reject kind of their own, both kept: before, the
+	// intersection lost them, so every apply refused the grants' holders
+	// while it ran (and for good if killed between its phases).
+	withGrant := func(rs *rules.Ruleset) *rules.Ruleset {
+		rs.Exposures[0].Default, rs.Exposures[0].RejectWith = rules.Reject, rules.ICMPAdminProhibited
+		rs.Exposures[0].Expiring = []rules.Grant{
+			{Source: netip.MustParsePrefix("198.18.0.66/32"), Until: grantDeadlines[0]},
+			{Source: netip.MustParsePrefix("2001:2::66/128"), Until: grantDeadlines[1]},
+		}
+		rs.Normalize()
+		return rs
+	}
+	small, big = withGrant(mk("198.18.0.1/32")), withGrant(mk("198.18.0.1/32", "198.18.0.9/32"))
+	if got := intersect(small, big); got.Fingerprint() != small.Fingerprint() {
+		t.Errorf("adding sources beside grants: intersection %+v, want the old rules", got)
+	}
+	if got := intersect(big, small); got.Fingerprint() != small.Fingerprint() {
+		t.Errorf("revoking sources beside grants: intersection %+v, want the new rules", got)
+	}
+	// A grant moved to a later deadline is kept until the earlier one; one
+	// made permanent is kept until its deadline.
+	later := withGrant(mk("198.18.0.1/32"))
+	later.Exposures[0].Expiring[0].Until = grantDeadlines[2]
+	later.Normalize()
+	if got := intersect(small, later); got.Fingerprint() != small.Fingerprint() {
+		t.Errorf("a deadline moved later: intersection %+v, want the old rules", got)
+	}
+	permanent := withGrant(mk("198.18.0.1/32", "198.18.0.66/32"))
+	if got := intersect(small, permanent); got.Fingerprint() != small.Fingerprint() {
+		t.Errorf("a grant made permanent: intersection %+v, want the old rules", got)
 	}
 }
 
@@ -132,6 +185,11 @@ func TestSetTransitionShrinksBeforeGrowsAfter(t *testing.T) {
 		{"one replaced", []string{"198.18.0.1/32", "198.18.0.3/32"}, []string{"198.18.0.1/32", "198.18.0.5/32"}, "del", "add"},
 		{"many added", []string{"198.18.0.1/32"}, []string{"198.18.0.1/32", "198.18.0.3/32", "198.18.0.5/32"}, "", "create,swap,destroy"},
 		{"many removed", []string{"198.18.0.1/32", "198.18.0.3/32", "198.18.0.5/32"}, []string{"198.18.0.1/32"}, "create,swap,destroy", ""},
+		// A neighbour added merges with a kept source: nothing leaves
+		// before the merged element is in.
+		{"merged", []string{"198.18.0.100/32"}, []string{"198.18.0.100/31"}, "", "create,swap,destroy"},
+		{"split", []string{"198.18.0.100/31"}, []string{"198.18.0.100/32"}, "create,swap,destroy", ""},
+		{"split, one piece left", []string{"198.18.0.100/30", "198.18.0.1/32"}, []string{"198.18.0.100/31", "198.18.0.102/32", "198.18.0.1/32"}, "create,swap,destroy", ""},
 	} {
 		w.elems = mk(c.want...)
 		pre, post, err := setTransition(have(mk(c.have...)), []setSpec{w})
@@ -141,10 +199,89 @@ func TestSetTransitionShrinksBeforeGrowsAfter(t *testing.T) {
 		if kinds(pre) != c.pre || kinds(post) != c.post {
 			t.Errorf("%s: pre %q post %q, want %q %q", c.name, kinds(pre), kinds(post), c.pre, c.post)
 		}
+		first := mk(c.have...)[0].prefix
 		for _, op := range append(pre, post...) {
-			if op.kind == "create" && op.elems[0].packets != 7 {
+			if op.kind == "create" && op.elems[0].prefix == first && op.elems[0].packets != 7 {
 				t.Errorf("%s: the swapped-in set lost the counters of %s", c.name, op.elems[0].prefix)
 			}
+		}
+	}
+}
+
+// Played op by op, a set's transition never admits an address that
+// neither have nor want admits in its step, and never refuses one both
+// admit: before the chains load it goes from have to have ∩ want, after
+// from there to want, over random lists that merge and split.
+func TestSetTransitionNeverRefusesWhatBothAdmit(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 9))
+	w := setSpec{name: "PW-0123456789-a4", fam: ipv4, role: roleAllow}
+	random := func() []setElem {
+		var es []setElem
+		for _, p := range prefixSet(randomPrefixes(r, r.IntN(6))).Prefixes() {
+			if p.Addr().Is4() {
+				es = append(es, setElem{prefix: p})
+			}
+		}
+		sortElems(es)
+		return es
+	}
+	space := func(es []setElem) *netipx.IPSet {
+		var b netipx.IPSetBuilder
+		for _, e := range es {
+			b.AddPrefix(e.prefix)
+		}
+		s, _ := b.IPSet()
+		return s
+	}
+	for n := range 3000 {
+		haveElems, wantElems := random(), random()
+		w.elems = wantElems
+		have := map[string]*ownedSet{w.name: {name: w.name, typ: setType, family: ipv4.ipsetFamily(), counters: true, maxElem: setMaxElem, refs: 1, elems: haveElems}}
+		pre, post, err := setTransition(have, []setSpec{w})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs, ws := space(haveElems), space(wantElems)
+		var both netipx.IPSetBuilder
+		both.AddSet(hs)
+		both.Intersect(ws)
+		bothSet, _ := both.IPSet()
+		live, temp := slices.Clone(haveElems), []setElem(nil)
+		check := func(phase string, bound *netipx.IPSet, op setOp) {
+			cur := space(live)
+			var over netipx.IPSetBuilder
+			over.AddSet(cur)
+			over.RemoveSet(bound)
+			o, _ := over.IPSet()
+			var under netipx.IPSetBuilder
+			under.AddSet(bothSet)
+			under.RemoveSet(cur)
+			u, _ := under.IPSet()
+			if len(o.Prefixes()) > 0 || len(u.Prefixes()) > 0 {
+				t.Fatalf("draw %d, %s, after %s: admits %v beyond its step, refuses %v both admit\nhave %v\nwant %v\npre %+v\npost %+v", n, phase, op.kind, o.Prefixes(), u.Prefixes(), haveElems, wantElems, pre, post)
+			}
+		}
+		play := func(phase string, ops []setOp, bound *netipx.IPSet) {
+			for _, op := range ops {
+				switch op.kind {
+				case "add":
+					live = append(live, op.elems...)
+				case "del":
+					live = slices.DeleteFunc(live, func(e setElem) bool {
+						return slices.ContainsFunc(op.elems, func(d setElem) bool { return d.prefix == e.prefix })
+					})
+				case "create":
+					temp = slices.Clone(op.elems)
+				case "swap":
+					live, temp = temp, live
+				}
+				check(phase, bound, op)
+			}
+		}
+		play("before the chains", pre, hs)
+		play("after the chains", post, ws)
+		if got := space(live); !slices.Equal(got.Prefixes(), ws.Prefixes()) {
+			t.Fatalf("draw %d: the set ends as %v, want %v", n, got.Prefixes(), ws.Prefixes())
 		}
 	}
 }
