@@ -141,6 +141,27 @@ func ActiveGrants(gs []Grant, now time.Time) []Grant {
 	return slices.DeleteFunc(slices.Clone(gs), func(g Grant) bool { return !g.Until.After(now) })
 }
 
+// WithoutGrantsEndedBy is rs without the grants whose deadline is not
+// after by: what the kernel enforces from then on. It is rs itself when
+// no grant ends by then; otherwise a copy that shares all else with rs.
+func (rs *Ruleset) WithoutGrantsEndedBy(by time.Time) *Ruleset {
+	var out *Ruleset
+	for i := range rs.Exposures {
+		active := ActiveGrants(rs.Exposures[i].Expiring, by)
+		if len(active) == len(rs.Exposures[i].Expiring) {
+			continue
+		}
+		if out == nil {
+			out = &Ruleset{Exposures: slices.Clone(rs.Exposures)}
+		}
+		out.Exposures[i].Expiring = active
+	}
+	if out == nil {
+		return rs
+	}
+	return out
+}
+
 // GrantFor returns the grant that admits a, or nil; e is normalised.
 func (e *Exposure) GrantFor(a netip.Addr) *Grant {
 	a = a.Unmap()

@@ -297,6 +297,11 @@ func decode(owned [2]ownedFamily) *backends.State {
 	rs := d.ruleset()
 	d.judgeUnreferenced(rs)
 	d.compareRendered(rs, owned)
+	// A grant past its deadline admits nobody (its time match matches no
+	// more): it is no part of what the kernel enforces, as with nftables,
+	// whose kernel drops such an element. Its rule, which compareRendered
+	// has just found as written, stays until an apply rewrites the chain.
+	rs = rs.WithoutGrantsEndedBy(time.Now())
 	st := &backends.State{Installed: installed, Ruleset: rs, Drift: d.drift, Fingerprint: fingerprint(owned)}
 	return st
 }

@@ -318,7 +318,9 @@ func setError(what string, err error) error {
 		err = nl.IPSetError(uintptr(errno))
 	}
 	switch {
-	case errors.Is(err, nl.IPSetError(nl.IPSET_ERR_REFERENCED)):
+	case errors.Is(err, nl.IPSetError(nl.IPSET_ERR_REFERENCED)),
+		// The kernel says BUSY when a set a rule uses is destroyed.
+		errors.Is(err, nl.IPSetError(nl.IPSET_ERR_BUSY)) && strings.HasPrefix(what, "destroy"):
 		return fmt.Errorf("%s: a rule that is not portwarden's still uses the set; remove that rule (iptables-save | grep -- --match-set shows it) and try again", what)
 	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
 		return fmt.Errorf("%s: %w", what, backends.ErrPermission)

@@ -404,12 +404,17 @@ func (b *Backend) Destroy(ctx context.Context) error {
 				return fmt.Errorf("destroy: %w", err)
 			}
 		}
+	}
+	// The sets go after both families' chains: a set another program's
+	// rule still uses cannot be destroyed, and stopping there must not
+	// leave one family's chains in place and the other's gone.
+	for _, fam := range families {
 		var ops []setOp
-		for _, name := range slices.Sorted(maps.Keys(o.sets)) {
+		for _, name := range slices.Sorted(maps.Keys(owned[fam].sets)) {
 			ops = append(ops, setOp{kind: "destroy", name: name})
 		}
 		if err := b.sets.write(ops); err != nil {
-			return fmt.Errorf("destroy: %w", err)
+			return fmt.Errorf("destroy: %w (portwarden's chains are removed in both families; only sets are left, which destroy removes once nothing else uses them)", err)
 		}
 	}
 	return nil

@@ -197,6 +197,36 @@ func TestKernelForeignRulesUntouched(t *testing.T) {
 	})
 }
 
+// A set another program's rule uses cannot be destroyed: destroy says
+// which rule to remove, and stops with both families' chains gone (never
+// one family managed and the other not); once that rule is gone, destroy
+// removes the sets.
+func TestKernelDestroyBlockedByForeignSetUse(t *testing.T) {
+	forEachVariant(t, func(t *testing.T, v Variant) {
+		l := newLab(t, v)
+		l.apply(t, labRuleset(rules.Reject))
+		set := setName("nscp", ipv4, roleAllow)
+		foreign := []string{"FORWARD", "-m", "set", "--match-set", set, "src", "-j", "ACCEPT"}
+		l.ipt(t, ipv4, append([]string{"-A"}, foreign...)...)
+		err := l.b.Destroy(context.Background())
+		if err == nil || !strings.Contains(err.Error(), "a rule that is not portwarden's still uses the set") {
+			t.Fatalf("destroy with a foreign rule on %s: %v", set, err)
+		}
+		for _, fam := range families {
+			if save := l.save(t, fam); strings.Contains(save, "portwarden") {
+				t.Errorf("%s: portwarden's rules are still there after the failed destroy:\n%s", fam, save)
+			}
+		}
+		l.ipt(t, ipv4, append([]string{"-D"}, foreign...)...)
+		if err := l.b.Destroy(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := l.server.Run(context.Background(), "ipset", "list", "-n"); err != nil || strings.Contains(string(out), "PW-") {
+			t.Errorf("sets left after destroy: %s (%v)", out, err)
+		}
+	})
+}
+
 func TestKernelNFTGenerationMovesWithWrites(t *testing.T) {
 	netnstest.RequireRoot(t)
 	if checkBinaries(NFT) != nil {

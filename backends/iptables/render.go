@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/portwarden/portwarden/backends"
 	"github.com/portwarden/portwarden/rules"
@@ -175,6 +176,10 @@ func quote(s string) string {
 	return b.String()
 }
 
+// lastDatestop is the latest deadline iptables' time match takes
+// (libxt_time refuses a year after 2038).
+var lastDatestop = time.Date(2038, 12, 31, 23, 59, 59, 0, time.UTC)
+
 // validate checks that every exposure can be written, without rendering.
 func validate(rs *rules.Ruleset) error {
 	for i := range rs.Exposures {
@@ -195,6 +200,12 @@ func validate(rs *rules.Ruleset) error {
 		}
 		if _, _, err := verdictTarget(e, ipv4); err != nil {
 			return fmt.Errorf("exposure %q: %w", e.Name, err)
+		}
+		for _, g := range e.Expiring {
+			if g.Until.After(lastDatestop) {
+				return fmt.Errorf("exposure %q: the grant to %s until %s: the iptables time match takes deadlines up to %s; use an earlier deadline, or the nftables backend",
+					e.Name, g.Source, g.Until.UTC().Format(time.RFC3339), lastDatestop.Format(time.RFC3339))
+			}
 		}
 	}
 	return nil
@@ -454,5 +465,7 @@ func validInterface(name string) bool {
 	if name == "" || len(name) > 15 || name == "." || name == ".." {
 		return false
 	}
-	return !strings.ContainsAny(name, " \t\n\"'\\/:")
+	// A trailing + is a wildcard to iptables (-i eth+ is every eth*),
+	// while the model matches names whole.
+	return !strings.ContainsAny(name, " \t\n\"'\\/:+*")
 }

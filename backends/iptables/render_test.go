@@ -283,6 +283,12 @@ func TestValidateRefusesWhatIptablesCannotCarry(t *testing.T) {
 		"no ports":       func(e *rules.Exposure) { e.Ports = nil },
 		"bad interface":  func(e *rules.Exposure) { e.Interfaces = []string{"eth 0"} },
 		"long interface": func(e *rules.Exposure) { e.Interfaces = []string{"a-very-long-interface"} },
+		"wildcard":       func(e *rules.Exposure) { e.Interfaces = []string{"eth+"} },
+		// libxt_time refuses a --datestop after 2038: refused before
+		// anything is written, not halfway through an apply.
+		"grant after 2038": func(e *rules.Exposure) {
+			e.Expiring = []rules.Grant{{Source: netip.MustParsePrefix("198.18.9.9/32"), Until: time.Date(2040, 1, 1, 0, 0, 0, 0, time.UTC)}}
+		},
 	} {
 		rs := sampleRuleset()
 		mutate(&rs.Exposures[0])
@@ -339,6 +345,26 @@ func TestDecodeKeepsPortRangesAsWritten(t *testing.T) {
 	st := decode(savedFromRuleset(t, rs))
 	if len(st.Drift) != 0 || !reflect.DeepEqual(st.Ruleset.Exposures[1].Ports, rs.Exposures[1].Ports) {
 		t.Fatalf("ports %+v, drift %q", st.Ruleset.Exposures[1].Ports, st.Drift)
+	}
+}
+
+// A grant past its deadline admits nobody: read back, it is not in the
+// model (as the nftables kernel drops such an element), and its rule,
+// still in the chain as written, is no drift. So plan and check agree
+// with a policy loaded after the deadline, which has no such grant.
+func TestDecodeLeavesOutGrantsPastTheirDeadline(t *testing.T) {
+	rs := sampleRuleset()
+	past, future := time.Now().Add(-time.Hour).UTC().Truncate(time.Second), time.Date(2038, 1, 1, 0, 0, 0, 0, time.UTC)
+	rs.Exposures[0].Expiring = []rules.Grant{
+		{Source: netip.MustParsePrefix("198.18.9.9/32"), Until: past},
+		{Source: netip.MustParsePrefix("198.18.9.10/32"), Until: future},
+	}
+	rs.Normalize()
+	st := decode(savedFromRuleset(t, rs))
+	want := rs.Clone()
+	want.Exposures[0].Expiring = want.Exposures[0].Expiring[1:]
+	if d := rules.Compare(st.Ruleset, want); !d.Empty() || len(st.Drift) > 0 {
+		t.Fatalf("read back: diff %+v drift %q, want the grant of the future alone and no drift", d, st.Drift)
 	}
 }
 

@@ -55,7 +55,7 @@ func judge(rs *rules.Ruleset, sessions []Session, now time.Time) (cuts, borrowed
 	}
 	// The sessions are judged by what the kernel will hold: without the
 	// grants that run out before the change is in.
-	live := withoutLapsedGrants(rs, now.Add(grantMargin))
+	live := rs.WithoutGrantsEndedBy(now.Add(grantMargin))
 	verdicts := &rules.Ruleset{Exposures: slices.Clone(live.Exposures)}
 	for i := range verdicts.Exposures {
 		verdicts.Exposures[i].Origins = nil
@@ -87,26 +87,6 @@ func judge(rs *rules.Ruleset, sessions []Session, now time.Time) (cuts, borrowed
 		}
 	}
 	return cuts, borrowed
-}
-
-// withoutLapsedGrants is rs without the grants that end by then; rs
-// itself when none does.
-func withoutLapsedGrants(rs *rules.Ruleset, by time.Time) *rules.Ruleset {
-	var out *rules.Ruleset
-	for i := range rs.Exposures {
-		active := rules.ActiveGrants(rs.Exposures[i].Expiring, by)
-		if len(active) == len(rs.Exposures[i].Expiring) {
-			continue
-		}
-		if out == nil {
-			out = &rules.Ruleset{Exposures: slices.Clone(rs.Exposures)}
-		}
-		out.Exposures[i].Expiring = active
-	}
-	if out == nil {
-		return rs
-	}
-	return out
 }
 
 // arrivals are the interfaces the guard judges a session on. An exposure
