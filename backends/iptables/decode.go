@@ -449,11 +449,15 @@ func (d *decoder) decodeSets(owned [2]ownedFamily) {
 				}
 				used[set.name] = true
 				for _, e := range set.elems {
-					if e.nomatch || !e.prefix.IsValid() {
-						d.driftf(o.fam, "ipset "+set.name, "ipset %s holds %s with the nomatch flag, which portwarden never writes; apply removes it", set.name, e.prefix)
-						continue
-					}
 					switch {
+					case !e.prefix.IsValid():
+						d.driftf(o.fam, "ipset "+set.name, "ipset %s holds an element portwarden cannot read; apply rewrites the set", set.name)
+					case role == roleAllow && e.nomatch:
+						// A deny prefix cut out of the allow prefixes: the
+						// deny set carries it, and compareRendered finds
+						// one the policy does not give.
+					case e.nomatch:
+						d.driftf(o.fam, "ipset "+set.name, "ipset %s holds %s with the nomatch flag, which portwarden never writes in a deny set; apply removes it", set.name, e.prefix)
 					case role == roleAllow:
 						b.allow = append(b.allow, e.prefix)
 					case e.comment == tagDeny:

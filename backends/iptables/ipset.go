@@ -100,7 +100,7 @@ func ownedSetName(name string) (fam family, role byte, temp, ok bool) {
 type setElem struct {
 	prefix          netip.Prefix
 	comment         string
-	nomatch         bool   // only ever added by hand: drift
+	nomatch         bool   // cuts its addresses out of a larger element (netElems)
 	packets, nbytes uint64 // counters, when read from the kernel
 }
 
@@ -144,17 +144,15 @@ func (o *ownedSet) headerOK(w setSpec) bool {
 
 // exposureSets are the contents of an exposure's two sets in one family:
 // allow holds allow minus deny (so whether a source is accepted depends on
-// this one set, and one swap or element edit changes it at once); deny
-// holds the deny prefixes and the part of allow that deny overrides, each
-// element commented with what it is, so both lists read back exactly.
+// this one set, and one swap or element edit changes it at once), as
+// hash:net holds it: the allow prefixes, and the deny prefixes inside them
+// flagged nomatch (see netElems); deny holds the deny prefixes and the
+// part of allow that deny overrides, each element commented with what it
+// is, so both lists read back exactly.
 func exposureSets(e *rules.Exposure, fam family) (allow, deny setSpec) {
 	allowed, denied := familyPrefixes(e.Allow, fam), familyPrefixes(e.Deny, fam)
-	effective, overlap := subtract(allowed, denied)
-	allow = setSpec{name: setName(e.Name, fam, roleAllow), fam: fam, role: roleAllow}
-	allow.elems = make([]setElem, 0, len(effective))
-	for _, p := range storable(effective) {
-		allow.elems = append(allow.elems, setElem{prefix: p})
-	}
+	overlap := intersectPrefixes(allowed, denied)
+	allow = setSpec{name: setName(e.Name, fam, roleAllow), fam: fam, role: roleAllow, elems: netElems(allowed, denied)}
 	tags := map[netip.Prefix]string{}
 	for _, p := range storable(denied) {
 		tags[p] = tagDeny
@@ -174,45 +172,43 @@ func exposureSets(e *rules.Exposure, fam family) (allow, deny setSpec) {
 	return allow, deny
 }
 
-// subtract is allow minus deny and allow ∩ deny, for normalised (sorted,
-// merged) prefix lists. Two prefixes either nest or are disjoint, so an
-// allow prefix no deny prefix overlaps is kept as it is, and netipx
-// computes only the few that overlap: a list of 100,000 sources with a
-// handful of denials costs a walk, not a rebuild.
-func subtract(allow, deny []netip.Prefix) (effective, overlap []netip.Prefix) {
-	if len(deny) == 0 {
-		return allow, nil
+// netElems are the hash:net elements that hold match minus nomatch, for
+// normalised (sorted, merged) prefix lists: a hash:net set decides an
+// address by the most specific element that holds it, so a nomatch
+// element inside a match element cuts it out. Kept: every match prefix
+// no nomatch prefix holds, and every nomatch prefix strictly inside one
+// of those. The count is at most that of the two lists (plus one where
+// /0 is split): writing allow minus deny out as plain prefixes instead
+// made a block list of 20,000 IPv6 addresses under an allow of ::/0 into
+// 1.3 million elements and 100 MB of kernel memory.
+func netElems(match, nomatch []netip.Prefix) []setElem {
+	var out []setElem
+	var kept []netip.Prefix
+	for _, m := range match {
+		if !coveredBy(nomatch, m) {
+			kept = append(kept, m)
+		}
 	}
-	j := 0
-	for _, a := range allow {
-		aLast := netipx.PrefixLastIP(a)
-		for j < len(deny) && netipx.PrefixLastIP(deny[j]).Less(a.Addr()) {
-			j++
-		}
-		var hits []netip.Prefix
-		for k := j; k < len(deny) && !aLast.Less(deny[k].Addr()); k++ {
-			if deny[k].Overlaps(a) {
-				hits = append(hits, deny[k])
-			}
-		}
-		if len(hits) == 0 {
-			effective = append(effective, a)
-			continue
-		}
-		var b netipx.IPSetBuilder
-		b.AddPrefix(a)
-		for _, d := range hits {
-			b.RemovePrefix(d)
-			if d.Bits() >= a.Bits() {
-				overlap = append(overlap, d)
-			} else {
-				overlap = append(overlap, a)
-			}
-		}
-		rest, _ := b.IPSet()
-		effective = append(effective, rest.Prefixes()...)
+	for _, m := range storable(kept) {
+		out = append(out, setElem{prefix: m})
 	}
-	return effective, prefixSet(overlap).Prefixes()
+	for _, n := range nomatch {
+		if i := lastAtOrBefore(kept, n.Addr()); i >= 0 && kept[i].Contains(n.Addr()) && kept[i].Bits() < n.Bits() {
+			out = append(out, setElem{prefix: n, nomatch: true})
+		}
+	}
+	sortElems(out)
+	return out
+}
+
+// lastAtOrBefore is the index of the last of the sorted prefixes ps that
+// starts at or before a, -1 when none does.
+func lastAtOrBefore(ps []netip.Prefix, a netip.Addr) int {
+	i, found := slices.BinarySearchFunc(ps, a, func(q netip.Prefix, a netip.Addr) int { return q.Addr().Compare(a) })
+	if !found {
+		i--
+	}
+	return i
 }
 
 func prefixSet(ps []netip.Prefix) *netipx.IPSet {
@@ -608,6 +604,14 @@ func (c *setConn) elements(cmd int, name string, elems []setElem) error {
 }
 
 func elemAttr(e setElem, withExtensions bool) *nl.RtAttr {
+	data := elemData(e, withExtensions)
+	if withExtensions && e.nomatch {
+		data.AddChild(&nl.Uint32Attribute{Type: nl.IPSET_ATTR_CADT_FLAGS | nl.NLA_F_NET_BYTEORDER, Value: nl.IPSET_FLAG_NOMATCH})
+	}
+	return data
+}
+
+func elemData(e setElem, withExtensions bool) *nl.RtAttr {
 	data := nl.NewRtAttr(nl.IPSET_ATTR_DATA|int(nl.NLA_F_NESTED), nil)
 	ip := nl.NewRtAttr(nl.IPSET_ATTR_IP|int(nl.NLA_F_NESTED), nil)
 	if e.prefix.Addr().Is4() {

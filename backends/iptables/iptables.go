@@ -543,6 +543,9 @@ func (b *Backend) Usage(ctx context.Context) (*backends.Usage, error) {
 				continue
 			}
 			for _, el := range set.elems {
+				if el.nomatch {
+					continue // it admits nobody
+				}
 				last := netipx.PrefixLastIP(el.prefix)
 				u.Elements = append(u.Elements, backends.ElementUse{Exposure: e.Name, First: el.prefix.Masked().Addr(), Last: last,
 					Packets: el.packets, Bytes: el.nbytes})

@@ -448,6 +448,9 @@ func ipsetText(fr familyRules) string {
 			if e.comment != "" {
 				b.WriteString(" comment " + quote(e.comment))
 			}
+			if e.nomatch {
+				b.WriteString(" nomatch")
+			}
 			b.WriteString("\n")
 		}
 	}

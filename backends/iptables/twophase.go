@@ -164,6 +164,32 @@ func setTransition(have map[string]*ownedSet, want []setSpec) (pre, post []setOp
 		if ok && len(del) == 0 && len(add) == 0 {
 			continue
 		}
+		if hasNomatch(h.elems) || hasNomatch(w.elems) {
+			// A nomatch element removes addresses, so adding one shrinks
+			// the set and deleting one grows it (and the other way round
+			// for a match element). One element changes in place, before
+			// if it shrinks, after if it grows; more go by swaps, first to
+			// have ∩ want when the change revokes anything, then to want.
+			if ok && len(del)+len(add) == 1 {
+				switch {
+				case len(add) == 1 && add[0].nomatch:
+					pre = append(pre, setOp{kind: "add", name: w.name, elems: add})
+				case len(add) == 1:
+					post = append(post, setOp{kind: "add", name: w.name, elems: add})
+				case del[0].nomatch:
+					post = append(post, setOp{kind: "del", name: w.name, elems: del})
+				default:
+					pre = append(pre, setOp{kind: "del", name: w.name, elems: del})
+				}
+				continue
+			}
+			haveSpace, wantSpace := elemSpace(h.elems), elemSpace(w.elems)
+			if !ok || !within(haveSpace, wantSpace) {
+				pre = append(pre, swapIn(w, withCounters(intersectElems(h.elems, w.elems), h.elems))...)
+			}
+			post = append(post, swapIn(w, full())...)
+			continue
+		}
 		// Before, the set shrinks to what both admit, have ∩ want; it
 		// must not lose more: an element merged or split by the change
 		// (198.18.0.100/32 and /31 for .100 and .101) is no revocation,
@@ -211,16 +237,57 @@ func setTransition(have map[string]*ownedSet, want []setSpec) (pre, post []setOp
 	return pre, post, nil
 }
 
-// elemSpace is the addresses elems hold.
+// elemSpace is the addresses a hash:net set of elems matches: each
+// address as the most specific element holding it says (a nomatch one
+// cuts it out). Applied from the least specific element to the most, each
+// later one overrides the earlier for its addresses, which is that rule.
 func elemSpace(elems []setElem) *netipx.IPSet {
+	ordered := elems
+	if hasNomatch(elems) {
+		ordered = slices.Clone(elems)
+		slices.SortStableFunc(ordered, func(a, b setElem) int { return cmp.Compare(a.prefix.Bits(), b.prefix.Bits()) })
+	}
 	var b netipx.IPSetBuilder
-	for _, e := range elems {
-		if !e.nomatch {
+	for _, e := range ordered {
+		if e.nomatch {
+			b.RemovePrefix(e.prefix)
+		} else {
 			b.AddPrefix(e.prefix)
 		}
 	}
 	s, _ := b.IPSet()
 	return s
+}
+
+// within reports whether every address of a is in b.
+func within(a, b *netipx.IPSet) bool {
+	var rest netipx.IPSetBuilder
+	rest.AddSet(a)
+	rest.RemoveSet(b)
+	s, _ := rest.IPSet()
+	return len(s.Prefixes()) == 0
+}
+
+func hasNomatch(elems []setElem) bool {
+	return slices.ContainsFunc(elems, func(e setElem) bool { return e.nomatch })
+}
+
+// intersectElems are hash:net elements that match what both a and b
+// match: (match of a ∩ match of b) minus (nomatch of a ∪ nomatch of b).
+func intersectElems(a, b []setElem) []setElem {
+	split := func(elems []setElem) (match, nomatch []netip.Prefix) {
+		for _, e := range elems {
+			if e.nomatch {
+				nomatch = append(nomatch, e.prefix)
+			} else {
+				match = append(match, e.prefix)
+			}
+		}
+		return prefixSet(match).Prefixes(), nomatch
+	}
+	am, an := split(a)
+	bm, bn := split(b)
+	return netElems(intersectPrefixes(am, bm), prefixSet(append(an, bn...)).Prefixes())
 }
 
 // sharePrefix reports whether some prefix is in both lists.
@@ -485,10 +552,7 @@ func familyBits(p netip.Prefix) int {
 // merged) prefixes ps: an aligned block inside their union lies inside
 // the one of them that holds its first address.
 func coveredBy(ps []netip.Prefix, p netip.Prefix) bool {
-	i, found := slices.BinarySearchFunc(ps, p.Addr(), func(q netip.Prefix, a netip.Addr) int { return q.Addr().Compare(a) })
-	if !found {
-		i--
-	}
+	i := lastAtOrBefore(ps, p.Addr())
 	return i >= 0 && ps[i].Contains(p.Addr()) && ps[i].Bits() <= p.Bits()
 }
 

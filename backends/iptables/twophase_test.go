@@ -216,19 +216,28 @@ func TestSetTransitionNeverRefusesWhatBothAdmit(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 9))
 	w := setSpec{name: "PW-0123456789-a4", fam: ipv4, role: roleAllow}
 	random := func() []setElem {
+		if r.IntN(2) == 0 { // allow minus deny, with nomatch elements
+			return netElems(randomPrefixes(r, r.IntN(6)), randomPrefixes(r, r.IntN(4)))
+		}
 		var es []setElem
-		for _, p := range prefixSet(randomPrefixes(r, r.IntN(6))).Prefixes() {
-			if p.Addr().Is4() {
-				es = append(es, setElem{prefix: p})
-			}
+		for _, p := range randomPrefixes(r, r.IntN(6)) {
+			es = append(es, setElem{prefix: p})
 		}
 		sortElems(es)
 		return es
 	}
+	// What hash:net matches: the most specific element holding an
+	// address decides it, so elements applied from the least specific.
 	space := func(es []setElem) *netipx.IPSet {
+		es = slices.Clone(es)
+		slices.SortStableFunc(es, func(a, b setElem) int { return a.prefix.Bits() - b.prefix.Bits() })
 		var b netipx.IPSetBuilder
 		for _, e := range es {
-			b.AddPrefix(e.prefix)
+			if e.nomatch {
+				b.RemovePrefix(e.prefix)
+			} else {
+				b.AddPrefix(e.prefix)
+			}
 		}
 		s, _ := b.IPSet()
 		return s
@@ -270,6 +279,8 @@ func TestSetTransitionNeverRefusesWhatBothAdmit(t *testing.T) {
 					live = slices.DeleteFunc(live, func(e setElem) bool {
 						return slices.ContainsFunc(op.elems, func(d setElem) bool { return d.prefix == e.prefix })
 					})
+				case "destroy":
+					temp = nil
 				case "create":
 					temp = slices.Clone(op.elems)
 				case "swap":
