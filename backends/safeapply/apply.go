@@ -28,6 +28,11 @@ type Options struct {
 	// failure restores the previous state.
 	Verify func(ctx context.Context, st *backends.State) (ok bool, report string, err error)
 	Policy string // recorded in the journal
+	// Guard, when set, is asked with the lock held, right before anything
+	// is written, whether the change may go in (the lockout guard: the
+	// sessions and grants as they are then, after any wait for the lock or
+	// for an answer); an error stops the apply with nothing applied.
+	Guard func() error
 	// Interrupted, when set, delivers a signal that arrived while the
 	// apply was being prepared: Apply then stops before the kernel changes
 	// and returns an *InterruptedError. A signal after that point is for
@@ -98,6 +103,11 @@ func Apply(ctx context.Context, d *Dir, b backends.Backend, plan *backends.Plan,
 	} else if p != nil {
 		return fmt.Errorf("%w (applied by %s; it rolls back at %s): run `portwarden confirm` or wait for the rollback, then apply again",
 			ErrPending, p.By, p.Deadline.Format(time.RFC3339))
+	}
+	if opts.Guard != nil {
+		if err := opts.Guard(); err != nil {
+			return err
+		}
 	}
 	var previous *rules.Ruleset
 	if plan.Current != nil && plan.Current.Installed {

@@ -201,3 +201,29 @@ func TestUnfinishedFromFingerprints(t *testing.T) {
 		}
 	})
 }
+
+// A guard that refuses, asked with the lock held before anything is
+// written, stops the apply: nothing applied, nothing recorded, the lock
+// free again.
+func TestGuardRefusesUnderTheLock(t *testing.T) {
+	ctx := context.Background()
+	d := testDir(t)
+	b := &fakeBackend{}
+	held := false
+	refusal := errors.New("refused")
+	err := Apply(ctx, d, b, testPlan(), Options{Guard: func() error {
+		if l, err := d.tryAcquire("test", false); err == nil && l == nil {
+			held = true // someone (the apply) holds the lock
+		}
+		return refusal
+	}})
+	if !errors.Is(err, refusal) || b.applied != 0 || !held {
+		t.Fatalf("err %v, applied %d, lock held during the guard %v", err, b.applied, held)
+	}
+	if l := leftovers(t, d.Path); len(l) > 0 {
+		t.Errorf("left behind: %v", l)
+	}
+	if a, err := d.LastApplied(); err != nil || a != nil {
+		t.Errorf("recorded an apply: %+v %v", a, err)
+	}
+}

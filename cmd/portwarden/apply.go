@@ -123,22 +123,21 @@ func newApplyCmd(g *globals) *cobra.Command {
 				return endUnchanged(sigs(), w, g.reportApply(w, plan, false))
 			}
 			// An empty plan keeps what the kernel enforces already: every
-			// live session has got through it.
-			if !plan.Empty() {
-				if err := lockoutGuard(cmd.ErrOrStderr(), plan.Desired, force); err != nil {
-					return withCode(exitError1, err)
-				}
-			}
+			// live session has got through it. The guard runs with the
+			// lock held, right before the change (Options.Guard): the
+			// answer and the lock may come long after the plan, while
+			// sessions come and go and grants run out. Asked first, it
+			// also refuses before the question.
+			guardWarnings := cmd.ErrOrStderr()
 			if !autoApprove {
-				if err := confirm(cmd.InOrStdin(), w, "apply"); err != nil {
-					return withCode(exitError1, err)
-				}
-				// The answer may come long after the check: sessions
-				// come and go, and grants run out.
 				if !plan.Empty() {
-					if err := lockoutGuard(io.Discard, plan.Desired, force); err != nil {
+					if err := lockoutGuard(guardWarnings, plan.Desired, force); err != nil {
 						return withCode(exitError1, err)
 					}
+					guardWarnings = io.Discard
+				}
+				if err := confirm(cmd.InOrStdin(), w, "apply"); err != nil {
+					return withCode(exitError1, err)
 				}
 			}
 			if dirErr != nil {
@@ -148,6 +147,9 @@ func newApplyCmd(g *globals) *cobra.Command {
 				LockTimeout: lockTimeout, Command: "portwarden apply", Policy: policyPath,
 				ConfirmTimeout: confirmTimeout,
 				StartWatchdog:  func() (int, error) { return startWatchdog(dir) },
+			}
+			if !plan.Empty() {
+				opts.Guard = func() error { return lockoutGuard(guardWarnings, plan.Desired, force) }
 			}
 			if verifyAfter {
 				opts.Verify = func(ctx context.Context, st *backends.State) (bool, string, error) {
