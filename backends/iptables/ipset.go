@@ -184,12 +184,15 @@ func exposureSets(e *rules.Exposure, fam family) (allow, deny setSpec) {
 func netElems(match, nomatch []netip.Prefix) []setElem {
 	var out []setElem
 	var kept []netip.Prefix
-	for _, m := range match {
+	// Split first: hash:net holds no /0, and a nomatch /1 must meet the
+	// /1 it would equal, not the /0 it is strictly inside (the set would
+	// hold that /1 once, flagged as the last write said).
+	for _, m := range storable(match) {
 		if !coveredBy(nomatch, m) {
 			kept = append(kept, m)
 		}
 	}
-	for _, m := range storable(kept) {
+	for _, m := range kept {
 		out = append(out, setElem{prefix: m})
 	}
 	for _, n := range nomatch {

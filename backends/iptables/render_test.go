@@ -389,9 +389,24 @@ func exposureNames(rs *rules.Ruleset) []string {
 func TestNetElemsHoldAllowMinusDeny(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 27))
 	random := func(n int) []netip.Prefix { return randomPrefixes(r, n) }
-	for range 500 {
+	// The whole space and its halves, which hash:net cannot hold as /0.
+	wide := []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("0.0.0.0/1"), netip.MustParsePrefix("128.0.0.0/1")}
+	for n := range 600 {
 		allow, deny := random(r.IntN(12)), random(r.IntN(5))
+		if n%3 == 0 {
+			allow = prefixSet(append(allow, wide[r.IntN(3)])).Prefixes()
+		}
+		if n%5 == 0 {
+			deny = prefixSet(append(deny, wide[1+r.IntN(2)])).Prefixes()
+		}
 		elems := netElems(allow, deny)
+		seen := map[netip.Prefix]bool{}
+		for _, e := range elems {
+			if seen[e.prefix] || e.prefix.Bits() == 0 {
+				t.Fatalf("allow %v deny %v: %s twice, or /0, in %v", allow, deny, e.prefix, elems)
+			}
+			seen[e.prefix] = true
+		}
 		var want netipx.IPSetBuilder
 		want.AddSet(prefixSet(allow))
 		want.RemoveSet(prefixSet(deny))
@@ -399,11 +414,16 @@ func TestNetElemsHoldAllowMinusDeny(t *testing.T) {
 		if got := elemSpace(elems); !slices.Equal(got.Prefixes(), ws.Prefixes()) {
 			t.Fatalf("allow %v deny %v: elements %v hold %v, want %v", allow, deny, elems, got.Prefixes(), ws.Prefixes())
 		}
-		if len(elems) > len(allow)+len(deny) {
+		if len(elems) > len(allow)+len(deny)+1 {
 			t.Fatalf("allow %v deny %v: %d elements", allow, deny, len(elems))
 		}
-		// A lookup as hash:net makes it, address by address.
+		// A lookup as hash:net makes it, address by address (and at the
+		// edges of the halves).
+		probes := []netip.Addr{netip.MustParseAddr("0.0.0.1"), netip.MustParseAddr("127.255.255.255"), netip.MustParseAddr("128.0.0.0"), netip.MustParseAddr("255.255.255.255")}
 		for a := netip.MustParseAddr("198.18.0.0"); a.Less(netip.MustParseAddr("198.18.4.0")); a = a.Next() {
+			probes = append(probes, a)
+		}
+		for _, a := range probes {
 			best := -1
 			for i, e := range elems {
 				if e.prefix.Contains(a) && (best < 0 || e.prefix.Bits() > elems[best].prefix.Bits()) {
