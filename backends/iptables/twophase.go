@@ -506,35 +506,50 @@ func intersect(old, new *rules.Ruleset) *rules.Ruleset {
 	return out
 }
 
-// intersectGrants are the grants of the intersection of exposures: a
-// source granted by any of them is kept when every one admits it whole,
-// in its allow set or by one grant, until the earliest of those
-// deadlines. A grant the others admit only in part is left out: the
-// intersection may admit less than both policies, never more. (Left out
-// altogether, every apply would refuse the holders of grants that both
-// policies admit for as long as it runs, and an apply killed between its
-// phases would leave them refused.)
+// intersectGrants are the grants of the intersection of exposures: the
+// part of each exposure's grants that every one of them admits, in its
+// allow set or by a grant, until the earliest of those deadlines. (Left
+// out, every apply would refuse the holders of grants that both policies
+// admit for as long as it runs, and an apply killed between its phases
+// would leave them refused.)
 func intersectGrants(exposures []*rules.Exposure) []rules.Grant {
 	var out []rules.Grant
 	for _, e := range exposures {
 		for _, g := range e.Expiring {
-			until, kept := g.Until, true
+			pieces := []rules.Grant{g}
 			for _, f := range exposures {
-				if coveredBy(f.Allow.Family(familyBits(g.Source)), g.Source) {
-					continue
-				}
-				h := f.GrantFor(g.Source.Addr())
-				if h == nil || h.Source.Bits() > g.Source.Bits() {
-					kept = false
+				if pieces = admittedBy(f, pieces); len(pieces) == 0 {
 					break
 				}
-				if h.Until.Before(until) {
-					until = h.Until
-				}
 			}
-			if kept {
-				out = append(out, rules.Grant{Source: g.Source, Until: until})
+			out = append(out, pieces...)
+		}
+	}
+	return out
+}
+
+// admittedBy are the parts of pieces that f admits: those inside its
+// allow set, until the piece's deadline, and those inside one of its
+// grants, until the earlier of the two deadlines. (f's grants lie outside
+// its allow set, so no part is counted twice.)
+func admittedBy(f *rules.Exposure, pieces []rules.Grant) []rules.Grant {
+	var out []rules.Grant
+	for _, p := range pieces {
+		for _, a := range intersectPrefixes([]netip.Prefix{p.Source}, f.Allow.Family(familyBits(p.Source))) {
+			out = append(out, rules.Grant{Source: a, Until: p.Until})
+		}
+		for _, h := range f.Expiring {
+			if !h.Source.Overlaps(p.Source) {
+				continue
 			}
+			part := rules.Grant{Source: h.Source, Until: p.Until}
+			if p.Source.Bits() > h.Source.Bits() {
+				part.Source = p.Source
+			}
+			if h.Until.Before(part.Until) {
+				part.Until = h.Until
+			}
+			out = append(out, part)
 		}
 	}
 	return out

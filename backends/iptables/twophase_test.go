@@ -97,6 +97,51 @@ func TestIntersectAdmitsOnlyWhatBothAdmit(t *testing.T) {
 	}
 }
 
+// With the same match on both sides the intersection admits what both
+// admit, for as long as both do: a grant partly inside the other side's
+// allow set or grants keeps that part (a policy that made 198.18.0.2 a
+// grant inside a wider /16 refused it between the phases).
+func TestIntersectKeepsWhatBothAdmit(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 11))
+	draw := func() *rules.Ruleset {
+		e := rules.Exposure{Name: "x", Protocol: rules.TCP, Default: rules.Drop, Ports: []rules.PortRange{{First: 22, Last: 22}}}
+		var allow, deny []netip.Prefix
+		for range r.IntN(4) {
+			allow = append(allow, netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, 0, byte(r.IntN(16))}), 28+r.IntN(5)).Masked())
+		}
+		for range r.IntN(2) {
+			deny = append(deny, netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, 0, byte(r.IntN(16))}), 32))
+		}
+		for range r.IntN(4) {
+			src := netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, 0, byte(r.IntN(16))}), 28+r.IntN(5)).Masked()
+			e.Expiring = append(e.Expiring, rules.Grant{Source: src, Until: grantDeadlines[r.IntN(len(grantDeadlines))]})
+		}
+		e.Allow, e.Deny = rules.NewPrefixes(allow...), rules.NewPrefixes(deny...)
+		rs := &rules.Ruleset{Exposures: []rules.Exposure{e}}
+		rs.Normalize()
+		return rs
+	}
+	for n := range 3000 {
+		old, new := draw(), draw()
+		mid := intersect(old, new)
+		for i := range 16 {
+			pkt := rules.Packet{Protocol: rules.TCP, Source: netip.AddrFrom4([4]byte{198, 18, 0, byte(i)}), Port: 22, Interface: "eth0"}
+			o, w, m := old.Decide(pkt), new.Decide(pkt), mid.Decide(pkt)
+			if o.Verdict != rules.Accept || w.Verdict != rules.Accept {
+				continue
+			}
+			until := o.Until // zero: for good
+			if until.IsZero() || !w.Until.IsZero() && w.Until.Before(until) {
+				until = w.Until
+			}
+			if m.Verdict != rules.Accept || !m.Until.Equal(until) {
+				t.Fatalf("draw %d: %s admitted by old until %v and new until %v, by the intersection %s until %v\nold %+v\nnew %+v\nmid %+v",
+					n, pkt.Source, o.Until, w.Until, m.Verdict, m.Until, old.Exposures[0], new.Exposures[0], mid.Exposures[0])
+			}
+		}
+	}
+}
+
 // Adding sources only: the intersection is the old rules (phase one
 // writes nothing); revoking only: it is the new rules.
 func TestIntersectOfPureAdditionOrRevocation(t *testing.T) {
