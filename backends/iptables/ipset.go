@@ -182,18 +182,22 @@ func exposureSets(e *rules.Exposure, fam family) (allow, deny setSpec) {
 // made a block list of 20,000 IPv6 addresses under an allow of ::/0 into
 // 1.3 million elements and 100 MB of kernel memory.
 func netElems(match, nomatch []netip.Prefix) []setElem {
-	var out []setElem
-	var kept []netip.Prefix
 	// Split first: hash:net holds no /0, and a nomatch /1 must meet the
 	// /1 it would equal, not the /0 it is strictly inside (the set would
 	// hold that /1 once, flagged as the last write said).
-	for _, m := range storable(match) {
-		if !coveredBy(nomatch, m) {
-			kept = append(kept, m)
+	match = storable(match)
+	out := make([]setElem, 0, len(match))
+	for _, m := range match {
+		if len(nomatch) == 0 || !coveredBy(nomatch, m) {
+			out = append(out, setElem{prefix: m})
 		}
 	}
-	for _, m := range kept {
-		out = append(out, setElem{prefix: m})
+	if len(nomatch) == 0 {
+		return out // sorted already
+	}
+	kept := make([]netip.Prefix, len(out))
+	for i, e := range out {
+		kept[i] = e.prefix
 	}
 	for _, n := range nomatch {
 		if i := lastAtOrBefore(kept, n.Addr()); i >= 0 && kept[i].Contains(n.Addr()) && kept[i].Bits() < n.Bits() {
@@ -226,7 +230,10 @@ func prefixSet(ps []netip.Prefix) *netipx.IPSet {
 // storable splits /0, which hash:net cannot hold, into two /1; reading
 // back merges them again.
 func storable(ps []netip.Prefix) []netip.Prefix {
-	out := ps[:0:0]
+	if !slices.ContainsFunc(ps, func(p netip.Prefix) bool { return p.Bits() == 0 }) {
+		return ps
+	}
+	out := make([]netip.Prefix, 0, len(ps)+1)
 	for _, p := range ps {
 		if p.Bits() == 0 {
 			lo := netip.PrefixFrom(p.Addr(), 1)

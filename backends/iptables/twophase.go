@@ -197,17 +197,16 @@ func setTransition(have map[string]*ownedSet, want []setSpec) (pre, post []setOp
 		// the length of the apply (and for good if it is killed), a source
 		// both policies admit. Elements of want inside have's space go in
 		// before; elements of have inside want's space leave only after.
-		haveSpace, wantSpace := elemSpace(h.elems), elemSpace(w.elems)
 		var preAdd, preDel, postAdd, postDel []setElem
 		for _, a := range add {
-			if haveSpace.ContainsPrefix(a.prefix) {
+			if elemsCover(h.elems, a.prefix) {
 				preAdd = append(preAdd, a)
 			} else {
 				postAdd = append(postAdd, a)
 			}
 		}
 		for _, d := range del {
-			if wantSpace.ContainsPrefix(d.prefix) {
+			if elemsCover(w.elems, d.prefix) {
 				postDel = append(postDel, d)
 			} else {
 				preDel = append(preDel, d)
@@ -216,9 +215,9 @@ func setTransition(have map[string]*ownedSet, want []setSpec) (pre, post []setOp
 		// The same prefix leaving and coming back (with other flags) is
 		// one change, made at once by a swap.
 		replaced := sharePrefix(del, add)
-		between := withCounters(mergeElems(keep, postDel, preAdd), h.elems)
 		switch {
 		case !ok || replaced || len(preAdd)+len(preDel) > 1:
+			between := withCounters(mergeElems(keep, postDel, preAdd), h.elems)
 			pre = append(pre, swapIn(w, between)...)
 		case len(preAdd) == 1:
 			pre = append(pre, setOp{kind: "add", name: w.name, elems: preAdd})
@@ -257,6 +256,23 @@ func elemSpace(elems []setElem) *netipx.IPSet {
 	}
 	s, _ := b.IPSet()
 	return s
+}
+
+// elemsCover reports whether one of the sorted elements (none nomatch)
+// holds all of p: a binary search, where building the address set of a
+// list of 100,000 cost a one-source change a tenth of its time. Written
+// lists are merged, so a block inside their union lies inside one
+// element; a list split or nested by hand may be answered no where the
+// answer is yes, which only moves an addition after the chains load.
+func elemsCover(elems []setElem, p netip.Prefix) bool {
+	i, found := slices.BinarySearchFunc(elems, p.Addr(), func(e setElem, a netip.Addr) int { return e.prefix.Addr().Compare(a) })
+	if found {
+		// Several may start at p's address (nested by hand): the least
+		// specific is first.
+		return elems[i].prefix.Bits() <= p.Bits()
+	}
+	i--
+	return i >= 0 && elems[i].prefix.Contains(p.Addr()) && elems[i].prefix.Bits() <= p.Bits()
 }
 
 // within reports whether every address of a is in b.
