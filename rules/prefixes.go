@@ -213,6 +213,9 @@ func (p Prefixes) Contains(a netip.Addr) bool {
 	return false
 }
 
+// FamilyOf returns the prefixes of a's family.
+func (p Prefixes) FamilyOf(a netip.Addr) []netip.Prefix { return p.Family(familyOf(a)) }
+
 // Family returns the prefixes of one family: 4 or 6.
 func (p Prefixes) Family(v int) []netip.Prefix {
 	if v == 4 {

@@ -195,27 +195,16 @@ func netElems(match, nomatch []netip.Prefix) []setElem {
 	if len(nomatch) == 0 {
 		return out // sorted already
 	}
-	kept := make([]netip.Prefix, len(out))
-	for i, e := range out {
-		kept[i] = e.prefix
-	}
+	// A kept match prefix is inside no nomatch one, so a nomatch prefix
+	// inside a kept one is strictly inside it.
+	kept := out
 	for _, n := range nomatch {
-		if i := lastAtOrBefore(kept, n.Addr()); i >= 0 && kept[i].Contains(n.Addr()) && kept[i].Bits() < n.Bits() {
+		if elemsCover(kept, n) {
 			out = append(out, setElem{prefix: n, nomatch: true})
 		}
 	}
 	sortElems(out)
 	return out
-}
-
-// lastAtOrBefore is the index of the last of the sorted prefixes ps that
-// starts at or before a, -1 when none does.
-func lastAtOrBefore(ps []netip.Prefix, a netip.Addr) int {
-	i, found := slices.BinarySearchFunc(ps, a, func(q netip.Prefix, a netip.Addr) int { return q.Addr().Compare(a) })
-	if !found {
-		i--
-	}
-	return i
 }
 
 func prefixSet(ps []netip.Prefix) *netipx.IPSet {

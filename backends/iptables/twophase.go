@@ -212,11 +212,10 @@ func setTransition(have map[string]*ownedSet, want []setSpec) (pre, post []setOp
 				preDel = append(preDel, d)
 			}
 		}
-		// The same prefix leaving and coming back (with other flags) is
-		// one change, made at once by a swap.
-		replaced := sharePrefix(del, add)
+		// (Without nomatch and comments, an allow set's elements differ
+		// only by prefix: none leaves and comes back with other flags.)
 		switch {
-		case !ok || replaced || len(preAdd)+len(preDel) > 1:
+		case !ok || len(preAdd)+len(preDel) > 1:
 			between := withCounters(mergeElems(keep, postDel, preAdd), h.elems)
 			pre = append(pre, swapIn(w, between)...)
 		case len(preAdd) == 1:
@@ -225,7 +224,7 @@ func setTransition(have map[string]*ownedSet, want []setSpec) (pre, post []setOp
 			pre = append(pre, setOp{kind: "del", name: w.name, elems: preDel})
 		}
 		switch {
-		case replaced || len(postAdd)+len(postDel) > 1:
+		case len(postAdd)+len(postDel) > 1:
 			post = append(post, swapIn(w, full())...)
 		case len(postAdd) == 1:
 			post = append(post, setOp{kind: "add", name: w.name, elems: postAdd})
@@ -259,29 +258,23 @@ func elemSpace(elems []setElem) *netipx.IPSet {
 }
 
 // elemsCover reports whether one of the sorted elements (none nomatch)
-// holds all of p: a binary search, where building the address set of a
-// list of 100,000 cost a one-source change a tenth of its time. Written
-// lists are merged, so a block inside their union lies inside one
-// element; a list split or nested by hand may be answered no where the
-// answer is yes, which only moves an addition after the chains load.
+// holds all of p, by the binary search coveredBy makes: building the
+// address set of a list of 100,000 cost a one-source change a tenth of
+// its time. Written lists are merged; a list split or nested by hand may
+// be answered no where the answer is yes, which only moves an addition
+// after the chains load.
 func elemsCover(elems []setElem, p netip.Prefix) bool {
-	i, found := slices.BinarySearchFunc(elems, p.Addr(), func(e setElem, a netip.Addr) int { return e.prefix.Addr().Compare(a) })
-	if found {
-		// Several may start at p's address (nested by hand): the least
-		// specific is first.
-		return elems[i].prefix.Bits() <= p.Bits()
-	}
-	i--
-	return i >= 0 && elems[i].prefix.Contains(p.Addr()) && elems[i].prefix.Bits() <= p.Bits()
+	return covers(elems, func(e setElem) netip.Prefix { return e.prefix }, p)
 }
 
 // within reports whether every address of a is in b.
 func within(a, b *netipx.IPSet) bool {
-	var rest netipx.IPSetBuilder
-	rest.AddSet(a)
-	rest.RemoveSet(b)
-	s, _ := rest.IPSet()
-	return len(s.Prefixes()) == 0
+	for _, r := range a.Ranges() {
+		if !b.ContainsRange(r) {
+			return false
+		}
+	}
+	return true
 }
 
 func hasNomatch(elems []setElem) bool {
@@ -304,15 +297,6 @@ func intersectElems(a, b []setElem) []setElem {
 	am, an := split(a)
 	bm, bn := split(b)
 	return netElems(intersectPrefixes(am, bm), prefixSet(append(an, bn...)).Prefixes())
-}
-
-// sharePrefix reports whether some prefix is in both lists.
-func sharePrefix(a, b []setElem) bool {
-	in := make(map[netip.Prefix]bool, len(a))
-	for _, e := range a {
-		in[e.prefix] = true
-	}
-	return slices.ContainsFunc(b, func(e setElem) bool { return in[e.prefix] })
 }
 
 // mergeElems is the elements of the lists together, sorted.
@@ -551,7 +535,7 @@ func intersectGrants(exposures []*rules.Exposure) []rules.Grant {
 func admittedBy(f *rules.Exposure, pieces []rules.Grant) []rules.Grant {
 	var out []rules.Grant
 	for _, p := range pieces {
-		for _, a := range intersectPrefixes([]netip.Prefix{p.Source}, f.Allow.Family(familyBits(p.Source))) {
+		for _, a := range intersectPrefixes([]netip.Prefix{p.Source}, f.Allow.FamilyOf(p.Source.Addr())) {
 			out = append(out, rules.Grant{Source: a, Until: p.Until})
 		}
 		for _, h := range f.Expiring {
@@ -571,20 +555,22 @@ func admittedBy(f *rules.Exposure, pieces []rules.Grant) []rules.Grant {
 	return out
 }
 
-// familyBits is 4 or 6, the family of p as rules.Prefixes.Family takes it.
-func familyBits(p netip.Prefix) int {
-	if p.Addr().Unmap().Is4() {
-		return 4
-	}
-	return 6
-}
-
 // coveredBy reports whether p lies whole within the normalised (sorted,
 // merged) prefixes ps: an aligned block inside their union lies inside
 // the one of them that holds its first address.
 func coveredBy(ps []netip.Prefix, p netip.Prefix) bool {
-	i := lastAtOrBefore(ps, p.Addr())
-	return i >= 0 && ps[i].Contains(p.Addr()) && ps[i].Bits() <= p.Bits()
+	return covers(ps, func(q netip.Prefix) netip.Prefix { return q }, p)
+}
+
+// covers is coveredBy over any sorted list whose items have a prefix: the
+// first item starting at p's address (the least specific there), else the
+// last one starting before it, is the only one that can hold p whole.
+func covers[T any](items []T, prefixOf func(T) netip.Prefix, p netip.Prefix) bool {
+	i, found := slices.BinarySearchFunc(items, p.Addr(), func(x T, a netip.Addr) int { return prefixOf(x).Addr().Compare(a) })
+	if !found {
+		i--
+	}
+	return i >= 0 && prefixOf(items[i]).Contains(p.Addr()) && prefixOf(items[i]).Bits() <= p.Bits()
 }
 
 // intersectPrefixes is the intersection of two normalised (sorted,

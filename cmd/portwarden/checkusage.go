@@ -77,18 +77,6 @@ func strayWord(cmd *cobra.Command, words []string) string {
 // command's line is taken for check's: the scan still ends at the first
 // command named, so "portwarden foo status check" remains status's.
 func namedCommand(root *cobra.Command, args []string) *cobra.Command {
-	lookup := func(name string) *pflag.Flag {
-		if f := root.Flags().Lookup(name); f != nil {
-			return f
-		}
-		return root.PersistentFlags().Lookup(name)
-	}
-	lookupShort := func(s string) *pflag.Flag {
-		if f := root.Flags().ShorthandLookup(s); f != nil {
-			return f
-		}
-		return root.PersistentFlags().ShorthandLookup(s)
-	}
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		var f *pflag.Flag
@@ -99,9 +87,9 @@ func namedCommand(root *cobra.Command, args []string) *cobra.Command {
 			if strings.Contains(a, "=") {
 				continue
 			}
-			f = lookup(a[2:])
+			f = lookupFlag(a[2:], root)
 		case strings.HasPrefix(a, "-") && len(a) == 2:
-			f = lookupShort(a[1:])
+			f = lookupShorthand(a[1:], root)
 		case strings.HasPrefix(a, "-"):
 			continue
 		default:
@@ -124,17 +112,9 @@ func namedCommand(root *cobra.Command, args []string) *cobra.Command {
 // boolean's value only after "=", so the word stands alone, and cobra
 // reads it as a command or an argument. "" when the line has none.
 func boolValueHint(root *cobra.Command, args []string) string {
-	cmd := namedCommand(root, args)
-	lookup := func(name string) *pflag.Flag {
-		if cmd != nil {
-			if f := cmd.Flags().Lookup(name); f != nil {
-				return f
-			}
-		}
-		if f := root.Flags().Lookup(name); f != nil {
-			return f
-		}
-		return root.PersistentFlags().Lookup(name)
+	cmds := []*cobra.Command{root}
+	if cmd := namedCommand(root, args); cmd != nil {
+		cmds = []*cobra.Command{cmd, root}
 	}
 	for i := 1; i < len(args); i++ {
 		prev, word := args[i-1], args[i]
@@ -144,9 +124,34 @@ func boolValueHint(root *cobra.Command, args []string) string {
 		if _, err := strconv.ParseBool(word); err != nil || !strings.HasPrefix(prev, "--") || strings.Contains(prev, "=") {
 			continue
 		}
-		if f := lookup(prev[2:]); f != nil && f.Value.Type() == "bool" {
+		if f := lookupFlag(prev[2:], cmds...); f != nil && f.Value.Type() == "bool" {
 			return fmt.Sprintf(" (a boolean flag takes its value after \"=\": write %s=%s)", prev, word)
 		}
 	}
 	return ""
+}
+
+// lookupFlag is the flag of that long name among cmds' own and persistent
+// flags, the first found; nil when none has it.
+func lookupFlag(name string, cmds ...*cobra.Command) *pflag.Flag {
+	for _, c := range cmds {
+		for _, fs := range []*pflag.FlagSet{c.Flags(), c.PersistentFlags()} {
+			if f := fs.Lookup(name); f != nil {
+				return f
+			}
+		}
+	}
+	return nil
+}
+
+// lookupShorthand is lookupFlag for a one-letter shorthand.
+func lookupShorthand(s string, cmds ...*cobra.Command) *pflag.Flag {
+	for _, c := range cmds {
+		for _, fs := range []*pflag.FlagSet{c.Flags(), c.PersistentFlags()} {
+			if f := fs.ShorthandLookup(s); f != nil {
+				return f
+			}
+		}
+	}
+	return nil
 }
